@@ -1,0 +1,160 @@
+"""The ``recdistill`` command line.
+
+Commands are declared in one table below; each points at a function ``run(args) -> int`` in the module
+that owns the work, imported only when that command runs (so ``--help`` stays fast). Config overrides
+are trailing ``key=value`` words, as on Hydra's command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+from recdistill.errors import RecdistillError
+
+OVERRIDES_HELP = "config overrides as key=value (e.g. train.batch_size=64 dataset=ml-1m efficiency=none)"
+
+
+@dataclass(frozen=True)
+class Arg:
+    flags: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+def arg(*flags, **kwargs) -> Arg:
+    return Arg(flags, kwargs)
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]
+    target: str  # "module:function"
+    help: str
+    args: tuple[Arg, ...] = ()
+    overrides: bool = True
+    defaults: dict = field(default_factory=dict)
+
+
+CONFIG_FILE = arg("--config", action="append", default=[], metavar="FILE",
+                  help="YAML file of config values merged before the overrides (repeatable)")
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("data", "prepare"), "recdistill.data.commands:prepare",
+            "read a dataset, split it leave-one-out by time, write parquet files", (CONFIG_FILE,)),
+    Command(("train", "student"), "recdistill.student.commands:train",
+            "train the SASRec student and evaluate it on validation and test", (CONFIG_FILE,)),
+    Command(("eval", "student"), "recdistill.student.commands:evaluate",
+            "evaluate a student checkpoint on validation and test",
+            (arg("checkpoint", help="path to a student .ckpt file"), CONFIG_FILE)),
+    Command(("train", "teacher"), "recdistill.teacher.commands:train",
+            "fine-tune the LLM teacher the iLoRA way (or plain LoRA) with the frozen student", (CONFIG_FILE,)),
+    Command(("eval", "teacher"), "recdistill.teacher.commands:evaluate",
+            "evaluate a teacher adapter over its 20 candidates",
+            (arg("adapter", help="path to a teacher adapter folder"), CONFIG_FILE)),
+    Command(("export",), "recdistill.teacher.export_command:export",
+            "write the teacher's top-K and item embeddings to files for distillation", (CONFIG_FILE,)),
+    Command(("train", "distill"), "recdistill.distill.commands:train",
+            "train a student the DLLM2Rec way from exported teacher outputs", (CONFIG_FILE,)),
+    Command(("pipeline",), "recdistill.pipeline:run",
+            "prepare, student, teacher, export, distill, report, skipping stages already done",
+            (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
+             arg("--profile", default="demo", help="demo | smoke | full"), CONFIG_FILE)),
+    Command(("report",), "recdistill.report.commands:report",
+            "render a markdown and HTML report for one run or a comparison of runs",
+            (arg("runs", nargs="+", help="run folders"), arg("--out", default=None, help="output folder")), False),
+    *(
+        Command(("bench", workload), "recdistill.bench.commands:run",
+                f"sweep efficiency knobs for the {workload} workload, one process per trial",
+                (arg("--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="values to sweep, e.g. train.batch_size=64,128"),
+                 arg("--sweep", default=None, metavar="FILE", help="sweep YAML file instead of --grid"),
+                 arg("--out", default=None, help="output folder (default bench_runs/<workload>-<time>)"),
+                 arg("--apply-best", default=None, metavar="METRIC",
+                     help="write the best setting to a config file that later runs pick up"),
+                 CONFIG_FILE),
+                defaults={"workload": workload})
+        for workload in ("student", "teacher", "distill", "lm")
+    ),
+    Command(("bench", "report"), "recdistill.bench.commands:report",
+            "re-render a sweep's tables and plots", (arg("dir", help="sweep folder"),), False),
+    Command(("lm", "train"), "recdistill.lm.commands:train",
+            "train a small causal LM from scratch (pretrain) or fine-tune it on dialogue", (CONFIG_FILE,)),
+    Command(("lm", "eval"), "recdistill.lm.commands:evaluate",
+            "perplexity, size, memory and speed of an LM checkpoint, fp32 and int8",
+            (arg("checkpoint"), CONFIG_FILE)),
+    Command(("lm", "generate"), "recdistill.lm.commands:generate",
+            "sample text from an LM checkpoint",
+            (arg("checkpoint"), arg("--prompt", default=""), arg("--max-new-tokens", type=int, default=200),
+             arg("--temperature", type=float, default=0.8), arg("--top-k", type=int, default=50),
+             arg("--int8", action="store_true"), arg("--seed", type=int, default=0)), False),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recdistill",
+        description="LLM-enhanced sequential recommendation: SASRec student, iLoRA teacher, "
+        "DLLM2Rec distillation, efficiency sweeps, small LMs.",
+    )
+    from recdistill import __version__
+
+    parser.add_argument("--version", action="version", version=f"recdistill {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): top}
+    parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for command in COMMANDS:
+        for depth in range(1, len(command.words)):
+            prefix = command.words[:depth]
+            if prefix not in groups:
+                helps = [c.help for c in COMMANDS if c.words[:depth] == prefix]
+                sub = groups[prefix[:-1]].add_parser(
+                    prefix[-1], help=f"{len(helps)} subcommands", description=f"recdistill {' '.join(prefix)}"
+                )
+                parsers[prefix] = sub
+                groups[prefix] = sub.add_subparsers(dest=f"sub{depth}", metavar="SUBCOMMAND")
+        p = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help)
+        for a in command.args:
+            p.add_argument(*a.flags, **a.kwargs)
+        if command.overrides:
+            p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+        p.set_defaults(_command=command, **command.defaults)
+        parsers[command.words] = p
+    parser.set_defaults(_parsers=parsers)
+    return parser
+
+
+def _load(target: str):
+    module_name, func_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("recdistill"):
+            raise RecdistillError(f"this command is not available in this version ({module_name} is missing)") from exc
+        raise
+    return getattr(module, func_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command: Command | None = getattr(args, "_command", None)
+    if command is None:
+        words = tuple(v for k, v in sorted(vars(args).items()) if (k == "command" or k.startswith("sub")) and v)
+        parsers = args._parsers
+        (parsers.get(words) or parser).print_help()
+        return 0 if not words else 2
+    try:
+        return int(_load(command.target)(args) or 0)
+    except RecdistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Pick the accelerator and the numeric precision from the efficiency config."""
+
+from __future__ import annotations
+
+import torch
+
+from recdistill.errors import ConfigError
+
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+
+
+def resolve_accelerator(requested: str) -> str:
+    """``auto`` -> ``gpu`` when CUDA is available, else ``cpu``. Asking for a GPU without one is an error."""
+    requested = str(requested)
+    if requested == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if requested in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("efficiency.accelerator=gpu but no CUDA device is visible; use accelerator=cpu or auto")
+        return "gpu"
+    if requested == "cpu":
+        return "cpu"
+    raise ConfigError(f"efficiency.accelerator={requested!r} is not valid; choose one of: auto, cpu, gpu")
+
+
+def resolve_precision(requested: str, accelerator: str) -> str:
+    """Turn ``auto`` into a Lightning precision string and refuse combinations that cannot run.
+
+    ``auto``: ``bf16-mixed`` on a GPU that supports bf16, ``16-mixed`` on older GPUs, ``32-true`` on a CPU
+    (CPUs without native bf16 run bf16 matrix products hundreds of times slower than fp32).
+    """
+    requested = str(requested)
+    if requested not in PRECISIONS:
+        raise ConfigError(f"efficiency.precision={requested!r} is not valid; choose one of: {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        if accelerator == "gpu":
+            return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "32-true"
+    if accelerator == "cpu" and requested in ("16-mixed", "16-true"):
+        raise ConfigError(
+            f"efficiency.precision={requested} needs a GPU (fp16 autocast is CUDA-only); "
+            "use 32-true or bf16-mixed on a CPU"
+        )
+    if accelerator == "gpu" and requested.startswith("bf16") and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"efficiency.precision={requested} but this GPU has no bf16 support; use 16-mixed")
+    return requested

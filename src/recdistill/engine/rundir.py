@@ -1,0 +1,107 @@
+"""Run directories and result records.
+
+Every run gets ``<runs_dir>/<YYYYmmdd-HHMMSS>_<name>/`` holding ``config.yaml`` (fully resolved),
+``metrics.json``, ``stages.json``, ``environment.json``, ``logs/`` (CSV and TensorBoard) and
+``checkpoints/``. One JSON line per run is appended to ``<runs_dir>/results.jsonl``.
+Files are written to a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one record as a line. A single ``write`` of a line under 4 KiB on a local file system is
+    not interleaved with other appenders; longer lines are written whole too in practice."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
+
+
+class RunDir:
+    """One run's folder."""
+
+    def __init__(self, path: str | os.PathLike, runs_dir: str | os.PathLike | None = None):
+        self.path = Path(path)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else self.path.parent
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def create(cls, runs_dir: str | os.PathLike, name: str) -> "RunDir":
+        runs_dir = Path(runs_dir)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = runs_dir / f"{stamp}_{name}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = runs_dir / f"{stamp}_{name}-{suffix}"
+        return cls(path, runs_dir)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def write_config(self, cfg: DictConfig) -> Path:
+        return atomic_write_text(self.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    def write_json(self, name: str, obj) -> Path:
+        return atomic_write_json(self.path / name, obj)
+
+    def read_json(self, name: str):
+        with open(self.path / name, encoding="utf-8") as fh:
+            return json.load(fh)
+
+    def finish(self, workload: str, cfg: DictConfig, metrics: dict, stages: list[dict], env: dict,
+               extra: dict | None = None) -> dict:
+        """Write metrics.json, stages.json, environment.json and append the run's record to results.jsonl."""
+        self.write_json("metrics.json", metrics)
+        self.write_json("stages.json", stages)
+        self.write_json("environment.json", env)
+        record = {
+            "run": self.path.name,
+            "path": str(self.path),
+            "workload": workload,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "metrics": metrics,
+            "stages": stages,
+            "environment": env,
+        }
+        if extra:
+            record.update(extra)
+        append_jsonl(self.runs_dir / "results.jsonl", record)
+        return record

@@ -1,0 +1,84 @@
+"""Build a Lightning Trainer from the efficiency config."""
+
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig
+
+from recdistill.config import check_positive
+from recdistill.engine.precision import resolve_accelerator, resolve_precision
+from recdistill.engine.rundir import RunDir
+from recdistill.errors import ConfigError
+
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    L.seed_everything(int(seed), workers=True, verbose=False)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's tips that do not apply to us (we choose num_workers deliberately)."""
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*TensorBoard support.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def build_trainer(
+    eff: DictConfig,
+    run_dir: RunDir | None,
+    callbacks: list | None = None,
+    max_epochs: int | None = None,
+    max_steps: int = -1,
+    limit_train_batches=None,
+    limit_val_batches=None,
+    check_val_every_n_epoch: int = 1,
+    progress_bar: bool = True,
+    loggers: bool = True,
+    **extra,
+) -> L.Trainer:
+    """A Trainer with accelerator, devices, strategy, precision, accumulation, clipping and
+    determinism taken from ``eff`` (the ``efficiency`` config group)."""
+    check_positive(eff, "accumulate_grad_batches")
+    if str(eff.strategy) not in STRATEGIES:
+        raise ConfigError(f"efficiency.strategy={eff.strategy!r} is not valid; choose one of: {', '.join(STRATEGIES)}")
+    accelerator = resolve_accelerator(eff.accelerator)
+    precision = resolve_precision(eff.precision, accelerator)
+    torch.set_float32_matmul_precision(str(eff.matmul_precision))
+    quiet_lightning()
+    logger_list = []
+    if loggers and run_dir is not None:
+        logger_list = [
+            CSVLogger(save_dir=str(run_dir.logs), name="", version="csv"),
+            TensorBoardLogger(save_dir=str(run_dir.logs), name="", version="tensorboard", default_hp_metric=False),
+        ]
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=eff.devices,
+        num_nodes=int(eff.num_nodes),
+        strategy=str(eff.strategy),
+        precision=precision,
+        accumulate_grad_batches=int(eff.accumulate_grad_batches),
+        gradient_clip_val=eff.gradient_clip_val,
+        deterministic=bool(eff.deterministic),
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        limit_train_batches=limit_train_batches,
+        limit_val_batches=limit_val_batches,
+        check_val_every_n_epoch=check_val_every_n_epoch,
+        callbacks=callbacks or [],
+        logger=logger_list if logger_list else False,
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks or []),
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(run_dir.path) if run_dir is not None else None,
+        log_every_n_steps=10,
+        **extra,
+    )

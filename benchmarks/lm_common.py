@@ -1,0 +1,58 @@
+"""Helpers shared by the LM benchmarks: synthetic token files, matmul FLOP/s, model FLOPs, medians."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recdistill.lm.tokenizer import ByteTokenizer
+from recdistill.lm.tokens import TokenFile, write_token_files
+
+
+def synthetic_tokens(folder: Path, tokens: int, seed: int = 0) -> TokenFile:
+    """A token folder of random printable bytes. Throughput does not depend on what the text says, and
+    this keeps the benchmark free of downloads."""
+    if not (folder / "meta.json").is_file():
+        rng = np.random.default_rng(seed)
+        text = bytes(rng.integers(32, 127, size=tokens, dtype=np.uint8)).decode("ascii")
+        docs = [text[i:i + 50_000] for i in range(0, len(text), 50_000)]
+        write_token_files(docs, ByteTokenizer(), folder, val_fraction=0.05, seed=seed, progress=False)
+    return TokenFile(folder)
+
+
+def matmul_flops(n: int = 1024, seconds: float = 1.5) -> float:
+    """Measured fp32 matrix-product FLOP/s at the current thread count: the median over short trials of
+    an n x n product (2 n^3 FLOPs each)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    rates, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(rates) < 5:
+        start = time.perf_counter()
+        a @ b
+        rates.append(2 * n**3 / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def flops_per_token(model) -> float:
+    """Training FLOPs per token, nanoGPT's / PaLM's estimate: 6 N (forward and backward through the
+    weights, N without the position table) + 12 L d T (attention scores and weighted sums)."""
+    cfg = model.cfg
+    return 6 * model.num_parameters(exclude_positions=True) + 12 * cfg.n_layers * cfg.d_model * cfg.context_length
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def rss_now_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")

@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         parsers = args._parsers
         (parsers.get(words) or parser).print_help()
         return 0 if not words else 2
+    # Best settings written by `recdistill bench --apply-best` (recdistill.<workload>.yaml) are merged
+    # into training commands before --config files; see recdistill.bench.applied.
+    from recdistill.bench.applied import add_applied_config
+
+    add_applied_config(args)
     try:
         return int(_load(command.target)(args) or 0)
     except RecdistillError as exc:

@@ -37,9 +37,13 @@ class _Stage:
         self.items: dict[str, float] = {}
         self.items_after_warmup: dict[str, float] = {}
         self.warm_start: float | None = None if warmup_steps > 0 else self.start
+        # Throughput spans warm start .. the last step's end, so work after the last step (an epoch's
+        # validation and checkpointing, which Lightning runs before the epoch ends) is not counted.
+        self.last_step_end: float | None = None
 
     def add(self, counts: dict[str, float]) -> None:
         self.steps += 1
+        self.last_step_end = time.perf_counter()
         for unit, n in counts.items():
             self.items[unit] = self.items.get(unit, 0) + n
             if self.warm_start is not None and self.steps > self.warmup_steps:
@@ -55,7 +59,7 @@ class _Stage:
         for unit, total in self.items.items():
             record[f"{unit}"] = total
             if measured_after_warmup and unit in self.items_after_warmup:
-                span = max(end - self.warm_start, 1e-9)
+                span = max((self.last_step_end or end) - self.warm_start, 1e-9)
                 record[f"{unit}_per_second"] = round(self.items_after_warmup[unit] / span, 2)
             else:
                 record[f"{unit}_per_second"] = round(total / max(seconds, 1e-9), 2)

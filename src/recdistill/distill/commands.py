@@ -1,0 +1,159 @@
+"""``recdistill train distill``: a SASRec student trained the DLLM2Rec way from exported teacher outputs.
+
+The run is the student's run (same data module, evaluation, checkpoint selection on val NDCG@10, test
+once on the selected checkpoint) with :class:`recdistill.distill.module.DistillModule` in place of the
+student module. :func:`train_distill` is the in-process entry point for the pipeline and experiments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from recdistill.config import check_choice, check_positive, compose
+from recdistill.distill.data import DistillDataModule
+from recdistill.distill.embedding import NORMALISATIONS
+from recdistill.distill.module import DistillModule
+from recdistill.engine import (
+    RunDir,
+    StageMeter,
+    build_trainer,
+    dataloader_kwargs,
+    describe_environment,
+    resolve_accelerator,
+    seed_everything,
+)
+from recdistill.errors import ConfigError, RecdistillError
+from recdistill.export.reader import load_teacher_outputs
+from recdistill.student.commands import (
+    _batch_counts,
+    _dataset_meta,
+    _is_main_process,
+    _print_result,
+    prepared_data,
+    validate_config as validate_student_config,
+)
+
+CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
+
+
+def validate_config(cfg: DictConfig) -> None:
+    validate_student_config(cfg)
+    d = cfg.distill
+    if not d.teacher_outputs:
+        raise ConfigError("distill.teacher_outputs is not set; pass the folder written by `recdistill export`, "
+                          "e.g. distill.teacher_outputs=runs/<run>/teacher_outputs")
+    for key in ("weight", "lambda", "a_pos", "a_conf", "a_cons"):
+        check_positive(cfg, f"distill.kd.{key}", allow_zero=key != "lambda")
+    if d.kd.weight > 0 and d.kd.a_pos + d.kd.a_conf + d.kd.a_cons <= 0:
+        raise ConfigError("distill.kd.a_pos, a_conf and a_cons are all 0: the ranking weights are undefined; "
+                          "set one of them > 0 or distill.kd.weight=0")
+    check_positive(cfg, "distill.kd.num_negatives")
+    for key in ("top_k", "consistency_k"):
+        check_positive(cfg, f"distill.kd.{key}", allow=(None,))
+    check_positive(cfg, "distill.ed.gamma", allow_zero=True)
+    check_positive(cfg, "distill.ed.mlp_layers")
+    check_positive(cfg, "distill.ed.mlp_hidden")
+    check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
+
+
+def build_datamodule(cfg: DictConfig, data, teacher, accelerator: str) -> DistillDataModule:
+    usual = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
+    kd = int(cfg.distill.kd.num_negatives) if cfg.distill.kd.weight > 0 else 0
+    batch_size = cfg.train.batch_size
+    return DistillDataModule(
+        data,
+        teacher,
+        max_len=int(cfg.student.max_len),
+        batch_size=128 if batch_size == "auto" else int(batch_size),
+        eval_batch_size=int(cfg.train.eval_batch_size),
+        loader_kwargs=dataloader_kwargs(cfg.efficiency, accelerator),
+        num_negatives=max(usual, kd),  # one draw serves both losses (DLLM2Rec shares them too)
+        negatives_from_history=bool(cfg.student.negatives_from_history),
+        sampled_negatives=int(cfg.eval.sampled_negatives),
+        sampled_seed=int(cfg.eval.sampled_seed),
+    )
+
+
+def load_teacher_for(cfg: DictConfig, data):
+    """The validated teacher outputs for this run's dataset (a clear error when they do not match)."""
+    path = Path(str(cfg.distill.teacher_outputs)).expanduser()
+    top_k = cfg.distill.kd.top_k
+    teacher = load_teacher_outputs(path, data.train, data.fingerprint, data.num_items,
+                                   max_k=None if top_k is None else int(top_k))
+    if float(cfg.distill.ed.gamma) > 0 and teacher.embeddings is None:
+        raise RecdistillError(f"{path} has no item embeddings, so embedding distillation cannot run; "
+                              "set distill.ed.gamma=0 or export a teacher that writes them")
+    return teacher
+
+
+def train_distill(cfg: DictConfig) -> dict:
+    """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
+
+    Returns ``{"run_dir", "metrics", "best_checkpoint", "stages", "teacher"}``.
+    """
+    validate_config(cfg)
+    seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))
+    data = prepared_data(cfg)
+    teacher = load_teacher_for(cfg, data)  # before the run folder exists: bad input leaves nothing behind
+    run = RunDir.create(cfg.paths.runs_dir, str(cfg.run.name))
+    if _is_main_process():
+        run.write_config(cfg)
+    accelerator = resolve_accelerator(cfg.efficiency.accelerator)
+    dm = build_datamodule(cfg, data, teacher, accelerator)
+    embeddings = teacher.embeddings if float(cfg.distill.ed.gamma) > 0 else None
+    module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), _dataset_meta(data), embeddings)
+    module.compile_model(cfg.efficiency.compile)
+
+    meter = StageMeter(items_fn=_batch_counts, unit="sequences", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
+    checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=CHECKPOINT_TEMPLATE,
+                                  monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
+                                  auto_insert_metric_name=False)
+    callbacks = [meter, checkpoints]
+    if int(cfg.train.early_stopping_patience) > 0:
+        callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
+                                       patience=int(cfg.train.early_stopping_patience)))
+    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
+                            max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
+                            check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
+                            progress_bar=bool(cfg.run.progress_bar))
+    if cfg.train.batch_size == "auto":
+        # train.batch_size=auto (hooked in by the bench helper): the engine's search, recorded in the run
+        from recdistill.engine.batch_size import find_training_batch_size
+
+        dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
+                                                 cfg.efficiency.get("batch_size_search"), run).batch_size
+    trainer.fit(module, datamodule=dm)
+    best = checkpoints.best_model_path
+    if not best:
+        raise RecdistillError("training produced no checkpoint (did validation run? check "
+                              "train.check_val_every_n_epoch against train.max_epochs)")
+    # selection used validation only; test is read once, on the selected checkpoint
+    metrics: dict = {}
+    metrics.update(trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    metrics = {k: float(v) for k, v in sorted(metrics.items())}
+    metrics["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    metrics["epochs_trained"] = int(trainer.current_epoch)
+    metrics["teacher_coverage"] = dm.coverage
+    teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
+                    "teacher": teacher.manifest.get("teacher"),
+                    "embedding_dim": None if teacher.embeddings is None else int(teacher.embeddings.shape[1])}
+    result = {"run_dir": str(run.path), "metrics": metrics, "best_checkpoint": best, "stages": meter.records,
+              "teacher": teacher_info}
+    if trainer.is_global_zero:
+        run.finish("distill", cfg, metrics, meter.records, describe_environment(),
+                   extra={"best_checkpoint": best, "dataset": _dataset_meta(data), "teacher_outputs": teacher_info})
+    return result
+
+
+def train(args) -> int:
+    cfg = compose("distill", args.overrides, args.config)
+    result = train_distill(cfg)
+    m = result["metrics"]
+    _print_result(result, f"distilled student trained (teacher outputs cover {m['teacher_coverage']:.0%} of the "
+                  "training targets); metrics of the best checkpoint")
+    return 0

@@ -1,0 +1,129 @@
+"""The LightningModule of DLLM2Rec-style distillation.
+
+Training loss per batch (formulas in :mod:`recdistill.distill.losses`):
+
+    L = L_usual + kd.weight * L_rd
+
+* ``L_usual``: the student's own loss (``student.loss``: ``ce`` over the catalogue, or ``bce`` against
+  ``student.num_negatives`` sampled negatives), over every position with a target, exactly as
+  :mod:`recdistill.student.module` computes it;
+* ``L_rd``: ranking distillation over the positions that have a teacher top-K (positions without one
+  contribute to ``L_usual`` only), against ``distill.kd.num_negatives`` sampled negatives;
+* embedding distillation lives in the model (:class:`recdistill.distill.embedding.DistilledSASRec`).
+
+Evaluation, logging and the optimizer are the student's (this class extends ``StudentModule``), so the
+distilled and the plain student are measured by the same code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from recdistill.distill.embedding import DistilledSASRec
+from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
+from recdistill.student.module import StudentModule
+
+
+def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: torch.Tensor | None) -> DistilledSASRec:
+    return DistilledSASRec(
+        num_items,
+        llm_embeddings=llm_embeddings,
+        gamma=float(ed_cfg.gamma),
+        mlp_layers=int(ed_cfg.mlp_layers),
+        mlp_hidden=int(ed_cfg.mlp_hidden),
+        normalize=str(ed_cfg.normalize),
+        max_len=int(student_cfg.max_len),
+        hidden_size=int(student_cfg.hidden_size),
+        num_blocks=int(student_cfg.num_blocks),
+        num_heads=int(student_cfg.num_heads),
+        dropout=float(student_cfg.dropout),
+        norm_first=bool(student_cfg.norm_first),
+    )
+
+
+class DistillModule(StudentModule):
+    """``StudentModule`` with a :class:`DistilledSASRec` and the ranking-distillation term.
+
+    Args:
+        num_items: catalogue size.
+        cfg: the resolved ``distill`` command config as a plain dict.
+        dataset_meta: name and fingerprint of the prepared dataset.
+        llm_embeddings: ``[num_items + 1, D]`` teacher item embeddings, or ``None`` (no embedding distillation).
+    """
+
+    def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None,
+                 llm_embeddings: torch.Tensor | None = None):
+        super().__init__(num_items, cfg, dataset_meta)
+        c = OmegaConf.create(cfg)
+        self.model = build_distilled_sasrec(num_items, c.student, c.distill.ed, llm_embeddings)
+        self.model.gradient_checkpointing = bool(c.efficiency.gradient_checkpointing)
+        kd = c.distill.kd
+        self.kd_weight = float(kd.weight)
+        self.kd_lambda = float(kd["lambda"])
+        self.a_pos, self.a_conf, self.a_cons = float(kd.a_pos), float(kd.a_conf), float(kd.a_cons)
+        self.kd_negatives = int(kd.num_negatives)
+        self.consistency_k = None if kd.consistency_k is None else int(kd.consistency_k)
+        self.student_negatives = int(c.student.num_negatives) if self.loss_name == "bce" else 0
+
+    def training_step(self, batch, batch_idx):
+        with self.model.shared_item_table():
+            return self._training_step(batch)
+
+    def _training_step(self, batch):
+        model = self.model
+        hidden = model(batch["inputs"])
+        mask = batch["targets"] > 0
+        h = hidden[mask]
+        targets = batch["targets"][mask]
+        logits = None
+        if self.loss_name == "ce":
+            logits = model.score_all(h).float()
+            usual = F.cross_entropy(logits, targets)
+        else:
+            pos = model.score_items(h, targets.unsqueeze(-1)).squeeze(-1).float()
+            neg = model.score_items(h, batch["negatives"][mask][:, : self.student_negatives]).float()
+            usual = sampled_bce_loss(pos, neg)
+        loss = usual
+        size = len(batch["inputs"])
+        if self.kd_weight > 0 and "teacher_items" in batch:
+            rd, covered = self.ranking_distillation(batch, hidden, mask, logits)
+            loss = usual + self.kd_weight * rd
+            self.log("train/loss_rd", rd, on_step=False, on_epoch=True, batch_size=size)
+            self.log("train/teacher_positions", covered, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size)
+        self.log("train/loss_usual", usual, on_step=False, on_epoch=True, batch_size=size)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss
+
+    def ranking_distillation(self, batch: dict, hidden: torch.Tensor, mask: torch.Tensor,
+                             logits: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+        """``L_rd`` over the positions that have teacher items, and how many there were."""
+        has_teacher = batch["teacher_items"][..., 0] > 0               # [B, L]
+        items = batch["teacher_items"][has_teacher]                     # [P, K]
+        confidences = batch["teacher_confidences"][has_teacher]
+        valid = items > 0
+        negatives = batch["negatives"][has_teacher][:, : self.kd_negatives]
+        # Scores of the K teacher items and the negatives from one gathered [P, K+n, H] product. Gathering
+        # them from the CE logits instead would make autograd materialise two [P, N+1] gradients.
+        h = hidden[has_teacher]
+        table = self.model.all_item_embeddings()
+        ids = torch.cat([items, negatives], dim=1)
+        scores = torch.bmm(table[ids], h.unsqueeze(-1)).squeeze(-1).float()
+        item_scores, negative_scores = scores.split([items.shape[1], negatives.shape[1]], dim=1)
+        item_scores = item_scores.masked_fill(~valid, 0.0)  # padding entries: weight 0, keep them finite
+        k = self.consistency_k or items.shape[1]
+        with torch.no_grad():
+            if self.a_cons > 0:
+                # the student's current top-K; reuse the CE logits when there are any
+                if logits is None:
+                    current = self.model.score_all(h.detach())
+                else:
+                    covered = has_teacher[mask]
+                    current = logits.detach() if bool(covered.all()) else logits.detach()[covered]
+                student_topk = current.topk(k, dim=1).indices
+            else:
+                student_topk = items.new_zeros(items.shape[0], 1)
+        weights = ranking_weights(items, confidences, student_topk, valid, self.kd_lambda,
+                                  self.a_pos, self.a_conf, self.a_cons)
+        return ranking_distillation_loss(item_scores, negative_scores, weights), float(items.shape[0])

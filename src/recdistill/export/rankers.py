@@ -1,0 +1,161 @@
+"""Who ranks: the protocol every teacher implements for export, the candidate sets it ranks, and the
+SASRec ranker (``teacher=student``: a trained, usually larger, SASRec checkpoint as the teacher).
+
+The writer (:mod:`recdistill.export.writer`) only talks to a :class:`Ranker`; an LLM teacher plugs in
+by implementing the same three members.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from recdistill.errors import ConfigError
+
+CANDIDATE_MODES = ("all", "student_top_m", "random")
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """What the export writer needs from a teacher."""
+
+    def identity(self) -> dict:
+        """``{"kind": "llm" | "student", "model": str, "adapter": str | None, "config_hash": str}``,
+        written to the manifest; a resumed export must report the same identity."""
+
+    def rank(self, histories: list[np.ndarray], candidates: np.ndarray | None, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rank candidates for each history.
+
+        Args:
+            histories: per row, the items the teacher may see (chronological, item ids 1..N).
+            candidates: ``[B, M]`` item ids to rank (0 = padding, never returned), or ``None`` for the
+                whole catalogue minus each history's items.
+            top_k: how many to return.
+
+        Returns:
+            ``items`` int ``[B, K']`` best first and their ``scores`` float ``[B, K']``, ``K' <= top_k``
+            (fewer only when there are fewer candidates).
+        """
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        """``[num_items + 1, dim]`` float, row 0 zeros, or ``None`` when the teacher has none."""
+
+
+def left_pad(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
+    """The last ``max_len`` items of each history, left-padded with 0 (SASRec's input convention)."""
+    out = np.zeros((len(histories), max_len), dtype=np.int64)
+    for row, hist in enumerate(histories):
+        tail = np.asarray(hist[-max_len:], dtype=np.int64)
+        if len(tail):
+            out[row, max_len - len(tail):] = tail
+    return torch.from_numpy(out)
+
+
+def seen_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
+    """bool ``[B, N+1]``: true for padding (column 0) and every item in the history."""
+    mask = torch.zeros(len(histories), num_items + 1, dtype=torch.bool)
+    mask[:, 0] = True
+    for row, hist in enumerate(histories):
+        if len(hist):
+            mask[row, torch.from_numpy(np.array(hist, dtype=np.int64))] = True
+    return mask
+
+
+class SASRecRanker:
+    """A trained SASRec as the teacher: scores the whole catalogue (or the given candidates) from the
+    user representation at the last history position, and exports its own item embeddings.
+
+    Args:
+        model: a ``recdistill.student.sasrec.SASRec`` (any size).
+        name: what the manifest calls the model (the checkpoint path).
+        config_hash: hash of the teacher's config (checkpoint identity + export settings).
+        exclude_seen: never return an item the history already holds (the evaluation protocol does the
+            same, so the teacher's list is about new items).
+    """
+
+    def __init__(self, model, name: str, config_hash: str, exclude_seen: bool = True, device: str = "cpu"):
+        self.model = model.eval().to(device)
+        self.name = name
+        self.config_hash = config_hash
+        self.exclude_seen = exclude_seen
+        self.device = device
+
+    @property
+    def num_items(self) -> int:
+        return int(self.model.num_items)
+
+    def identity(self) -> dict:
+        return {"kind": "student", "model": self.name, "adapter": None, "config_hash": self.config_hash}
+
+    @torch.no_grad()
+    def scores(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """Logits ``[B, N+1]`` over the catalogue; seen items (if excluded) and padding are ``-inf``."""
+        seq = left_pad(histories, int(self.model.max_len)).to(self.device)
+        logits = self.model.score_all(self.model.user_representation(seq)).float().cpu()
+        mask = seen_mask(histories, self.num_items) if self.exclude_seen else _padding_only(len(histories), self.num_items)
+        return logits.masked_fill(mask, float("-inf"))
+
+    @torch.no_grad()
+    def rank(self, histories, candidates, top_k):
+        logits = self.scores(histories)
+        if candidates is not None:
+            cand = torch.as_tensor(np.asarray(candidates, dtype=np.int64))
+            cand_scores = logits.gather(1, cand).masked_fill(cand == 0, float("-inf"))
+            k = min(int(top_k), cand.shape[1])
+            scores, idx = cand_scores.topk(k, dim=1)
+            items = cand.gather(1, idx)
+        else:
+            k = min(int(top_k), self.num_items)
+            scores, items = logits.topk(k, dim=1)
+        if torch.isinf(scores).any():
+            raise ConfigError(
+                f"export.top_k={top_k} is more than the candidates left after removing seen items; "
+                "lower export.top_k or raise export.num_candidates"
+            )
+        return items.numpy(), scores.numpy()
+
+    @torch.no_grad()
+    def item_embeddings(self) -> torch.Tensor:
+        emb = self.model.all_item_embeddings().detach().float().cpu().clone()
+        emb[0] = 0.0
+        return emb
+
+
+def _padding_only(rows: int, num_items: int) -> torch.Tensor:
+    mask = torch.zeros(rows, num_items + 1, dtype=torch.bool)
+    mask[:, 0] = True
+    return mask
+
+
+class CandidateSource:
+    """The candidate set a teacher ranks at each row: ``all`` (whole catalogue), ``student_top_m`` (the
+    student's top-M unseen items, what iLoRA/LLaRA-style teachers rank) or ``random`` (M unseen items
+    drawn uniformly, seeded per row so a resumed export draws the same ones)."""
+
+    def __init__(self, mode: str, num_items: int, m: int = 50, student=None, seed: int = 0):
+        if mode not in CANDIDATE_MODES:
+            raise ConfigError(f"export.candidates={mode!r} is not valid; choose one of: {', '.join(CANDIDATE_MODES)}")
+        if mode != "all" and int(m) < 1:
+            raise ConfigError(f"export.num_candidates={m!r} is not valid; expected an integer >= 1")
+        if mode == "student_top_m" and student is None:
+            raise ConfigError("export.candidates=student_top_m needs a student checkpoint (export.student_checkpoint)")
+        self.mode, self.num_items, self.m, self.seed = mode, int(num_items), int(m), int(seed)
+        self.student = SASRecRanker(student, "candidates", "", exclude_seen=True) if student is not None else None
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "m": None if self.mode == "all" else self.m, "seed": self.seed}
+
+    def __call__(self, histories: list[np.ndarray], users: np.ndarray, positions: np.ndarray) -> np.ndarray | None:
+        if self.mode == "all":
+            return None
+        if self.mode == "student_top_m":
+            return self.student.rank(histories, None, self.m)[0]
+        out = np.zeros((len(histories), self.m), dtype=np.int64)
+        for row, (hist, user, pos) in enumerate(zip(histories, users, positions)):
+            rng = np.random.default_rng([self.seed, int(user), int(pos)])
+            pool = np.setdiff1d(np.arange(1, self.num_items + 1), hist)
+            take = min(self.m, len(pool))
+            out[row, :take] = rng.choice(pool, size=take, replace=False)
+        return out

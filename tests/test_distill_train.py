@@ -1,0 +1,72 @@
+"""`recdistill train distill` end to end on a tiny dataset: a tiny SASRec teacher is trained, exported with
+the SASRec ranker and distilled; bad teacher outputs are refused before any run folder is written."""
+
+import json
+import shutil
+
+import pytest
+from omegaconf import OmegaConf
+
+from recdistill.cli import main
+from recdistill.config import compose
+from recdistill.data.prepared import load_prepared
+from recdistill.distill.commands import train_distill
+from recdistill.errors import RecdistillError
+from recdistill.export.from_config import export_with_config, student_ranker
+from recdistill.student.commands import train_student
+from tests.conftest import make_tiny_prepared
+
+TINY = ["student.max_len=8", "student.hidden_size=16", "student.num_blocks=1", "train.max_epochs=2",
+        "train.batch_size=16", "run.progress_bar=false", "eval.sampled_negatives=10"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    prepared = make_tiny_prepared(root / "data" / "tiny")
+    common = [f"+prepared={prepared}", f"paths.runs_dir={root / 'runs'}", *TINY]
+    teacher = train_student(compose("student", [*common, "student.hidden_size=24", "run.name=teacher"]))
+    data = load_prepared(prepared)
+    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
+    export.update({"candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
+    teacher_cfg = OmegaConf.create({"checkpoint": teacher["best_checkpoint"], "exclude_seen": True, "device": "cpu"})
+    out = root / "teacher_outputs"
+    export_with_config(export, student_ranker(teacher_cfg, export, data), data, out)
+    return {"root": root, "common": common, "outputs": out, "data": data}
+
+
+def test_train_distill_end_to_end(setup):
+    result = train_distill(compose("distill", [*setup["common"], f"distill.teacher_outputs={setup['outputs']}"]))
+    m = result["metrics"]
+    assert m["teacher_coverage"] == pytest.approx(1.0)
+    assert 0 <= m["val/ndcg@10"] <= 1 and 0 <= m["test/ndcg@10"] <= 1
+    assert result["teacher"]["embedding_dim"] == 24 and result["teacher"]["top_k"] == 5
+    record = json.loads((setup["root"] / "runs" / "results.jsonl").read_text().splitlines()[-1])
+    assert record["workload"] == "distill" and record["teacher_outputs"]["rows"] > 0
+
+
+def test_cli_refuses_teacher_outputs_of_another_dataset(setup, tmp_path, capsys):
+    other = make_tiny_prepared(tmp_path / "other", num_items=50, seed=5)
+    runs = tmp_path / "runs"
+    code = main(["train", "distill", f"prepared={other}", f"paths.runs_dir={runs}", *TINY,
+                 f"distill.teacher_outputs={setup['outputs']}"])
+    assert code == 2
+    assert "fingerprint" in capsys.readouterr().err
+    assert not runs.exists()  # refused before a run folder was made
+
+
+def test_missing_shard_and_missing_embeddings_are_clear_errors(setup, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(setup["outputs"], broken)
+    (broken / "topk-00000.parquet").unlink()
+    with pytest.raises(RecdistillError, match="missing"):
+        train_distill(compose("distill", [*setup["common"], f"distill.teacher_outputs={broken}"]))
+    no_emb = tmp_path / "no_emb"
+    shutil.copytree(setup["outputs"], no_emb)
+    manifest = json.loads((no_emb / "manifest.json").read_text())
+    manifest["embeddings"] = None
+    (no_emb / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RecdistillError, match="distill.ed.gamma=0"):
+        train_distill(compose("distill", [*setup["common"], f"distill.teacher_outputs={no_emb}"]))
+    with pytest.raises(RecdistillError, match="teacher_outputs is not set"):
+        train_distill(compose("distill", setup["common"]))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+RUN_DIR_ENV = "RECDISTILL_RUN_DIR"  # the run folder, inherited by DDP child processes
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
@@ -59,6 +61,12 @@ class RunDir:
 
     @classmethod
     def create(cls, runs_dir: str | os.PathLike, name: str) -> "RunDir":
+        """A new ``<runs_dir>/<time>_<name>/``. Lightning's DDP launcher re-runs the command in one child
+        process per extra device (``LOCAL_RANK`` >= 1); those reuse the folder the main process made,
+        which it hands down in ``RECDISTILL_RUN_DIR``."""
+        inherited = os.environ.get(RUN_DIR_ENV)
+        if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+            return cls(inherited, runs_dir)
         runs_dir = Path(runs_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = runs_dir / f"{stamp}_{name}"
@@ -66,6 +74,7 @@ class RunDir:
         while path.exists():
             suffix += 1
             path = runs_dir / f"{stamp}_{name}-{suffix}"
+        os.environ[RUN_DIR_ENV] = str(path.resolve())
         return cls(path, runs_dir)
 
     @property

@@ -1,0 +1,141 @@
+"""Sequence tensors for sequential recommenders: training windows, evaluation histories, seen items and
+sampled negatives. Everything here is numpy, built once per run; batches are gathered by index.
+
+Training follows the original SASRec: one window of up to ``max_len`` inputs predicts the next item at
+every position in one pass. A history longer than ``max_len + 1`` items is cut into several windows
+(from the newest end backwards, consecutive windows sharing one item), so that every training
+interaction after the first is a target exactly once and none is wasted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def left_pad(seq: np.ndarray, length: int) -> np.ndarray:
+    """The last ``length`` items of ``seq``, left-padded with 0 to ``length``."""
+    out = np.zeros(length, dtype=np.int64)
+    tail = np.asarray(seq, dtype=np.int64)[-length:] if length > 0 else np.zeros(0, dtype=np.int64)
+    if len(tail):
+        out[length - len(tail):] = tail
+    return out
+
+
+def cut_windows(seq: np.ndarray, max_len: int) -> list[np.ndarray]:
+    """Cut one chronological sequence into windows of at most ``max_len + 1`` items, newest first.
+
+    Window ``w`` gives inputs ``w[:-1]`` and targets ``w[1:]``. Consecutive windows overlap by one item
+    (the last input of an older window's successor is its first target's predecessor), so the targets
+    of all windows are ``seq[1:]``, each exactly once. A sequence of fewer than two items gives none.
+    """
+    seq = np.asarray(seq, dtype=np.int64)
+    windows = []
+    end = len(seq)
+    while end >= 2:
+        start = max(0, end - (max_len + 1))
+        windows.append(seq[start:end])
+        end = start + 1
+    return windows
+
+
+@dataclass
+class TrainingWindows:
+    """``inputs[W, L]`` and ``targets[W, L]`` (left-padded, 0 = no target at that position) and the user
+    each window comes from."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    users: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def num_targets(self) -> int:
+        return int((self.targets > 0).sum())
+
+
+def training_windows(train: list[np.ndarray], max_len: int) -> TrainingWindows:
+    """Windows for every user's training sequence (``train[u]``; index 0 unused)."""
+    inputs, targets, users = [], [], []
+    for user in range(1, len(train)):
+        for window in cut_windows(train[user], max_len):
+            inputs.append(left_pad(window[:-1], max_len))
+            targets.append(left_pad(window[1:], max_len))
+            users.append(user)
+    if not inputs:
+        empty = np.zeros((0, max_len), dtype=np.int64)
+        return TrainingWindows(empty, empty.copy(), np.zeros(0, dtype=np.int64))
+    return TrainingWindows(np.stack(inputs), np.stack(targets), np.asarray(users, dtype=np.int64))
+
+
+class ItemSets:
+    """Per-user item sets in compressed rows (``indptr``, ``indices``), for seen-item exclusion and
+    membership tests done on whole batches at once."""
+
+    def __init__(self, sets: list[np.ndarray]):
+        lengths = np.array([len(s) for s in sets], dtype=np.int64)
+        self.indptr = np.zeros(len(sets) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.indptr[1:])
+        self.indices = np.concatenate([np.asarray(s, dtype=np.int64) for s in sets]) if len(sets) else np.zeros(0, np.int64)
+
+    def rows_cols(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the users ``rows`` (indices into the sets), pairs ``(position in rows, item)``."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        counts = ends - starts
+        batch_rows = np.repeat(np.arange(len(rows)), counts)
+        # index of each element = start of its row + offset within the row
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return batch_rows, self.indices[np.repeat(starts, counts) + offsets]
+
+    def sorted_keys(self, num_items: int) -> np.ndarray:
+        """Sorted ``row * (num_items + 1) + item`` for every member: membership by binary search."""
+        rows = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        return np.unique(rows * (num_items + 1) + self.indices)
+
+
+def sample_unseen(num_items: int, seen: np.ndarray, target: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct random items in 1..num_items that are neither seen nor the target (fewer if the
+    catalogue runs out; the rest are 0)."""
+    excluded = np.union1d(seen, [target])
+    pool = np.setdiff1d(np.arange(1, num_items + 1), excluded, assume_unique=True)
+    out = np.zeros(n, dtype=np.int64)
+    take = min(n, len(pool))
+    out[:take] = rng.choice(pool, size=take, replace=False)
+    return out
+
+
+@dataclass
+class EvaluationSet:
+    """One split's evaluation rows: per user the input history, the target, the seen items and (if the
+    sampled protocol is on) the sampled negatives."""
+
+    users: np.ndarray        # [U]
+    inputs: np.ndarray       # [U, L] left-padded newest items of the history
+    targets: np.ndarray      # [U]
+    seen: ItemSets           # row i: every item in user i's history (not only the last L)
+    negatives: np.ndarray    # [U, N] sampled candidates, or [U, 0]
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def evaluation_set(data, split: str, max_len: int, sampled_negatives: int = 0, seed: int = 0) -> EvaluationSet:
+    """Build ``split`` (``val`` or ``test``) of a :class:`recdistill.data.prepared.PreparedData`.
+
+    The negatives of user ``u`` come from a generator seeded with ``(seed, u, split)``: the same on every
+    run, machine and process, whatever the batch order.
+    """
+    users = data.users()
+    histories = [data.history(split, int(u)) for u in users]
+    inputs = np.stack([left_pad(h, max_len) for h in histories]) if len(users) else np.zeros((0, max_len), np.int64)
+    targets = np.array([data.target(split, int(u)) for u in users], dtype=np.int64)
+    split_id = {"val": 1, "test": 2}[split]
+    negatives = np.zeros((len(users), sampled_negatives), dtype=np.int64)
+    if sampled_negatives > 0:
+        for i, (u, h, t) in enumerate(zip(users, histories, targets)):
+            rng = np.random.default_rng([int(seed), int(u), split_id])
+            negatives[i] = sample_unseen(data.num_items, h, int(t), sampled_negatives, rng)
+    return EvaluationSet(users.astype(np.int64), inputs, targets, ItemSets(histories), negatives)

@@ -1,0 +1,1 @@
+"""The SASRec student: the model (sasrec), its LightningModule (module), checkpoints and commands."""

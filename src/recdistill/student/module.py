@@ -1,0 +1,154 @@
+"""The LightningModule of the SASRec student: losses, ranking evaluation, optimizer.
+
+Losses (``student.loss``):
+
+* ``ce``  cross-entropy over the full catalogue at every position that has a target (default);
+* ``bce`` binary cross-entropy of the target against ``num_negatives`` sampled negatives per position,
+  as in the original SASRec (the negatives come with the batch, see ``data.datamodule``).
+
+Evaluation collects the full-catalogue rank (seen items excluded when ``eval.exclude_seen``) and the
+sampled-protocol rank of every user's target, gathers them over processes, drops the duplicates a
+DistributedSampler adds, and logs ``<split>/<metric>@k`` and ``<split>/sampled<N>_<metric>@k``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from recdistill.engine import configure_optimizers
+from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.student.sasrec import SASRec
+
+LOSSES = ("ce", "bce")
+
+
+def build_sasrec(num_items: int, student_cfg) -> SASRec:
+    return SASRec(num_items=num_items, max_len=int(student_cfg.max_len), hidden_size=int(student_cfg.hidden_size),
+                  num_blocks=int(student_cfg.num_blocks), num_heads=int(student_cfg.num_heads),
+                  dropout=float(student_cfg.dropout), norm_first=bool(student_cfg.norm_first))
+
+
+def sequence_loss(model: SASRec, batch: dict, loss: str) -> torch.Tensor:
+    """Mean next-item loss over every position of the batch that has a target."""
+    hidden = model(batch["inputs"])
+    mask = batch["targets"] > 0
+    h = hidden[mask]                      # [P, H]: only positions with a target, padding costs nothing
+    targets = batch["targets"][mask]      # [P]
+    if loss == "ce":
+        # logits over items 1..N only (id 0 is never a target), so no -inf column has to be written
+        logits = h @ model.all_item_embeddings()[1:].t()
+        return F.cross_entropy(logits.float(), targets - 1)
+    negatives = batch["negatives"][mask]  # [P, n]
+    pos = model.score_items(h, targets.unsqueeze(-1))
+    neg = model.score_items(h, negatives)
+    logits = torch.cat([pos, neg], dim=-1).float()
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    # mean over positives and over negatives separately, as SASRec does, so n does not reweight them
+    per_item = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return per_item[:, 0].mean() + per_item[:, 1:].mean()
+
+
+class StudentModule(L.LightningModule):
+    """Holds a :class:`SASRec` as ``self.model`` (the checkpoint's ``model.*`` keys)."""
+
+    def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None):
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters({"num_items": int(num_items), "cfg": cfg, "dataset_meta": dataset_meta or {}})
+        cfg = OmegaConf.create(cfg)
+        self.cfg = cfg
+        self.model = build_sasrec(num_items, cfg.student)
+        self.model.gradient_checkpointing = bool(cfg.efficiency.gradient_checkpointing)
+        self.loss_name = str(cfg.student.loss)
+        self.ks = [int(k) for k in cfg.eval.ks]
+        self.exclude_seen = bool(cfg.eval.exclude_seen)
+        self.sampled = int(cfg.eval.sampled_negatives)
+        self._outputs: list[torch.Tensor] = []
+
+    def compile_model(self, compile_setting) -> None:
+        """``efficiency.compile``: true compiles the encoder with torch.compile's default backend; a string
+        names the backend. ``nn.Module.compile`` compiles in place, so checkpoint keys do not change."""
+        if compile_setting in (False, None, "false"):
+            return
+        backend = "inductor" if compile_setting is True or compile_setting == "true" else str(compile_setting)
+        self.model.compile(backend=backend)
+
+    # -- training -----------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss = sequence_loss(self.model, batch, self.loss_name)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["inputs"]))
+        return loss
+
+    def configure_optimizers(self):
+        return configure_optimizers(self, self.cfg.train, self.cfg.efficiency, model=self.model)
+
+    def optimizer_zero_grad(self, epoch, batch_idx, optimizer):
+        optimizer.zero_grad(set_to_none=True)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def rank_batch(self, batch: dict) -> torch.Tensor:
+        """``[B, 3]``: user, full-catalogue rank, sampled rank (-1 when the sampled protocol is off)."""
+        hidden = self.model(batch["inputs"])[:, -1, :]
+        scores = self.model.score_all(hidden).float()
+        targets = batch["targets"]
+        if self.exclude_seen:
+            ranks = rank_of_targets(scores, targets, batch["seen_rows"], batch["seen_cols"])
+        else:
+            ranks = rank_of_targets(scores, targets)
+        if self.sampled > 0:
+            sampled = sampled_rank_of_targets(scores, targets, batch["negatives"])
+        else:
+            sampled = torch.full_like(ranks, -1)
+        return torch.stack([batch["users"].to(ranks.device), ranks, sampled], dim=1)
+
+    def _eval_step(self, batch):
+        self._outputs.append(self.rank_batch(batch))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def on_validation_epoch_start(self):
+        self._outputs = []
+
+    def on_test_epoch_start(self):
+        self._outputs = []
+
+    def _gathered(self) -> torch.Tensor:
+        rows = torch.cat(self._outputs) if self._outputs else torch.zeros(0, 3, dtype=torch.long, device=self.device)
+        self._outputs = []
+        if self.trainer.world_size > 1:
+            # a DistributedSampler gives every process the same number of rows, padding with repeats
+            rows = self.all_gather(rows).reshape(-1, 3)
+            order = torch.argsort(rows[:, 0], stable=True)
+            rows = rows[order]
+            first = torch.ones(len(rows), dtype=torch.bool, device=rows.device)
+            first[1:] = rows[1:, 0] != rows[:-1, 0]
+            rows = rows[first]
+        return rows
+
+    def _log_metrics(self, split: str) -> None:
+        rows = self._gathered()
+        metrics = metrics_from_ranks(rows[:, 1], self.ks, prefix=f"{split}/")
+        if self.sampled > 0:
+            metrics.update(metrics_from_ranks(rows[:, 2], self.ks, prefix=f"{split}/sampled{self.sampled}_"))
+        metrics[f"{split}/users"] = float(len(rows))
+        # values are identical on every process after the gather, so no further reduction
+        self.log_dict(metrics, prog_bar=False, sync_dist=False)
+        self.last_metrics = metrics
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            self._outputs = []
+            return
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self):
+        self._log_metrics("test")

@@ -1,0 +1,63 @@
+"""Shared by the teacher benchmarks: the prepared data, a student, the prompts, machine facts."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+
+def prepared(path: str | None):
+    """``path`` if given, else ML-100K prepared (or found) under the default data folder."""
+    from recdistill.config import compose
+    from recdistill.teacher.build import prepared_data
+
+    overrides = [f"prepared={path}"] if path else []
+    return prepared_data(compose("teacher", overrides))
+
+
+def student_for(data, checkpoint: str | None):
+    """The student of ``checkpoint``, or a randomly initialised SASRec (speed does not depend on its weights)."""
+    if checkpoint:
+        from recdistill.export.from_config import load_matching_student
+
+        return load_matching_student(checkpoint, data)[0]
+    from recdistill.student.sasrec import SASRec
+
+    torch.manual_seed(0)
+    return SASRec(data.num_items, max_len=50, hidden_size=64).eval()
+
+
+def llm_config(name: str, **overrides):
+    from omegaconf import OmegaConf
+
+    from recdistill.config.compose import _conf_root
+
+    cfg = OmegaConf.load(_conf_root() / "llm" / f"{name}.yaml")
+    for k, v in overrides.items():
+        OmegaConf.update(cfg, k, v)
+    return cfg
+
+
+def cache_dir() -> str:
+    return os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
+
+
+def matmul_flops(size: int = 1024, repeats: int = 10) -> float:
+    """Measured fp32 matrix-product FLOP/s at the current thread count (best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []

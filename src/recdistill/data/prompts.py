@@ -1,0 +1,204 @@
+"""Prompts for the LLM teacher, iLoRA / LLaRA style, tokenized once ahead of training.
+
+A template is one line of text with two markers: ``[HistoryHere]`` becomes the user's last N items as
+``title [HistoryEmb], title [HistoryEmb], ...`` and ``[CansHere]`` the candidates as
+``title [CansEmb], ...``. The answer is the target title followed by the end-of-sequence token.
+
+Placeholders are not added to the tokenizer's vocabulary (that would resize, and so change, the base
+model's embedding matrix): each one is a single slot holding the pad token id, and ``item_slots`` marks
+it with the item id, so the model swaps in the projected student embedding through ``inputs_embeds``.
+
+Everything textual is tokenized here, once: each title, each piece of each template and the separators.
+Building a prompt afterwards only concatenates id lists, so DataLoader workers never tokenize.
+A prompt longer than ``max_tokens`` loses its oldest history items first; the caller counts the cuts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from recdistill.errors import ConfigError, DataError
+
+HISTORY_MARK = "[HistoryHere]"
+CANDIDATES_MARK = "[CansHere]"
+HISTORY_EMB = "[HistoryEmb]"
+CANDIDATE_EMB = "[CansEmb]"
+DEFAULT_TEMPLATES = "movie.txt"
+
+
+def load_templates(path: str | Path | None = None) -> list[str]:
+    """The templates, one per non-empty line: the package's three iLoRA movie templates by default, or a
+    user's file. Each must hold ``[HistoryHere]`` and ``[CansHere]`` exactly once."""
+    if path is None:
+        text = (resources.files("recdistill.teacher") / "prompts" / DEFAULT_TEMPLATES).read_text(encoding="utf-8")
+        where = f"recdistill/teacher/prompts/{DEFAULT_TEMPLATES}"
+    else:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"teacher.prompt.file={str(path)!r} does not exist; give a text file with one "
+                              f"template per line, each holding {HISTORY_MARK} and {CANDIDATES_MARK}")
+        text, where = file.read_text(encoding="utf-8"), str(file)
+    templates = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not templates:
+        raise ConfigError(f"{where} holds no template (one per line; lines starting with # are comments)")
+    for number, template in enumerate(templates, 1):
+        for mark in (HISTORY_MARK, CANDIDATES_MARK):
+            if template.count(mark) != 1:
+                raise ConfigError(f"{where}, template {number}: {mark} must appear exactly once "
+                                  f"(found {template.count(mark)} times): {template[:80]!r}")
+    return templates
+
+
+def render_text(template: str, history_titles: list[str], candidate_titles: list[str]) -> str:
+    """The prompt as text, for logs and for generation checks (training uses :class:`PromptEncoder`)."""
+    history = ", ".join(f"{t} {HISTORY_EMB}" for t in history_titles)
+    candidates = ", ".join(f"{t} {CANDIDATE_EMB}" for t in candidate_titles)
+    return template.replace(HISTORY_MARK, history).replace(CANDIDATES_MARK, candidates)
+
+
+@dataclass
+class EncodedPrompt:
+    input_ids: list[int]     # the prompt (and the answer, when a target was given)
+    item_slots: list[int]    # item id at each placeholder position, 0 elsewhere
+    answer_start: int        # index of the first answer token (== len(prompt) without a target)
+    history_used: int        # history items shown (after any cut)
+    history_cut: int         # history items removed to fit max_tokens
+
+
+@dataclass
+class _Template:
+    before: list[list[int]]  # token ids of the text pieces: [lead, between, tail]
+    order: tuple[str, str]   # which block comes first
+
+
+class PromptEncoder:
+    """Turns (history, candidates, target) item ids into token ids with placeholder slots.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer (its pad token marks placeholder slots).
+        titles: ``titles[i]`` is item i's title (index 0 unused).
+        templates: from :func:`load_templates`.
+    """
+
+    def __init__(self, tokenizer, titles: list[str], templates: list[str]):
+        if tokenizer.pad_token_id is None:
+            raise ConfigError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
+        self.tokenizer = tokenizer
+        self.slot_id = int(tokenizer.pad_token_id)
+        self.eos_id = int(tokenizer.eos_token_id)
+        self.templates_text = list(templates)
+
+        def ids(text: str) -> list[int]:
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        # Titles with a leading space, as they follow ":" or "," in running text. One batched call.
+        encoded = tokenizer([" " + t for t in titles[1:]], add_special_tokens=False)["input_ids"]
+        self.title_ids: list[list[int]] = [[]] + [list(x) for x in encoded]
+        if any(len(x) == 0 for x in self.title_ids[1:]):
+            raise DataError("some items have an empty title; the teacher needs a title for every item")
+        self.separator = ids(",")
+        self.templates = [self._split(t) for t in templates]
+        self.title_lengths = np.array([len(x) for x in self.title_ids])
+
+    def _split(self, template: str) -> _Template:
+        parts = re.split(r"(\[HistoryHere\]|\[CansHere\])", template)
+        lead, first, middle, second, tail = parts
+        # Trailing spaces before a block are dropped: each title carries its own leading space.
+        return _Template([ids_ for ids_ in (self._ids(lead.rstrip()), self._ids(middle.rstrip()), self._ids(tail))],
+                         ("history" if first == HISTORY_MARK else "candidates",
+                          "history" if second == HISTORY_MARK else "candidates"))
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    @property
+    def num_templates(self) -> int:
+        return len(self.templates)
+
+    def _block(self, items) -> tuple[list[int], list[int]]:
+        ids, slots = [], []
+        for i, item in enumerate(items):
+            if i:
+                ids += self.separator
+                slots += [0] * len(self.separator)
+            title = self.title_ids[int(item)]
+            ids += title + [self.slot_id]
+            slots += [0] * len(title) + [int(item)]
+        return ids, slots
+
+    def block_length(self, items) -> int:
+        items = list(items)
+        if not items:
+            return 0
+        return int(self.title_lengths[items].sum()) + len(items) + len(self.separator) * (len(items) - 1)
+
+    def fixed_length(self, template: int) -> int:
+        return sum(len(p) for p in self.templates[template].before)
+
+    def answer_ids(self, target: int) -> list[int]:
+        return self.title_ids[int(target)] + [self.eos_id]
+
+    def fit_history(self, history, budget: int) -> int:
+        """How many of the newest history items fit in ``budget`` tokens."""
+        n = len(history)
+        while n > 0 and self.block_length(history[len(history) - n:]) > budget:
+            n -= 1
+        return n
+
+    def encode(self, history, candidates, template: int = 0, target: int | None = None,
+               max_tokens: int | None = None, history_keep: int | None = None) -> EncodedPrompt:
+        """Token ids for one prompt. ``history`` is the items to show (already the last N), oldest first.
+
+        ``history_keep`` forces how many of the newest items to keep (the caller decided the cut ahead);
+        otherwise, with ``max_tokens``, the oldest history items are dropped until the prompt fits.
+        """
+        history = [int(x) for x in history]
+        tpl = self.templates[template]
+        cand_ids, cand_slots = self._block(candidates)
+        answer = self.answer_ids(target) if target is not None else []
+        keep = len(history) if history_keep is None else min(int(history_keep), len(history))
+        if max_tokens is not None and history_keep is None:
+            budget = int(max_tokens) - self.fixed_length(template) - len(cand_ids) - len(answer)
+            keep = self.fit_history(history, budget)
+            if budget < 0:
+                raise DataError(
+                    f"a prompt needs {int(max_tokens) - budget} tokens without any history, more than "
+                    f"teacher.prompt.max_tokens={max_tokens}; raise it or use fewer candidates")
+        hist_ids, hist_slots = self._block(history[len(history) - keep:])
+        blocks = {"history": (hist_ids, hist_slots), "candidates": (cand_ids, cand_slots)}
+        lead, middle, tail = tpl.before
+        ids = lead + blocks[tpl.order[0]][0] + middle + blocks[tpl.order[1]][0] + tail
+        slots = ([0] * len(lead) + blocks[tpl.order[0]][1] + [0] * len(middle) + blocks[tpl.order[1]][1]
+                 + [0] * len(tail))
+        answer_start = len(ids)
+        return EncodedPrompt(ids + answer, slots + [0] * len(answer), answer_start, keep, len(history) - keep)
+
+
+def sample_candidates(rng: np.random.Generator, target: int, seen: np.ndarray, num_items: int,
+                      count: int = 20) -> np.ndarray:
+    """``count`` candidates in random order: the target plus ``count - 1`` items drawn uniformly without
+    replacement from items the user has not interacted with. If the user has seen almost the whole
+    catalogue, the rest are drawn from seen items (never the target), so there are always ``count``."""
+    if count < 2:
+        raise ConfigError(f"teacher.prompt.num_candidates={count} is not valid; expected >= 2")
+    if count > num_items:
+        raise ConfigError(f"teacher.prompt.num_candidates={count} exceeds the catalogue size {num_items}")
+    mask = np.ones(num_items + 1, dtype=bool)
+    mask[0] = False
+    mask[np.asarray(seen, dtype=np.int64)] = False
+    mask[target] = False
+    pool = np.flatnonzero(mask)
+    need = count - 1
+    if len(pool) >= need:
+        negatives = rng.choice(pool, size=need, replace=False)
+    else:
+        rest = np.setdiff1d(np.arange(1, num_items + 1), np.append(pool, target))
+        negatives = np.concatenate([pool, rng.choice(rest, size=need - len(pool), replace=False)])
+    out = np.append(negatives, target).astype(np.int64)
+    rng.shuffle(out)
+    return out

@@ -1,0 +1,267 @@
+"""Samples, datasets and the data module of the teacher.
+
+A sample is (user, history, target). Training samples are the user's training positions (as in the
+export format: position p shows items ``[:p]`` and asks for item ``p``); validation and test use the
+leave-one-out targets. Candidates are the target plus uniformly drawn unseen items: re-drawn each epoch
+in training (seeded by seed, epoch and sample), fixed in validation and test (seeded by seed, split and
+user). A template is drawn per training sample; evaluation always uses ``eval_template``.
+
+All text is tokenized ahead by :class:`PromptEncoder`. History cuts in training are decided ahead too,
+against the longest possible candidate block, so the counts logged at setup are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from recdistill.data.prepared import PreparedData
+from recdistill.data.prompts import PromptEncoder, sample_candidates
+from recdistill.errors import ConfigError
+
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass
+class Samples:
+    users: np.ndarray                 # [S]
+    histories: list[np.ndarray]       # full history before the target, oldest first
+    targets: np.ndarray               # [S]
+    positions: np.ndarray             # training position p (or -1 for val/test)
+    seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives
+
+
+def train_samples(data: PreparedData, positions: str = "all", last_n: int = 1, users=None) -> Samples:
+    """Every training position ``p >= 1`` of each user (``all``) or the last ``last_n`` (``last``)."""
+    if positions not in ("all", "last"):
+        raise ConfigError(f"teacher.data.train_positions={positions!r} is not valid; choose all or last")
+    out_u, out_h, out_t, out_p, out_s = [], [], [], [], []
+    for user in (users if users is not None else data.users()):
+        seq = data.train[int(user)]
+        first = 1 if positions == "all" else max(1, len(seq) - int(last_n))
+        for p in range(first, len(seq)):
+            out_u.append(int(user)); out_h.append(seq[:p]); out_t.append(int(seq[p])); out_p.append(p)
+            out_s.append(seq)  # the whole training sequence counts as seen
+    return Samples(np.array(out_u, dtype=np.int64), out_h, np.array(out_t, dtype=np.int64),
+                   np.array(out_p, dtype=np.int64), out_s)
+
+
+def eval_samples(data: PreparedData, split: str, users=None) -> Samples:
+    out_u, out_h, out_t = [], [], []
+    for user in (users if users is not None else data.users()):
+        history = data.history(split, int(user))
+        if len(history) == 0:
+            continue
+        out_u.append(int(user)); out_h.append(history); out_t.append(data.target(split, int(user)))
+    seen = [np.append(data.train[u], [data.val_target[u], data.test_target[u]]) for u in out_u]
+    return Samples(np.array(out_u, dtype=np.int64), out_h, np.array(out_t, dtype=np.int64),
+                   np.full(len(out_u), -1, dtype=np.int64), seen)
+
+
+@dataclass
+class PromptSettings:
+    history_items: int = 10            # last N items shown
+    num_candidates: int = 20
+    max_tokens: int | None = None      # None: no cut (lengths are still measured)
+    eval_template: int = 0
+    seed: int = 0
+    student_len: int = 50              # history length fed to the student (its max_len)
+
+
+def _seed(*parts: int) -> np.random.Generator:
+    return np.random.default_rng([int(p) & 0xFFFFFFFF for p in parts])
+
+
+class PromptDataset(Dataset):
+    """Prompts as token ids. ``train=True``: random template and fresh candidates per epoch (call
+    :meth:`set_epoch`); otherwise fixed candidates and the eval template, with the answer attached so the
+    same sample serves loss, scoring and generation."""
+
+    def __init__(self, samples: Samples, encoder: PromptEncoder, num_items: int, settings: PromptSettings,
+                 split: str, train: bool):
+        self.samples, self.encoder, self.num_items, self.s = samples, encoder, num_items, settings
+        self.split, self.train = split, train
+        self.epoch = 0
+        if not 0 <= settings.eval_template < encoder.num_templates:
+            raise ConfigError(f"teacher.prompt.eval_template={settings.eval_template} is not valid; the template "
+                              f"file holds {encoder.num_templates} templates (0-based)")
+        self.history_keep = self._plan_cuts()
+
+    def __len__(self) -> int:
+        return len(self.samples.users)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _shown_history(self, i: int) -> np.ndarray:
+        return self.samples.histories[i][-self.s.history_items:]
+
+    def _plan_cuts(self) -> np.ndarray:
+        """How many history items each sample keeps. Without ``max_tokens`` all are kept. In training the
+        budget assumes the longest possible candidate block (candidates change per epoch); in evaluation
+        it uses the sample's fixed candidates."""
+        n = len(self)
+        keep = np.array([len(self._shown_history(i)) for i in range(n)], dtype=np.int64)
+        if self.s.max_tokens is None:
+            return keep
+        enc = self.encoder
+        longest_titles = np.sort(enc.title_lengths[1:])[::-1][: self.s.num_candidates]
+        worst_block = int(longest_titles.sum()) + self.s.num_candidates + len(enc.separator) * (self.s.num_candidates - 1)
+        worst_fixed = max(enc.fixed_length(t) for t in range(enc.num_templates))
+        for i in range(n):
+            history = self._shown_history(i)
+            answer = len(enc.answer_ids(self.samples.targets[i]))
+            if self.train:
+                budget = int(self.s.max_tokens) - worst_fixed - worst_block - answer
+            else:
+                cands = self.candidates(i)
+                budget = (int(self.s.max_tokens) - enc.fixed_length(self.s.eval_template)
+                          - enc.block_length(cands) - answer)
+            if budget < 0:
+                raise ConfigError(f"teacher.prompt.max_tokens={self.s.max_tokens} leaves no room even without "
+                                  f"history (needs {int(self.s.max_tokens) - budget}); raise it")
+            keep[i] = enc.fit_history(history, budget)
+        return keep
+
+    def cut_counts(self) -> dict:
+        shown = np.array([len(self._shown_history(i)) for i in range(len(self))], dtype=np.int64)
+        cut = shown - self.history_keep
+        return {"prompts_cut": int((cut > 0).sum()), "history_items_cut": int(cut.sum()), "prompts": len(self)}
+
+    def candidates(self, i: int) -> np.ndarray:
+        if self.train:
+            rng = _seed(self.s.seed, SPLIT_IDS[self.split], self.epoch, i)
+        else:
+            rng = _seed(self.s.seed, SPLIT_IDS[self.split], 1_000_003, int(self.samples.users[i]))
+        return sample_candidates(rng, int(self.samples.targets[i]), self.samples.seen[i], self.num_items,
+                                 self.s.num_candidates)
+
+    def template(self, i: int) -> int:
+        if not self.train:
+            return self.s.eval_template
+        rng = _seed(self.s.seed, 7, self.epoch, i)
+        return int(rng.integers(self.encoder.num_templates))
+
+    def __getitem__(self, i: int) -> dict:
+        cands = self.candidates(i)
+        target = int(self.samples.targets[i])
+        enc = self.encoder.encode(self._shown_history(i), cands, self.template(i), target=target,
+                                  history_keep=int(self.history_keep[i]))
+        student_seq = self.samples.histories[i][-self.s.student_len:]
+        return {"input_ids": enc.input_ids, "item_slots": enc.item_slots, "answer_start": enc.answer_start,
+                "student_seq": student_seq, "candidates": cands, "target": target,
+                "target_index": int(np.flatnonzero(cands == target)[0]), "user": int(self.samples.users[i]),
+                "position": int(self.samples.positions[i])}
+
+    def lengths(self, limit: int | None = None) -> np.ndarray:
+        """Token lengths (prompt + answer) of the samples as encoded now, for the run's logs."""
+        count = len(self) if limit is None else min(limit, len(self))
+        return np.array([len(self[i]["input_ids"]) for i in range(count)], dtype=np.int64)
+
+
+def pad_left(seqs, length: int, value: int = 0) -> torch.Tensor:
+    out = torch.full((len(seqs), length), value, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if len(seq):
+            seq = np.asarray(seq, dtype=np.int64)[-length:]
+            out[row, length - len(seq):] = torch.from_numpy(seq.copy())
+    return out
+
+
+class PromptCollator:
+    """Batches prompts, left-padded so every answer ends at the last column (the loss then needs logits
+    for the last ``longest answer + 1`` columns only, not a 49k-way vocabulary at every prompt token).
+    Labels hold the answer tokens, -100 elsewhere. The ``prompt_*`` tensors hold the prompts alone (also
+    left-padded), for candidate scoring and generation."""
+
+    def __init__(self, pad_id: int, student_len: int, with_prompts: bool):
+        self.pad_id, self.student_len, self.with_prompts = pad_id, student_len, with_prompts
+
+    def __call__(self, rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        batch = len(rows)
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((batch, width), dtype=torch.long)
+        slots = torch.zeros((batch, width), dtype=torch.long)
+        labels = torch.full((batch, width), -100, dtype=torch.long)
+        for b, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids = torch.as_tensor(r["input_ids"])
+            start = width - n  # left padding: every answer ends at the last column
+            input_ids[b, start:] = ids
+            attention[b, start:] = 1
+            slots[b, start:] = torch.as_tensor(r["item_slots"])
+            labels[b, start + r["answer_start"]:] = ids[r["answer_start"]:]
+        out = {"input_ids": input_ids, "attention_mask": attention, "item_slots": slots, "labels": labels,
+               "student_seq": pad_left([r["student_seq"] for r in rows], self.student_len),
+               "candidates": torch.as_tensor(np.stack([r["candidates"] for r in rows])),
+               "target_index": torch.tensor([r["target_index"] for r in rows]),
+               "target": torch.tensor([r["target"] for r in rows]),
+               "user": torch.tensor([r["user"] for r in rows]),
+               "position": torch.tensor([r["position"] for r in rows])}
+        if self.with_prompts:
+            prompts = [r["input_ids"][: r["answer_start"]] for r in rows]
+            pslots = [r["item_slots"][: r["answer_start"]] for r in rows]
+            pw = max(len(p) for p in prompts)
+            out["prompt_ids"] = pad_left(prompts, pw, self.pad_id)
+            out["prompt_mask"] = pad_left([[1] * len(p) for p in prompts], pw, 0)
+            out["prompt_slots"] = pad_left(pslots, pw, 0)
+        return out
+
+
+def batch_token_counts(batch: dict) -> dict:
+    """Units for the StageMeter: all real tokens and the answer tokens that carry loss."""
+    return {"tokens": int(batch["attention_mask"].sum()), "answer_tokens": int((batch["labels"] != -100).sum()),
+            "samples": int(batch["input_ids"].shape[0])}
+
+
+class TeacherDataModule(L.LightningDataModule):
+    def __init__(self, data: PreparedData, encoder: PromptEncoder, settings: PromptSettings, train_batch_size: int,
+                 eval_batch_size: int, loader_kwargs: dict, train_positions: str = "all", last_n: int = 1,
+                 limit_users: int | None = None):
+        super().__init__()
+        self.data, self.encoder, self.settings = data, encoder, settings
+        self.train_batch_size, self.eval_batch_size = int(train_batch_size), int(eval_batch_size)
+        self.loader_kwargs = {k: v for k, v in loader_kwargs.items() if k != "shuffle"}
+        users = data.users()
+        if limit_users is not None:
+            users = users[: int(limit_users)]
+        self.users = users
+        num_items = data.num_items
+        self.train_set = PromptDataset(train_samples(data, train_positions, last_n, users), encoder, num_items,
+                                       settings, "train", train=True)
+        self.val_set = PromptDataset(eval_samples(data, "val", users), encoder, num_items, settings, "val", train=False)
+        self.test_set = PromptDataset(eval_samples(data, "test", users), encoder, num_items, settings, "test", train=False)
+        if len(self.train_set) == 0:
+            raise ConfigError("no training samples: every chosen user has fewer than 2 training items")
+        pad = encoder.slot_id
+        self.train_collate = PromptCollator(pad, settings.student_len, with_prompts=False)
+        self.eval_collate = PromptCollator(pad, settings.student_len, with_prompts=True)
+
+    def prompt_report(self) -> dict:
+        """Measured lengths and cut counts, for the run's logs."""
+        report = {}
+        for name, ds in (("train", self.train_set), ("val", self.val_set), ("test", self.test_set)):
+            lengths = ds.lengths(limit=2000)
+            report[name] = {**ds.cut_counts(), "tokens_max": int(lengths.max()), "tokens_mean": round(float(lengths.mean()), 1),
+                            "tokens_measured_on": int(len(lengths))}
+        return report
+
+    def train_dataloader(self):
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        self.train_set.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(self.settings.seed + epoch)
+        return DataLoader(self.train_set, batch_size=self.train_batch_size, shuffle=True, generator=gen,
+                          collate_fn=self.train_collate, **self.loader_kwargs)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False,
+                          collate_fn=self.eval_collate, **self.loader_kwargs)
+
+    def test_dataloader(self):
+        return DataLoader(self.test_set, batch_size=self.eval_batch_size, shuffle=False,
+                          collate_fn=self.eval_collate, **self.loader_kwargs)

@@ -1,0 +1,101 @@
+"""The teacher's LightningModule: answer-token loss in training, candidate ranking in evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from recdistill.engine import configure_optimizers
+from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
+from recdistill.teacher.model import ILoRATeacher
+from recdistill.teacher.scoring import score_candidates
+
+EVAL_METHODS = ("likelihood", "generate", "both")
+
+
+class TeacherModule(L.LightningModule):
+    """Args:
+        teacher: the :class:`ILoRATeacher`.
+        encoder: the :class:`PromptEncoder` (title ids for scoring, the tokenizer for generation).
+        titles: ``titles[i]`` item i's title (generation metrics compare text).
+        train_cfg, eff: the ``train`` and ``efficiency`` config groups.
+        eval_cfg: ``teacher.eval`` (method, score_norm, candidate_batch_size, max_new_tokens).
+    """
+
+    def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str], train_cfg, eff, eval_cfg,
+                 num_candidates: int = 20):
+        super().__init__()
+        self.teacher = teacher
+        self.encoder = encoder
+        self.titles = titles
+        self.train_cfg, self.eff, self.eval_cfg = train_cfg, eff, eval_cfg
+        self.num_candidates = num_candidates
+        # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
+        self.strict_loading = False
+        self._eval: dict[str, dict] = {}
+
+    # -- training -------------------------------------------------------------------------------------
+    def on_train_epoch_start(self):
+        # Lightning keeps the modes it finds; the base was loaded in eval mode. LoRA dropout needs train
+        # mode (the frozen student stays in eval: ILoRATeacher.train).
+        self.teacher.train()
+
+    def training_step(self, batch, batch_idx):
+        out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
+                           labels=batch["labels"])
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
+        return out.loss
+
+    def configure_optimizers(self):
+        return configure_optimizers(self, self.train_cfg, self.eff, model=self.teacher)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {f"teacher.{k}" for k in self.teacher.trainable_state_dict()}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def _eval_step(self, split: str, batch) -> None:
+        acc = self._eval.setdefault(split, {"ranks": [], "gen": []})
+        method = str(self.eval_cfg.method)
+        loss = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
+                            labels=batch["labels"]).loss
+        self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
+        if method in ("likelihood", "both"):
+            scores = score_candidates(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+                                      self.encoder.slot_id, int(self.eval_cfg.candidate_batch_size),
+                                      str(self.eval_cfg.score_norm))
+            acc["ranks"].append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
+        if method in ("generate", "both"):
+            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg.max_new_tokens))
+            cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
+            targets = [self.titles[int(t)] for t in batch["target"].tolist()]
+            acc["gen"].append((texts, cands, targets))
+
+    def _eval_end(self, split: str) -> None:
+        acc = self._eval.pop(split, None)
+        if not acc:
+            return
+        metrics = {}
+        if acc["ranks"]:
+            metrics.update(candidate_metrics(torch.cat(acc["ranks"]), self.num_candidates))
+        if acc["gen"]:
+            texts, cands, targets = (sum((list(x[i]) for x in acc["gen"]), []) for i in range(3))
+            gen = judge_generation(texts, cands, targets)
+            metrics.update({k: v for k, v in gen.items() if k in ("gen_valid_ratio", "gen_hr@1_valid", "gen_hr@1")})
+        for name, value in metrics.items():
+            if not math.isnan(value):
+                self.log(f"{split}/{name}", value, prog_bar=name.endswith("ndcg@10"))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self):
+        self._eval_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self):
+        self._eval_end("test")

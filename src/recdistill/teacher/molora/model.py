@@ -1,0 +1,36 @@
+"""Put :class:`MoLoRALinear` layers into a model in place of its chosen linear layers."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from recdistill.errors import ConfigError
+from recdistill.teacher.molora.config import MoLoRAConfig
+from recdistill.teacher.molora.layer import GateState, MoLoRALinear
+
+
+def _matches(name: str, targets: tuple[str, ...]) -> bool:
+    return name.rsplit(".", 1)[-1] in targets
+
+
+def inject_molora(model: nn.Module, config: MoLoRAConfig, gate: GateState) -> list[str]:
+    """Wrap every ``nn.Linear`` whose last name part is in ``config.target_modules``. Base weights are
+    frozen; only the new ``lora_A`` / ``lora_B`` train. Returns the wrapped module names."""
+    found = [(name, module) for name, module in model.named_modules()
+             if _matches(name, config.target_modules) and isinstance(module, nn.Linear)]
+    if not found:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise ConfigError(f"teacher.lora.target_modules={list(config.target_modules)} matches no linear layer; "
+                          f"this model's linear layers are named: {', '.join(linear)}")
+    for name, module in found:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        module.requires_grad_(False)
+        wrapped = MoLoRALinear(module, config, gate)
+        wrapped.to(device=module.weight.device)
+        setattr(parent, child, wrapped)
+    return [name for name, _ in found]
+
+
+def molora_layers(model: nn.Module) -> list[MoLoRALinear]:
+    return [m for m in model.modules() if isinstance(m, MoLoRALinear)]

@@ -1,0 +1,111 @@
+"""The LLM teacher as an export ranker (the protocol of ``recdistill.export.rankers.Ranker``).
+
+For each row the prompt shows the history and lists the first ``listed`` items of the candidate set
+(the student's best first for ``student_top_m``; for the whole catalogue, ``listed`` unseen items drawn
+with a seed derived from the history), so prompts look like the ones the teacher was trained on. Every
+candidate of the set is then scored by the likelihood of its title under that one prompt, reusing the
+prompt's KV cache (:func:`recdistill.teacher.scoring.score_candidates`).
+
+Item embeddings: the mean of the LLM's last hidden states over the item's title tokens (the title
+alone, no prompt). In ``ilora`` mode there is no user to gate by, so the experts are mixed uniformly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recdistill.data.prompts import PromptEncoder
+from recdistill.export.rankers import left_pad
+from recdistill.teacher.data import PromptSettings, pad_left
+from recdistill.teacher.model import ILoRATeacher
+from recdistill.teacher.scoring import score_candidates
+
+
+def _history_seed(history: np.ndarray) -> int:
+    return int.from_bytes(hashlib.sha256(np.asarray(history, dtype=np.int64).tobytes()).digest()[:4], "little")
+
+
+class LLMRanker:
+    def __init__(self, teacher: ILoRATeacher, encoder: PromptEncoder, settings: PromptSettings, num_items: int,
+                 identity: dict, listed: int = 20, chunk_size: int = 64, norm: str = "sum",
+                 embeddings: bool = True, embedding_batch_size: int = 64, seed: int = 0, progress: bool = True):
+        self.teacher, self.encoder, self.s = teacher, encoder, settings
+        self.num_items = int(num_items)
+        self._identity = identity
+        self.listed, self.chunk_size, self.norm = int(listed), int(chunk_size), norm
+        self.embeddings, self.embedding_batch_size = embeddings, int(embedding_batch_size)
+        self.seed, self.progress = int(seed), progress
+        self.device = teacher.embedding_layer.weight.device
+
+    def identity(self) -> dict:
+        return dict(self._identity)
+
+    def _candidate_set(self, history: np.ndarray, row: np.ndarray | None) -> np.ndarray:
+        if row is not None:
+            return np.asarray(row, dtype=np.int64)[np.asarray(row) > 0]
+        unseen = np.setdiff1d(np.arange(1, self.num_items + 1), history)
+        listed = np.random.default_rng([self.seed, _history_seed(history)]).permutation(unseen)[: self.listed]
+        return np.concatenate([listed, np.setdiff1d(unseen, listed)])  # listed first, as for the other modes
+
+    def _batch(self, histories, sets) -> dict:
+        prompts, slots = [], []
+        for hist, cands in zip(histories, sets):
+            enc = self.encoder.encode(np.asarray(hist)[-self.s.history_items:], cands[: self.listed],
+                                      self.s.eval_template, max_tokens=self.s.max_tokens)
+            prompts.append(enc.input_ids); slots.append(enc.item_slots)
+        width = max(len(p) for p in prompts)
+        width_c = max(len(c) for c in sets)
+        cand = np.ones((len(sets), width_c), dtype=np.int64)  # padding rows score item 1, masked below
+        for i, c in enumerate(sets):
+            cand[i, : len(c)] = c
+        return {"prompt_ids": pad_left(prompts, width, self.encoder.slot_id),
+                "prompt_mask": pad_left([[1] * len(p) for p in prompts], width, 0),
+                "prompt_slots": pad_left(slots, width, 0),
+                "student_seq": left_pad(list(histories), self.s.student_len),
+                "candidates": torch.from_numpy(cand)}
+
+    @torch.no_grad()
+    def rank(self, histories, candidates, top_k):
+        self.teacher.eval()
+        sets = [self._candidate_set(np.asarray(h), None if candidates is None else candidates[i])
+                for i, h in enumerate(histories)]
+        batch = self._batch(histories, sets)
+        scores = score_candidates(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+                                  self.encoder.slot_id, self.chunk_size, self.norm).float().cpu()
+        for i, c in enumerate(sets):
+            scores[i, len(c):] = float("-inf")
+        k = min(int(top_k), min(len(c) for c in sets))
+        top, idx = scores.topk(k, dim=1)
+        return batch["candidates"].gather(1, idx).numpy(), top.numpy()
+
+    @torch.no_grad()
+    def item_embeddings(self) -> torch.Tensor | None:
+        if not self.embeddings:
+            return None
+        self.teacher.eval()
+        k = self.teacher.spec.lora.num_experts
+        hidden = self.teacher.base_config.hidden_size
+        out = torch.zeros(self.num_items + 1, hidden)
+        items = list(range(1, self.num_items + 1))
+        for start in tqdm(range(0, len(items), self.embedding_batch_size), desc="item embeddings",
+                          disable=not self.progress, leave=False):
+            chunk = items[start: start + self.embedding_batch_size]
+            ids = [self.encoder.title_ids[i] for i in chunk]
+            width = max(len(x) for x in ids)
+            tokens = torch.full((len(ids), width), self.encoder.slot_id, dtype=torch.long)
+            mask = torch.zeros_like(tokens)
+            for r, x in enumerate(ids):
+                tokens[r, : len(x)] = torch.tensor(x)
+                mask[r, : len(x)] = 1
+            if self.teacher.gate is not None:
+                self.teacher.set_gate(torch.full((len(ids), k), 1.0 / k, device=self.device))
+            res = self.teacher.llm(input_ids=tokens.to(self.device), attention_mask=mask.to(self.device),
+                                   output_hidden_states=True, logits_to_keep=1)
+            last = res.hidden_states[-1].float()
+            m = mask.to(self.device).unsqueeze(-1).float()
+            out[torch.tensor(chunk)] = ((last * m).sum(1) / m.sum(1)).cpu()
+        return out

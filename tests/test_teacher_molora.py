@@ -1,0 +1,103 @@
+"""The mixture-of-LoRA layer against PEFT's LoRA and against the explicit sum over experts."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from recdistill.errors import ConfigError
+from recdistill.teacher.molora import GateState, MoLoRAConfig, MoLoRALinear, inject_molora
+
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q_proj = nn.Linear(12, 10)
+        self.up_proj = nn.Linear(10, 6)
+
+    def forward(self, x):
+        return self.up_proj(torch.relu(self.q_proj(x)))
+
+
+def _layer(r=8, k=4, seed=0):
+    torch.manual_seed(seed)
+    gate = GateState(k)
+    layer = MoLoRALinear(nn.Linear(12, 10), MoLoRAConfig(r, k, 32, 0.0), gate)
+    nn.init.normal_(layer.lora_B.weight, std=0.5)
+    return layer, gate
+
+
+def test_rank_gated_mixture_equals_sum_over_experts():
+    layer, gate = _layer()
+    x = torch.randn(3, 5, 12)
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    gate.set(weights)
+    expected = layer.base_layer(x) + sum(weights[:, k, None, None] * layer.expert_delta(x, k) for k in range(4))
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("expert", [0, 3])
+def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = TwoLayers()
+    config = MoLoRAConfig(8, 4, 32, 0.0, ("q_proj", "up_proj"))
+    mixture = copy.deepcopy(base)
+    gate = GateState(4)
+    inject_molora(mixture, config, gate)
+    for m in mixture.modules():
+        if isinstance(m, MoLoRALinear):
+            nn.init.normal_(m.lora_B.weight, std=0.5)
+    # PEFT LoRA of rank r/K; alpha chosen so its scaling alpha'/(r/K) equals ours, alpha/r.
+    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=32 / 4, lora_dropout=0.0,
+                                                                target_modules=["q_proj", "up_proj"]))
+    lo, hi = 2 * expert, 2 * expert + 2
+    with torch.no_grad():
+        for name in ("q_proj", "up_proj"):
+            ours = getattr(mixture, name)
+            theirs = getattr(peft_model.base_model.model, name)
+            theirs.lora_A["default"].weight.copy_(ours.lora_A.weight[lo:hi])
+            theirs.lora_B["default"].weight.copy_(ours.lora_B.weight[:, lo:hi])
+    x = torch.randn(4, 7, 12)
+    gate.set(torch.nn.functional.one_hot(torch.full((4,), expert), 4).float())
+    torch.testing.assert_close(mixture(x), peft_model(x), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(mixture(x), base(x))   # the adapter does something
+
+
+def test_gate_is_per_sample():
+    layer, gate = _layer()
+    x = torch.randn(1, 5, 12).expand(2, 5, 12)
+    gate.set(torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1.0]]))
+    out = layer(x)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_fresh_layer_equals_base_and_only_lora_trains():
+    torch.manual_seed(0)
+    model = TwoLayers()
+    reference = copy.deepcopy(model)
+    gate = GateState(4)
+    names = inject_molora(model, MoLoRAConfig(target_modules=("q_proj", "up_proj")), gate)
+    assert names == ["q_proj", "up_proj"]
+    gate.set(torch.full((2, 4), 0.25))
+    x = torch.randn(2, 3, 12)
+    torch.testing.assert_close(model(x), reference(x))   # B starts at zero
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    assert trainable == ["q_proj.lora_A.weight", "q_proj.lora_B.weight", "up_proj.lora_A.weight", "up_proj.lora_B.weight"]
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ConfigError, match="multiple"):
+        MoLoRAConfig(r=6, num_experts=4)
+    with pytest.raises(ConfigError, match="matches no linear layer"):
+        inject_molora(TwoLayers(), MoLoRAConfig(target_modules=("nope",)), GateState(4))
+    layer, gate = _layer()
+    with pytest.raises(RuntimeError, match="before the gate was set"):
+        layer(torch.randn(2, 3, 12))
+    gate.set(torch.full((3, 4), 0.25))
+    with pytest.raises(RuntimeError, match="batch of 2"):
+        layer(torch.randn(2, 3, 12))

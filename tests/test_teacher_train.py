@@ -1,0 +1,141 @@
+"""`recdistill train teacher`, `eval teacher` and `export` end to end on the tiny Llama and tiny data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from recdistill.cli import main
+from recdistill.config import compose
+from recdistill.data.prepared import load_prepared
+from recdistill.errors import ConfigError
+from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import make_tiny_prepared
+    from recdistill.teacher.commands import train_teacher
+
+    root = tmp_path_factory.mktemp("teacher")
+    prepared = make_tiny_prepared(root / "data" / "tiny")
+    data = load_prepared(prepared)
+    student_ckpt = write_student_checkpoint(root / "student.ckpt", make_student(), data)
+    common = [f"prepared={prepared}", f"paths.runs_dir={root / 'runs'}", f"paths.cache_dir={CACHE}",
+              "run.progress_bar=false"]
+    cfg = compose("teacher", common + [
+        "llm=tiny-llama", f"teacher.student_checkpoint={student_ckpt}", "train.batch_size=4",
+        "train.limit_train_batches=3", "train.limit_val_batches=1", "train.limit_test_batches=1",
+        "train.eval_batch_size=4", "teacher.eval.method=both", "teacher.eval.max_new_tokens=4",
+        "teacher.data.train_positions=last", "teacher.data.last_n=2", "teacher.prompt.max_tokens=200",
+        "efficiency.accumulate_grad_batches=1"])
+    result = train_teacher(cfg)
+    return {"result": result, "root": root, "prepared": prepared, "student": student_ckpt, "common": common,
+            "data": data}
+
+
+def test_train_teacher_writes_adapter_metrics_and_counts(trained):
+    result = trained["result"]
+    metrics = result["metrics"]
+    for split in ("val", "test"):
+        for name in ("cand20_hr@1", "cand20_hr@5", "cand20_ndcg@5", "cand20_ndcg@10", "gen_valid_ratio",
+                     "gen_hr@1", "gen_hr@1_valid", "loss"):
+            assert f"{split}/{name}" in metrics
+        assert 0.0 <= metrics[f"{split}/cand20_hr@1"] <= metrics[f"{split}/cand20_hr@5"] <= 1.0
+    assert metrics["train_steps"] == 3 and metrics["seconds_per_step"] > 0
+    fit = next(r for r in result["stages"] if r["stage"] == "fit")
+    assert fit["answer_tokens"] > 0 and fit["tokens"] > fit["answer_tokens"]
+    report = result["prompt_report"]
+    assert report["train"]["prompts_cut"] > 0                    # max_tokens=200 cuts some prompts
+    assert report["train"]["tokens_max"] <= 200
+    from pathlib import Path
+
+    adapter = Path(result["adapter"])
+    assert (adapter / "adapter.safetensors").is_file() and (adapter / "adapter.json").is_file()
+    ckpts = list((Path(result["run_dir"]) / "checkpoints").glob("*.ckpt"))
+    assert ckpts
+    import torch
+
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=True)["state_dict"]
+    assert state and all("lora" in k or ".projector." in k or ".gate." in k for k in state)   # trained parts only
+
+
+def test_eval_teacher_reproduces_the_training_run(trained):
+    from recdistill.teacher.commands import evaluate_adapter
+
+    cfg = compose("teacher", trained["common"] + ["train.limit_val_batches=1", "train.limit_test_batches=1",
+                                                  "train.eval_batch_size=4"])
+    result = evaluate_adapter(cfg, trained["result"]["adapter"])
+    for key in ("val/cand20_ndcg@10", "test/cand20_hr@5"):
+        assert result["metrics"][key] == pytest.approx(trained["result"]["metrics"][key], abs=1e-6)
+
+
+class Interrupting:
+    """A ranker that stops the export after a few batches, as a killed process would."""
+
+    def __init__(self, inner, calls: int):
+        self.inner, self.calls = inner, calls
+
+    def identity(self):
+        return self.inner.identity()
+
+    def item_embeddings(self):
+        return self.inner.item_embeddings()
+
+    def rank(self, histories, candidates, top_k):
+        if self.calls == 0:
+            raise KeyboardInterrupt
+        self.calls -= 1
+        return self.inner.rank(histories, candidates, top_k)
+
+
+def test_llm_export_resumes_without_duplicates_and_student_uses_same_format(trained, tmp_path):
+    from recdistill.export import load_teacher_outputs
+    from recdistill.export.from_config import export_with_config
+    from recdistill.teacher.export_command import llm_ranker, run_export
+
+    common = trained["common"]
+    cfg = compose("export", common + [f"teacher.adapter={trained['result']['adapter']}", "export.candidates=random",
+                                      "export.num_candidates=12", "export.top_k=5", "export.limit=8",
+                                      "export.batch_size=2", "export.shard_rows=4", "export.progress_bar=false",
+                                      f"export.out_dir={tmp_path / 'llm'}"])
+    data = trained["data"]
+    ranker = llm_ranker(cfg, data)
+    with pytest.raises(KeyboardInterrupt):
+        export_with_config(cfg.export, Interrupting(ranker, calls=3), data, tmp_path / "llm")   # dies inside shard 2
+    manifest = export_with_config(cfg.export, ranker, data, tmp_path / "llm")
+    assert manifest["complete"] and manifest["teacher"]["kind"] == "llm"
+    fresh = export_with_config(cfg.export, ranker, data, tmp_path / "fresh")
+    outputs = load_teacher_outputs(tmp_path / "llm", data.train, data.fingerprint, data.num_items)
+    table = pd.concat([pd.read_parquet(tmp_path / "llm" / s["file"]) for s in manifest["shards"]])
+    reference = pd.concat([pd.read_parquet(tmp_path / "fresh" / s["file"]) for s in fresh["shards"]])
+    assert len(table) == 8 and not table.duplicated(["user", "position"]).any()
+    assert table["items"].map(list).tolist() == reference["items"].map(list).tolist()
+    np.testing.assert_allclose(np.stack(table["scores"]), np.stack(reference["scores"]), rtol=1e-5)
+    np.testing.assert_allclose(np.stack(table["confidences"]).sum(1), 1.0, rtol=1e-5)
+    assert manifest["embeddings"]["dim"] == 64 and outputs is not None
+
+    student_cfg = compose("export", common + ["teacher=student", f"teacher.checkpoint={trained['student']}",
+                                              "export.candidates=random", "export.num_candidates=12", "export.top_k=5",
+                                              "export.limit=12", "export.progress_bar=false",
+                                              f"export.out_dir={tmp_path / 'student'}"])
+    result = run_export(student_cfg)
+    assert result["manifest"]["teacher"]["kind"] == "student"
+    assert sorted(result["manifest"]) == sorted(manifest)                      # the same format
+
+
+def test_command_line_errors_are_clear(trained, capsys):
+    common = trained["common"]
+    assert main(["train", "teacher", *common, "llm=tiny-llama"]) == 2
+    assert "teacher.student_checkpoint is required" in capsys.readouterr().err
+    assert main(["train", "teacher", *common, "teacher.mode=moe"]) == 2
+    assert "teacher.mode" in capsys.readouterr().err
+    assert main(["export", *common]) == 2
+    assert "teacher.adapter" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="must be a positive multiple"):
+        from recdistill.teacher.build import teacher_spec
+
+        teacher_spec(OmegaConf.create({"mode": "ilora", "lora": {"r": 6, "num_experts": 4, "alpha": 1,
+                                                                 "dropout": 0.0, "target_modules": ["q_proj"]}}))

@@ -16,7 +16,7 @@ from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
 from recdistill.data.prompts import PromptEncoder, load_templates
 from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
-from recdistill.teacher.scoring import score_candidates, score_full
+from recdistill.teacher.scoring import score, score_candidates, score_full
 from test_teacher_fixtures import make_teacher, tokenizer
 
 
@@ -71,3 +71,15 @@ def test_without_cache_reuse_every_candidate_reruns_its_prompt(scoring_setup):
     bsz, num_c = batch["candidates"].shape
     assert sum(r for r, _ in full) == bsz * num_c and all(t > prompt_width - 1 for _, t in full)
     assert tokens(full) > 5 * tokens(cached)                          # what the cache saves, in token-layers
+
+
+def test_kv_cache_knob_switches_between_cache_reuse_and_full_prompts(scoring_setup):
+    teacher, batch, enc = scoring_setup
+    prompt_width = batch["prompt_ids"].shape[1]
+    for value, reruns_prompt in (("true", False), ("false", True)):
+        knob = compose("teacher", [f"teacher.eval.kv_cache={value}"]).teacher.eval.kv_cache
+        shapes = _layer_inputs(teacher, lambda: score(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id,
+                                                      chunk_size=64, kv_cache=knob))
+        # with the cache the prompt runs once and later forwards see titles only; without it, every
+        # forward carries a whole prompt
+        assert all(t >= prompt_width for _, t in shapes[1:]) == reruns_prompt

@@ -59,6 +59,7 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
                 "config_hash": config_hash(identity_src)}
     return LLMRanker(teacher, encoder, settings, data.num_items, identity, listed=int(t.export.listed_candidates),
                      chunk_size=int(t.eval.candidate_batch_size), norm=str(t.eval.score_norm),
+                     kv_cache=bool(t.eval.get("kv_cache", True)),
                      embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
                      seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar))
 

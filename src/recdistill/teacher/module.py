@@ -10,7 +10,7 @@ import torch
 from recdistill.engine import configure_optimizers
 from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
 from recdistill.teacher.model import ILoRATeacher
-from recdistill.teacher.scoring import score_candidates
+from recdistill.teacher.scoring import score
 
 EVAL_METHODS = ("likelihood", "generate", "both")
 
@@ -63,9 +63,9 @@ class TeacherModule(L.LightningModule):
                             labels=batch["labels"]).loss
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
         if method in ("likelihood", "both"):
-            scores = score_candidates(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
-                                      self.encoder.slot_id, int(self.eval_cfg.candidate_batch_size),
-                                      str(self.eval_cfg.score_norm))
+            scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+                           self.encoder.slot_id, int(self.eval_cfg.candidate_batch_size),
+                           str(self.eval_cfg.score_norm), kv_cache=bool(self.eval_cfg.get("kv_cache", True)))
             acc["ranks"].append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
         if method in ("generate", "both"):
             texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg.max_new_tokens))

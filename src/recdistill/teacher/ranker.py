@@ -22,7 +22,7 @@ from recdistill.data.prompts import PromptEncoder
 from recdistill.export.rankers import left_pad
 from recdistill.teacher.data import PromptSettings, pad_left
 from recdistill.teacher.model import ILoRATeacher
-from recdistill.teacher.scoring import score_candidates
+from recdistill.teacher.scoring import score
 
 
 def _history_seed(history: np.ndarray) -> int:
@@ -31,12 +31,13 @@ def _history_seed(history: np.ndarray) -> int:
 
 class LLMRanker:
     def __init__(self, teacher: ILoRATeacher, encoder: PromptEncoder, settings: PromptSettings, num_items: int,
-                 identity: dict, listed: int = 20, chunk_size: int = 64, norm: str = "sum",
+                 identity: dict, listed: int = 20, chunk_size: int = 64, norm: str = "sum", kv_cache: bool = True,
                  embeddings: bool = True, embedding_batch_size: int = 64, seed: int = 0, progress: bool = True):
         self.teacher, self.encoder, self.s = teacher, encoder, settings
         self.num_items = int(num_items)
         self._identity = identity
         self.listed, self.chunk_size, self.norm = int(listed), int(chunk_size), norm
+        self.kv_cache = bool(kv_cache)
         self.embeddings, self.embedding_batch_size = embeddings, int(embedding_batch_size)
         self.seed, self.progress = int(seed), progress
         self.device = teacher.embedding_layer.weight.device
@@ -74,8 +75,8 @@ class LLMRanker:
         sets = [self._candidate_set(np.asarray(h), None if candidates is None else candidates[i])
                 for i, h in enumerate(histories)]
         batch = self._batch(histories, sets)
-        scores = score_candidates(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
-                                  self.encoder.slot_id, self.chunk_size, self.norm).float().cpu()
+        scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+                       self.encoder.slot_id, self.chunk_size, self.norm, kv_cache=self.kv_cache).float().cpu()
         for i, c in enumerate(sets):
             scores[i, len(c):] = float("-inf")
         k = min(int(top_k), min(len(c) for c in sets))

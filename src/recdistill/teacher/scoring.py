@@ -130,6 +130,15 @@ def score_full(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], e
     return scores.view(bsz, num_c)
 
 
+def score(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], eos_id: int, pad_id: int,
+          chunk_size: int = 64, norm: str = "sum", kv_cache: bool = True) -> torch.Tensor:
+    """Scores for evaluation and export: ``kv_cache=True`` (``teacher.eval.kv_cache``, the default) runs
+    each prompt once and reuses its KV cache for every candidate; ``False`` runs every candidate with its
+    whole prompt, the slow reference kept as a knob so sweeps can measure what the cache saves."""
+    fn = score_candidates if kv_cache else score_full
+    return fn(teacher, batch, title_ids, eos_id, pad_id, chunk_size=chunk_size, norm=norm)
+
+
 def pad_left_tensors(seqs: list[torch.Tensor], width: int, value: int) -> torch.Tensor:
     out = torch.full((len(seqs), width), value, dtype=torch.long)
     for i, x in enumerate(seqs):

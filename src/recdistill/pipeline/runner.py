@@ -1,0 +1,237 @@
+"""``recdistill pipeline``: prepare, student, teacher, export, distill, report, in order.
+
+Each stage's outputs are recorded in ``<pipeline folder>/manifest.json`` with a key: a hash of the
+stage's fully resolved config and of the outputs it reads. A stage whose recorded key matches and whose
+outputs are still there is skipped (and says so); anything else runs. ``--from STAGE`` reruns that stage
+and all after it. The manifest is rewritten atomically around every stage, so an interrupted pipeline
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from recdistill.config import compose, config_hash
+from recdistill.engine.memory import peak_memory, reset_peak_memory
+from recdistill.errors import ConfigError, RecdistillError
+from recdistill.pipeline.manifest import Manifest
+from recdistill.pipeline.overrides import applies_to, route
+from recdistill.pipeline.stages import ORDER, STAGES, StageContext
+
+CONFIGURED_STAGES = tuple(s for s in ORDER if STAGES[s].root)  # the ones that take overrides
+# Output entries that are paths (the rest are facts such as the data fingerprint).
+PATH_KEYS = {"data", "run", "checkpoint", "adapter", "teacher_outputs", "markdown", "html"}
+# Settings that do not change a stage's results, left out of its key.
+UNHASHED = (("paths", "cache_dir"),)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+def _check_stage_name(value: str, what: str) -> int:
+    if value not in ORDER:
+        raise ConfigError(f"unknown stage '{value}' in {what}; choose one of: {', '.join(ORDER)}")
+    return ORDER.index(value)
+
+
+def _pipeline_config(args) -> DictConfig:
+    pipeline_items, _, _ = route(list(args.overrides or []), CONFIGURED_STAGES)
+    return compose("pipeline", [f"profile={args.profile}", *pipeline_items], args.config or [])
+
+
+def _folder(cfg: DictConfig) -> Path:
+    if cfg.pipeline.dir:
+        return Path(str(cfg.pipeline.dir)).expanduser()
+    return Path(str(cfg.paths.runs_dir)).expanduser() / f"pipeline-{cfg.profile.name}"
+
+
+def _path_overrides(cfg: DictConfig, folder: Path) -> list[str]:
+    """Every stage shares the pipeline's data and cache folders and writes its runs into the pipeline folder."""
+    return [f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
+            f"paths.runs_dir={folder}"]
+
+
+def _compose_stage(name: str, overrides: list[str]) -> DictConfig:
+    try:
+        return compose(STAGES[name].root, overrides)
+    except ConfigError as exc:
+        if str(exc).startswith("no root config"):
+            raise ConfigError(f"stage {name} is not available in this version (no config root "
+                              f"'{STAGES[name].root}'); stop before it with pipeline.until=...") from exc
+        raise ConfigError(f"stage {name}: {exc}") from exc
+
+
+def stage_overrides(name: str, cfg: DictConfig, folder: Path, common: list[str], per_stage: dict[str, list[str]],
+                    upstream: dict[str, dict]) -> list[str]:
+    """Paths, then the overrides for every stage that apply here, then the profile's and the command
+    line's for this stage, then the links to earlier outputs (last, so nothing can undo them)."""
+    base = _path_overrides(cfg, folder)
+    base_cfg = _compose_stage(name, base)
+    shared = [item for item in common if applies_to(base_cfg, item)]
+    own = [str(x) for x in (cfg.profile.get(name) or [])] + per_stage.get(name, [])
+    return base + shared + own + STAGES[name].link(upstream, folder)
+
+
+def _check_common(common: list[str], cfg: DictConfig, folder: Path) -> None:
+    """An override meant for every stage must fit at least one of them (even one after pipeline.until)."""
+    bases = []
+    for name in ORDER:
+        if STAGES[name].root:
+            try:
+                bases.append(_compose_stage(name, _path_overrides(cfg, folder)))
+            except ConfigError:
+                continue  # a stage not available yet is reported when its turn comes
+    for item in common:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        if not any(applies_to(base, item) for base in bases):
+            raise ConfigError(f"override '{item}' matches no stage's config; check the key, or give it to one "
+                              f"stage as STAGE:{item} (stages: {', '.join(CONFIGURED_STAGES)})")
+
+
+def _key(cfg: DictConfig | None, inputs: dict[str, dict]) -> tuple[str, str]:
+    """(config hash, key): the key also covers the outputs this stage reads."""
+    container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
+    for section, field in UNHASHED:
+        if isinstance(container.get(section), dict):
+            container[section].pop(field, None)
+    cfg_hash = config_hash(container)
+    return cfg_hash, config_hash({"config": cfg_hash, "inputs": inputs})
+
+
+def _relative(outputs: dict, folder: Path) -> dict:
+    """Paths inside the pipeline folder are recorded relative to it, so the folder can be moved."""
+    out, root = dict(outputs), folder.resolve()
+    for k in PATH_KEYS & out.keys():
+        path = Path(out[k]).resolve()
+        out[k] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return out
+
+
+def _absolute(outputs: dict | None, folder: Path) -> dict:
+    out = dict(outputs or {})
+    for k in PATH_KEYS & out.keys():
+        out[k] = str((folder / out[k]).resolve())  # an absolute path stays as it is
+    return out
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads: unlike wall time, it does not grow when
+    other programs share the machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss(outputs: dict) -> float | None:
+    """The stage's peak resident memory: our own reading, or the run's own stage records, whichever is
+    higher (the run resets the high-water mark at each of its stages)."""
+    peaks = [peak_memory().get("peak_rss_mb")]
+    run = outputs.get("run")
+    if run and (Path(run) / "stages.json").is_file():
+        peaks += [r.get("peak_rss_mb") for r in json.loads((Path(run) / "stages.json").read_text())]
+    peaks = [p for p in peaks if isinstance(p, (int, float))]
+    return max(peaks) if peaks else None
+
+
+def run_pipeline(args) -> dict:
+    """Run or resume the pipeline; returns the manifest's stage entries."""
+    cfg = _pipeline_config(args)
+    _, common, per_stage = route(list(args.overrides or []), CONFIGURED_STAGES)
+    common = [str(x) for x in (cfg.profile.get("all") or [])] + common
+    last = _check_stage_name(str(cfg.pipeline.until), "pipeline.until")
+    first_forced = _check_stage_name(args.from_stage, "--from") if args.from_stage else None
+    if first_forced is not None and first_forced > last:
+        raise ConfigError(f"--from {args.from_stage} comes after pipeline.until={cfg.pipeline.until}")
+    folder = _folder(cfg)
+    _check_common(common, cfg, folder)  # before anything is written
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(folder, str(cfg.profile.name))
+    manifest.data["pipeline_config"] = OmegaConf.to_container(cfg, resolve=True)
+    names = ORDER[: last + 1]
+    print(f"pipeline {cfg.profile.name}: {folder} ({cfg.profile.description})")
+    results: dict[str, dict] = {}
+    started = time.perf_counter()
+    for index, name in enumerate(names):
+        stage = STAGES[name]
+        tag = f"[{index + 1}/{len(names)}] {name:<8}"
+        upstream = {n: results[n] for n in stage.needs if n in results}
+        overrides = stage_overrides(name, cfg, folder, common, per_stage, upstream) if stage.root else []
+        stage_cfg = _compose_stage(name, overrides) if stage.root else None
+        cfg_hash, key = _key(stage_cfg, {n: config_hash(o) for n, o in upstream.items()})
+        entry = manifest.entry(name)
+        recorded = _absolute(entry.get("outputs"), folder)
+        forced = first_forced is not None and index >= first_forced
+        if not forced and entry.get("status") == "done" and entry.get("key") == key and stage.outputs_ok(recorded):
+            print(f"{tag} skipped: outputs exist for the same config (key {key})", flush=True)
+            results[name] = recorded
+            continue
+        why = ("--from " + args.from_stage) if forced else _why(entry, key)
+        print(f"{tag} running ({why})", flush=True)
+        manifest.replace(name, {"status": "running", "key": key, "config_hash": cfg_hash,
+                                "inputs": {n: config_hash(o) for n, o in upstream.items()},
+                                "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        gc.collect()
+        reset_peak_memory()
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        ctx = StageContext(name, stage_cfg, overrides, folder, upstream, force=forced)
+        try:
+            outputs = stage.execute(ctx)
+        except KeyboardInterrupt:
+            manifest.update(name, status="interrupted", seconds=round(time.perf_counter() - t0, 2))
+            raise
+        except Exception as exc:
+            manifest.update(name, status="failed", error=f"{type(exc).__name__}: {exc}",
+                            seconds=round(time.perf_counter() - t0, 2))
+            if isinstance(exc, RecdistillError):
+                raise type(exc)(f"pipeline stage {name} failed: {exc}") from exc
+            raise
+        seconds = time.perf_counter() - t0
+        outputs = _absolute(outputs, Path.cwd())
+        manifest.update(name, status="done", outputs=_relative(outputs, folder), seconds=round(seconds, 2),
+                        cpu_seconds=round(_cpu_seconds() - cpu0, 2), peak_rss_mb=_peak_rss(outputs),
+                        finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        results[name] = outputs
+        if config_hash(outputs) != config_hash(recorded):
+            _mark_dependents_stale(manifest, name)
+        print(f"{tag} done in {_fmt_seconds(seconds)} (CPU {_fmt_seconds(_cpu_seconds() - cpu0)})", flush=True)
+    print(f"pipeline {cfg.profile.name} finished in {_fmt_seconds(time.perf_counter() - started)}")
+    if "report" in results:
+        print(f"report: {results['report']['markdown']}")
+        print(f"        {results['report']['html']}")
+    return manifest.data["stages"]
+
+
+def _mark_dependents_stale(manifest: Manifest, changed: str) -> None:
+    """Stages that read (directly or not) outputs that just changed no longer describe this pipeline: a
+    report made now, or a run stopped early with pipeline.until, must not mix them with the new outputs."""
+    affected = {changed}
+    for name in ORDER[ORDER.index(changed) + 1:]:
+        if affected & set(STAGES[name].needs):
+            affected.add(name)
+            if manifest.entry(name).get("status") == "done":
+                manifest.update(name, status="stale")
+
+
+def _why(entry: dict, key: str) -> str:
+    if not entry:
+        return "not run before"
+    if entry.get("status") == "stale":
+        return "stale: a stage before it produced new outputs"
+    if entry.get("status") != "done":
+        return f"last attempt {entry.get('status')}"
+    if entry.get("key") != key:
+        return f"config or inputs changed (key {entry.get('key')} -> {key})"
+    return "outputs missing"
+
+
+def run(args) -> int:
+    run_pipeline(args)
+    return 0

@@ -1,0 +1,103 @@
+"""The report renders every section from run folders and pipeline folders the test writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import OmegaConf
+
+from recdistill.cli import main
+from recdistill.engine import RunDir, StageTracker, describe_environment, measure_stage
+from recdistill.report import render_report
+
+SECTIONS = ("## Runs", "## Summary", "## Metrics", "## Time and peak memory per stage", "## Training curves",
+            "## Environment")
+
+
+def write_run(runs_dir, name, metrics, epochs=3, seed=42):
+    """A run folder as the training commands write it: resolved config, metrics, measured stages,
+    environment, and Lightning's CSV log."""
+    run = RunDir.create(runs_dir, name)
+    run.write_config(OmegaConf.create({"choices": {"dataset": "ml-100k", "train": name},
+                                       "efficiency": {"seed": seed}}))
+    logger = CSVLogger(save_dir=str(run.logs), name="", version="csv")
+    tracker = StageTracker(warmup_steps=0)
+    with measure_stage(tracker, "fit"):
+        for epoch in range(epochs):
+            with measure_stage(tracker, f"epoch_{epoch}") as stage:
+                for step in range(4):
+                    logger.log_metrics({"train/loss": 2.0 - 0.1 * (4 * epoch + step), "epoch": epoch},
+                                       step=4 * epoch + step)
+                    stage.add({"sequences": 128})
+            logger.log_metrics({"val/ndcg@10": 0.02 * (epoch + 1), "val/hr@10": 0.05 * (epoch + 1),
+                                "epoch": epoch}, step=4 * epoch + 3)
+    with measure_stage(tracker, "test") as stage:
+        stage.add({"sequences": 943})
+    logger.save()
+    run.finish(name, None, metrics, tracker.records, describe_environment())
+    return run.path
+
+
+@pytest.fixture
+def three_runs(tmp_path):
+    student = write_run(tmp_path, "student", {"val/ndcg@10": 0.050, "test/ndcg@10": 0.040, "test/hr@10": 0.080,
+                                              "best_epoch": 2})
+    teacher = write_run(tmp_path, "teacher", {"val/cand20_hr@1": 0.30, "test/cand20_hr@1": 0.28}, epochs=1)
+    distill = write_run(tmp_path, "distill", {"val/ndcg@10": 0.055, "test/ndcg@10": 0.044, "test/hr@10": 0.079})
+    return student, teacher, distill
+
+
+def test_comparison_report_has_every_section_values_and_change(three_runs, tmp_path):
+    student, _, distill = three_runs
+    files = render_report([student, distill], tmp_path / "out")
+    text = files.markdown.read_text()
+    for section in SECTIONS:
+        assert section in text, section
+    # side by side, with the change against the first run (absolute and relative)
+    row = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10`"))
+    assert "0.0400" in row and "0.0440" in row and "+0.0040 (+10.0%)" in row
+    assert "better" in text and "worse" in text  # test/ndcg@10 up, test/hr@10 down
+    # stages folded: 3 epochs in one row, peak memory measured
+    assert "epoch ×3" in text and "sequences/s" in text
+    # curves: one PNG per run plus the comparison; all referenced and non-empty PNG files
+    names = sorted(p.name for p in files.images)
+    assert "compare-val_ndcg_at_10.png" in names and len(names) == 3
+    for image in files.images:
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({image.name})" in text
+    html = files.html.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "<img" in html and "<h2>Environment</h2>" in html
+    assert "torch" in text  # package versions in the environment table
+
+
+def test_pipeline_folder_reports_the_three_models(three_runs, tmp_path):
+    student, teacher, distill = three_runs
+    pipe = tmp_path / "pipeline-smoke"
+    pipe.mkdir()
+    stages = {"prepare": {"status": "done", "seconds": 1.0, "key": "a", "outputs": {"data": "x"}}}
+    for stage, path in (("student", student), ("teacher", teacher), ("distill", distill)):
+        stages[stage] = {"status": "done", "seconds": 2.5, "peak_rss_mb": 900.0, "key": "k", "outputs": {"run": str(path)}}
+    (pipe / "manifest.json").write_text(json.dumps({"profile": "smoke", "stages": stages}))
+    files = render_report([pipe])
+    assert files.markdown == pipe / "report" / "report.md"
+    text = files.markdown.read_text()
+    for section in SECTIONS:
+        assert section in text, section
+    header = next(line for line in text.splitlines() if line.startswith("| metric"))
+    assert "| student | teacher | distilled |" in header and "distilled vs student" in header
+    assert "test/cand20_hr@1" in text and "0.2800" in text  # the teacher over its candidates
+    assert "Pipeline stages" in text and "| prepare | done |" in text
+
+
+def test_report_command_and_bad_input(three_runs, tmp_path, capsys):
+    student, _, _ = three_runs
+    assert main(["report", str(student), "--out", str(tmp_path / "one")]) == 0
+    assert "report.md" in capsys.readouterr().out
+    assert (tmp_path / "one" / "report.html").is_file()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from recdistill.data.textfile import Container
 from recdistill.errors import DataError
+from recdistill.engine.rundir import sha256_file
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 DOWNLOAD_TIMEOUT_S = 10
@@ -53,12 +54,6 @@ def cache_dir(paths_cfg) -> Path:
     return Path(os.path.expanduser(str(configured or os.environ.get("RECDISTILL_CACHE") or "~/.cache/recdistill")))
 
 
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _note(message: str) -> None:
@@ -122,7 +117,7 @@ def fetch_recbole_wheel(cache: Path) -> Path:
     """``recbole-1.2.1-py3-none-any.whl`` in ``<cache>/wheels``, fetched with pip and SHA-256 checked."""
     folder = cache / "wheels"
     wheel = folder / RECBOLE_WHEEL
-    if wheel.is_file() and _sha256(wheel) == RECBOLE_SHA256:
+    if wheel.is_file() and sha256_file(wheel) == RECBOLE_SHA256:
         return wheel
     folder.mkdir(parents=True, exist_ok=True)
     # Download into a temporary folder first: a half-finished or wrong file never sits at the cached name.
@@ -144,7 +139,7 @@ def fetch_recbole_wheel(cache: Path) -> Path:
                 "With no access to PyPI or grouplens.org, download ml-100k.zip elsewhere and pass "
                 "dataset.path=<folder or ml-100k.zip>"
             )
-        digest = _sha256(fetched)
+        digest = sha256_file(fetched)
         if digest != RECBOLE_SHA256:
             raise DataError(f"{RECBOLE_WHEEL} from PyPI has SHA-256 {digest}, expected {RECBOLE_SHA256}; "
                             "refusing to use it (a proxy or mirror changed the file)")

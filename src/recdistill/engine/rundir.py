@@ -19,6 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 RUN_DIR_ENV = "RECDISTILL_RUN_DIR"  # the run folder, inherited by DDP child processes
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (used to verify downloaded wheels and to key caches)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

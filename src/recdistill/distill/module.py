@@ -18,11 +18,11 @@ distilled and the plain student are measured by the same code.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
+from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.module import StudentModule
 
 
@@ -77,10 +77,9 @@ class DistillModule(StudentModule):
         mask = batch["targets"] > 0
         h = hidden[mask]
         targets = batch["targets"][mask]
-        logits = None
         if self.loss_name == "ce":
-            logits = model.score_all(h).float()
-            usual = F.cross_entropy(logits, targets)
+            # the student's fused full-catalogue CE (items 1..N), never the [P, N] logits (layers/fused_ce.py)
+            usual = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1)
         else:
             pos = model.score_items(h, targets.unsqueeze(-1)).squeeze(-1).float()
             neg = model.score_items(h, batch["negatives"][mask][:, : self.student_negatives]).float()
@@ -88,7 +87,7 @@ class DistillModule(StudentModule):
         loss = usual
         size = len(batch["inputs"])
         if self.kd_weight > 0 and "teacher_items" in batch:
-            rd, covered = self.ranking_distillation(batch, hidden, mask, logits)
+            rd, covered = self.ranking_distillation(batch, hidden)
             loss = usual + self.kd_weight * rd
             self.log("train/loss_rd", rd, on_step=False, on_epoch=True, batch_size=size)
             self.log("train/teacher_positions", covered, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size)
@@ -96,16 +95,15 @@ class DistillModule(StudentModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 
-    def ranking_distillation(self, batch: dict, hidden: torch.Tensor, mask: torch.Tensor,
-                             logits: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+    def ranking_distillation(self, batch: dict, hidden: torch.Tensor) -> tuple[torch.Tensor, float]:
         """``L_rd`` over the positions that have teacher items, and how many there were."""
         has_teacher = batch["teacher_items"][..., 0] > 0               # [B, L]
         items = batch["teacher_items"][has_teacher]                     # [P, K]
         confidences = batch["teacher_confidences"][has_teacher]
         valid = items > 0
         negatives = batch["negatives"][has_teacher][:, : self.kd_negatives]
-        # Scores of the K teacher items and the negatives from one gathered [P, K+n, H] product. Gathering
-        # them from the CE logits instead would make autograd materialise two [P, N+1] gradients.
+        # Scores of the K teacher items and the negatives from one gathered [P, K+n, H] product, not from
+        # full-catalogue logits (which the fused CE never materialises).
         h = hidden[has_teacher]
         table = self.model.all_item_embeddings()
         ids = torch.cat([items, negatives], dim=1)
@@ -115,12 +113,8 @@ class DistillModule(StudentModule):
         k = self.consistency_k or items.shape[1]
         with torch.no_grad():
             if self.a_cons > 0:
-                # the student's current top-K; reuse the CE logits when there are any
-                if logits is None:
-                    current = self.model.score_all(h.detach())
-                else:
-                    covered = has_teacher[mask]
-                    current = logits.detach() if bool(covered.all()) else logits.detach()[covered]
+                # the student's current top-K over the whole catalogue, at the teacher's positions only
+                current = self.model.score_all(h.detach())
                 student_topk = current.topk(k, dim=1).indices
             else:
                 student_topk = items.new_zeros(items.shape[0], 1)

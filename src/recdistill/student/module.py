@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from recdistill.engine import configure_optimizers
 from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.sasrec import SASRec
 
 LOSSES = ("ce", "bce")
@@ -38,9 +39,8 @@ def sequence_loss(model: SASRec, batch: dict, loss: str) -> torch.Tensor:
     h = hidden[mask]                      # [P, H]: only positions with a target, padding costs nothing
     targets = batch["targets"][mask]      # [P]
     if loss == "ce":
-        # logits over items 1..N only (id 0 is never a target), so no -inf column has to be written
-        logits = h @ model.all_item_embeddings()[1:].t()
-        return F.cross_entropy(logits.float(), targets - 1)
+        # logits over items 1..N only (id 0 is never a target), in cache-sized chunks (see fused_ce)
+        return linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1)
     negatives = batch["negatives"][mask]  # [P, n]
     pos = model.score_items(h, targets.unsqueeze(-1))
     neg = model.score_items(h, negatives)

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from recdistill.layers.dropout import CPUFriendlyDropout
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, dropout: float):
@@ -44,11 +46,11 @@ class SASRecBlock(nn.Module):
         super().__init__()
         self.norm_first = norm_first
         self.attn = CausalSelfAttention(hidden_size, num_heads, dropout)
-        self.ffn = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Dropout(dropout),
+        self.ffn = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), CPUFriendlyDropout(dropout),
                                  nn.Linear(hidden_size, hidden_size))
         self.norm1 = nn.LayerNorm(hidden_size)
         self.norm2 = nn.LayerNorm(hidden_size)
-        self.drop = nn.Dropout(dropout)
+        self.drop = CPUFriendlyDropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
@@ -74,7 +76,7 @@ class SASRec(nn.Module):
                            norm_first=bool(norm_first))
         self.item_embedding = nn.Embedding(self.num_items + 1, hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_len, hidden_size)
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = CPUFriendlyDropout(dropout)
         self.blocks = nn.ModuleList(SASRecBlock(hidden_size, num_heads, dropout, norm_first) for _ in range(num_blocks))
         # Pre-LN stacks need a final norm (the residual stream is never normalised otherwise).
         self.final_norm = nn.LayerNorm(hidden_size) if norm_first else nn.Identity()

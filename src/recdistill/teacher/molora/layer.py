@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from recdistill.layers.dropout_linear import dropout_linear
 from recdistill.teacher.molora.config import MoLoRAConfig
 
 
@@ -42,7 +43,6 @@ class MoLoRALinear(nn.Module):
         self.gate = gate
         self.lora_A = nn.Linear(base.in_features, config.r, bias=False)
         self.lora_B = nn.Linear(config.r, base.out_features, bias=False)
-        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.scaling = config.scaling
         self.reset_lora()
 
@@ -62,10 +62,12 @@ class MoLoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
         lora_dtype = self.lora_A.weight.dtype
-        h = self.lora_A(self.dropout(x.to(lora_dtype)))                       # [B, T, r]
-        g = self.rank_weights(x.shape[0]).to(h.dtype)
+        # dropout on the adapter's input; saves x itself (shared by q, k, v) and a byte mask, see dropout_linear
+        h = dropout_linear(x.to(lora_dtype), self.lora_A.weight, self.config.dropout, self.training)  # [B, T, r]
+        # the LoRA scaling rides on the [B, r] gate, not on the [B, T, out] update: one full-size multiply less
+        g = (self.rank_weights(x.shape[0]) * self.scaling).to(h.dtype)
         h = h * g.view(g.shape[0], *([1] * (h.dim() - 2)), g.shape[1])
-        return result + (self.lora_B(h) * self.scaling).to(result.dtype)
+        return result + self.lora_B(h).to(result.dtype)
 
     def expert_delta(self, x: torch.Tensor, expert: int) -> torch.Tensor:
         """One expert's update ``B_k A_k x * scaling`` (no gate, no dropout): for tests and inspection."""

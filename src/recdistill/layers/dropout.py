@@ -1,0 +1,34 @@
+"""Dropout that draws its mask with ``torch.rand_like`` on CPUs.
+
+``nn.Dropout`` on a CPU fills its mask with ``bernoulli_``, which measured about twice as slow here as
+drawing uniforms and comparing (6.8 ms against 3.3 ms for a ``[128, 50, 64]`` activation on the 2-core
+CPU); SASRec's default training step draws eight such masks and the teacher's mixture-of-LoRA
+layers one per wrapped projection per layer (210 per step on SmolLM2). On CUDA the fused ``F.dropout`` kernel is
+faster than three separate kernels, so it is used there. Same expectation and scaling as ``nn.Dropout``
+(kept values are divided by ``1 - p``); a different random stream.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CPUFriendlyDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        keep = torch.rand_like(x) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

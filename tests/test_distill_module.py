@@ -130,3 +130,32 @@ def test_window_positions_align_with_training_windows(tiny_prepared):
         user = windows.users[w]
         slots = positions[w] > 0
         assert np.array_equal(data.train[user][positions[w, slots]], windows.targets[w, slots])
+
+
+@pytest.mark.parametrize("a_cons,every_position", [("0.1", False), ("0.0", False), ("0.1", True)])
+def test_fused_ranking_term_has_the_gradients_of_the_plain_form(a_cons, every_position):
+    """training_step computes L_rd inside the fused CE pass; the plain form (CE + ranking_distillation)
+    must give the same loss and the same parameter gradients."""
+    from recdistill.layers.fused_ce import linear_cross_entropy
+
+    llm = torch.randn(NUM_ITEMS + 1, 5)
+    fused = module("distill.ed.gamma=0.2", "distill.kd.num_negatives=2", f"distill.kd.a_cons={a_cons}", llm=llm)
+    fused.log = lambda *a, **k: None
+    fused.model.eval()
+    batch = make_batch()
+    if every_position:  # teacher rows at every target position: the fused term reads chunk logits in place
+        batch["teacher_items"][1, :3] = torch.arange(1, K + 1)
+        batch["teacher_confidences"][1, :3] = 1.0 / K
+    with fused.model.shared_item_table():
+        loss = fused._training_step(batch)
+    fused_grads = torch.autograd.grad(loss, [p for p in fused.parameters() if p.requires_grad])
+    with fused.model.shared_item_table():
+        hidden = fused.model(batch["inputs"])
+        mask = batch["targets"] > 0
+        usual = linear_cross_entropy(hidden[mask], fused.model.all_item_embeddings()[1:], batch["targets"][mask] - 1)
+        rd, _ = fused.ranking_distillation(batch, hidden)
+        plain = usual + 0.8 * rd
+    plain_grads = torch.autograd.grad(plain, [p for p in fused.parameters() if p.requires_grad])
+    assert loss.item() == pytest.approx(plain.item(), rel=1e-5)
+    for got, want in zip(fused_grads, plain_grads):
+        assert torch.allclose(got, want, atol=1e-6, rtol=1e-4)

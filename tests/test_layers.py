@@ -77,3 +77,14 @@ def test_dropout_linear_matches_autograd_with_the_same_mask():
     ones = torch.ones(4000, 1)
     dropped = dropout_linear(ones, torch.ones(1, 1), 0.3, training=True)
     assert 0.25 < (dropped == 0).float().mean().item() < 0.35
+
+
+def test_fused_cross_entropy_returns_the_top_k_of_the_chosen_rows():
+    torch.manual_seed(2)
+    hidden, weight = torch.randn(20, 8), torch.randn(30, 8)
+    targets = torch.randint(0, 30, (20,))
+    rows = torch.rand(20) > 0.5
+    loss, top = linear_cross_entropy(hidden, weight, targets, chunk=6, topk=5, topk_rows=rows)
+    want = (hidden @ weight.t())[rows].topk(5, dim=1).indices
+    assert torch.equal(top, want)
+    assert torch.allclose(loss, F.cross_entropy(hidden @ weight.t(), targets), atol=1e-6)

@@ -139,3 +139,14 @@ def test_command_line_errors_are_clear(trained, capsys):
 
         teacher_spec(OmegaConf.create({"mode": "ilora", "lora": {"r": 6, "num_experts": 4, "alpha": 1,
                                                                  "dropout": 0.0, "target_modules": ["q_proj"]}}))
+
+
+def test_checkpoint_monitor_follows_the_candidate_count():
+    from recdistill.errors import ConfigError
+    from recdistill.teacher.commands import checkpoint_monitor
+
+    assert checkpoint_monitor(compose("teacher", [])) == "val/cand20_ndcg@10"
+    assert checkpoint_monitor(compose("teacher", ["teacher.prompt.num_candidates=10"])) == "val/cand10_ndcg@10"
+    assert checkpoint_monitor(compose("teacher", ["train.monitor=val/loss"])) == "val/loss"
+    with pytest.raises(ConfigError, match="num_candidates=10"):
+        checkpoint_monitor(compose("teacher", ["teacher.prompt.num_candidates=10", "train.monitor=val/cand20_ndcg@10"]))

@@ -7,6 +7,7 @@ In-process entry points: :func:`train_teacher` (a composed config -> run folder,
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -24,6 +25,21 @@ from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_met
 from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.module import TeacherModule
 
+
+
+def checkpoint_monitor(cfg) -> str:
+    """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
+    another candidate count would never be logged (the checkpoint would silently never be selected), so
+    it is an error."""
+    n = int(cfg.teacher.prompt.num_candidates)
+    monitor = str(cfg.train.monitor)
+    if monitor == "auto":
+        return f"val/cand{n}_ndcg@10"
+    named = re.match(r"(?:val|test)/cand(\d+)_", monitor)
+    if named and int(named.group(1)) != n:
+        raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "
+                          f"teacher.prompt.num_candidates={n}; use train.monitor=auto or val/cand{n}_ndcg@10")
+    return monitor
 
 def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     accelerator = resolve_accelerator(cfg.efficiency.accelerator)
@@ -55,6 +71,7 @@ def _steps_summary(records: list[dict]) -> dict:
 
 def train_teacher(cfg: DictConfig) -> dict:
     validate_teacher_config(cfg)
+    checkpoint_monitor(cfg)  # a bad monitor name fails here, before anything is loaded
     if not cfg.teacher.student_checkpoint:
         raise ConfigError("teacher.student_checkpoint is required: train a student first (`recdistill train student`) "
                           "and pass teacher.student_checkpoint=<run>/checkpoints/<file>.ckpt")
@@ -80,7 +97,7 @@ def train_teacher(cfg: DictConfig) -> dict:
     ckpt_cb = None
     if bool(cfg.train.save_checkpoints):
         ckpt_cb = ModelCheckpoint(dirpath=str(run.checkpoints), filename="teacher-{epoch:02d}",
-                                  monitor=str(cfg.train.monitor) if validate else None, mode="max", save_top_k=1,
+                                  monitor=checkpoint_monitor(cfg) if validate else None, mode="max", save_top_k=1,
                                   save_last=True)
         callbacks.append(ckpt_cb)
     trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
@@ -166,7 +183,7 @@ def _print(result: dict, title: str) -> None:
 def train(args) -> int:
     cfg = compose("teacher", args.overrides, args.config)
     result = train_teacher(cfg)
-    _print(result, "teacher trained; metrics over the candidates (cand20_*) and generation (gen_*)")
+    _print(result, f"teacher trained; metrics over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*) and generation (gen_*)")
     return 0
 
 

@@ -16,10 +16,10 @@ settings can sit side by side) and summarised in ``benchmarks/results/distill_sa
     python benchmarks/distill_sasrec_teacher.py --part distill --seeds 0 --distill-overrides distill.kd.weight=2
 
 Defaults are the converged setting of the gate: student and distilled student with the default
-training budget (``train.max_epochs=200``, patience 10 on val NDCG@10), a teacher of hidden size 256,
-2 blocks, 2 heads, dropout 0.5, trained to convergence (patience 10), exported at the last 40
-training positions of each user (top-20 of the whole catalogue; the per-row export of all 97k positions
-costs about 11 training epochs of the teacher on CPU).
+training budget (``train.max_epochs=200``, patience 10 on val NDCG@10), a teacher of hidden size 128,
+2 blocks, 2 heads, dropout 0.2, trained to convergence (patience 10), exported at the last 40
+training positions of each user (top-20 of the whole catalogue), as in the earlier short-budget run.
+Of the teachers tried (h=256 with dropout 0.5; h=128 with max_len 200) this one had the best val NDCG@10.
 """
 
 from __future__ import annotations
@@ -334,10 +334,10 @@ def main() -> None:
     p.add_argument("--patience", type=int, default=10, help="early stopping patience of both students")
     p.add_argument("--teacher-epochs", type=int, default=200)
     p.add_argument("--teacher-patience", type=int, default=10)
-    p.add_argument("--teacher-hidden", type=int, default=256)
+    p.add_argument("--teacher-hidden", type=int, default=128)
     p.add_argument("--teacher-blocks", type=int, default=2)
     p.add_argument("--teacher-heads", type=int, default=2)
-    p.add_argument("--teacher-dropout", type=float, default=0.5)
+    p.add_argument("--teacher-dropout", type=float, default=0.2)
     p.add_argument("--teacher-seed", type=int, default=0)
     p.add_argument("--teacher-max-len", type=int, default=50, help="items of history the teacher sees")
     p.add_argument("--top-k", type=int, default=20)

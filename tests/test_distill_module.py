@@ -159,3 +159,25 @@ def test_fused_ranking_term_has_the_gradients_of_the_plain_form(a_cons, every_po
     assert loss.item() == pytest.approx(plain.item(), rel=1e-5)
     for got, want in zip(fused_grads, plain_grads):
         assert torch.allclose(got, want, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_average_over_all_positions_divides_by_every_target_position(loss):
+    batch = make_batch()
+    totals = {}
+    for how in ("teacher_positions", "all_positions"):
+        m = module(f"student.loss={loss}", "distill.ed.gamma=0", f"distill.kd.average_over={how}")
+        m.log = lambda *a, **k: None
+        m.model.eval()
+        totals[how] = m.training_step(batch, 0).item()
+    plain = module(f"student.loss={loss}", "distill.ed.gamma=0", "distill.kd.weight=0")
+    plain.log = lambda *a, **k: None
+    plain.model.eval()
+    usual = plain.training_step(batch, 0).item()
+    teacher_rows = int((batch["teacher_items"][..., 0] > 0).sum())
+    target_rows = int((batch["targets"] > 0).sum())
+    # same per-row terms, another denominator
+    assert (totals["all_positions"] - usual) == pytest.approx(
+        (totals["teacher_positions"] - usual) * teacher_rows / target_rows, rel=1e-4)
+    with pytest.raises(Exception, match="average_over"):
+        module("distill.kd.average_over=users")

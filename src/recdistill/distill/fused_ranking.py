@@ -10,7 +10,8 @@ Same value and gradients as ``ranking_distillation_loss`` on the same scores and
 
 Derivatives of ``kd_weight * mean_p sum_k w_pk * -(log sigmoid(s_pk) + mean_j log(1 - sigmoid(s_pj)))``:
 ``d/ds_pk = -w_pk * sigmoid(-s_pk) * c`` and ``d/ds_pj = (sum_k w_pk) * sigmoid(s_pj) / n * c`` with
-``c = kd_weight / P`` (weights are constants, as in the unfused form).
+``c = kd_weight / P`` (P: the teacher rows, or all target rows with ``kd.average_over=all_positions``;
+weights are constants, as in the unfused form).
 """
 
 from __future__ import annotations
@@ -32,16 +33,21 @@ class FusedRankingTerm:
         weights_fn: ``(items, confidences, student_topk, valid) -> [R', K]`` weights (``ranking_weights``).
         kd_weight: the term's scale.
         consistency_k: size of the student's top-K for ``w_cons``; 0 skips the top-K (``a_cons = 0``).
+        denominator: what the summed per-row terms are divided by: the number of teacher rows (the
+            default, ``L_rd`` as a mean over exported positions) or of all target rows
+            (``distill.kd.average_over=all_positions``).
     """
 
     def __init__(self, row_positions: torch.Tensor, items: torch.Tensor, confidences: torch.Tensor,
-                 negatives: torch.Tensor, weights_fn: Callable, kd_weight: float, consistency_k: int):
+                 negatives: torch.Tensor, weights_fn: Callable, kd_weight: float, consistency_k: int,
+                 denominator: int | None = None):
         self.row_positions = row_positions
         self.items, self.confidences, self.negatives = items, confidences, negatives
         self.weights_fn = weights_fn
         self.kd_weight = float(kd_weight)
         self.consistency_k = int(consistency_k)
         self.rows = len(row_positions)
+        self.denominator = max(int(denominator if denominator is not None else self.rows), 1)
         self.rd_sum = torch.zeros(())  # sum over rows of the unscaled per-row L_rd, for logging
 
     def __call__(self, logits: torch.Tensor, start: int, end: int):
@@ -67,7 +73,7 @@ class FusedRankingTerm:
         per_row = (weights * (-F.logsigmoid(item_scores)
                               - F.logsigmoid(-negative_scores).mean(-1, keepdim=True))).sum(-1)
         self.rd_sum = self.rd_sum.to(per_row.device) + per_row.sum().detach()
-        scale = self.kd_weight / self.rows
+        scale = self.kd_weight / self.denominator
         grad_items = -weights * torch.sigmoid(-item_scores) * scale
         grad_negatives = (weights.sum(-1, keepdim=True) * torch.sigmoid(negative_scores)
                           / negatives.shape[1] * scale)
@@ -78,5 +84,5 @@ class FusedRankingTerm:
 
     @property
     def rd(self) -> torch.Tensor:
-        """The batch's unscaled ``L_rd`` (mean over teacher rows), for logging."""
-        return self.rd_sum / max(self.rows, 1)
+        """The batch's unscaled ``L_rd`` (per-row terms summed over the teacher rows / the denominator)."""
+        return self.rd_sum / self.denominator

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
+from recdistill.errors import ConfigError
 from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.module import StudentModule
 
@@ -44,6 +45,9 @@ def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: 
         norm_first=bool(student_cfg.norm_first),
     )
 
+
+# L_rd is a mean over the exported positions (DLLM2Rec) or a sum over them divided by all target positions
+AVERAGE_OVER = ("teacher_positions", "all_positions")
 
 class DistillModule(StudentModule):
     """``StudentModule`` with a :class:`DistilledSASRec` and the ranking-distillation term.
@@ -66,6 +70,10 @@ class DistillModule(StudentModule):
         self.kd_lambda = float(kd["lambda"])
         self.a_pos, self.a_conf, self.a_cons = float(kd.a_pos), float(kd.a_conf), float(kd.a_cons)
         self.kd_negatives = int(kd.num_negatives)
+        self.average_over = str(kd.get("average_over", "teacher_positions"))
+        if self.average_over not in AVERAGE_OVER:
+            raise ConfigError(f"distill.kd.average_over={self.average_over!r} is not valid; choose one of: "
+                              f"{', '.join(AVERAGE_OVER)}")
         self.consistency_k = None if kd.consistency_k is None else int(kd.consistency_k)
         self.student_negatives = int(c.student.num_negatives) if self.loss_name == "bce" else 0
 
@@ -87,7 +95,7 @@ class DistillModule(StudentModule):
             # L_rd inside the fused CE pass, from the same chunk logits (distill/fused_ranking.py)
             term = self.fused_ranking_term(batch, has_teacher, mask)
             loss = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1, extra=term)
-            rd, covered = term.rd, float(term.rows)
+            rd, covered = term.rd, float(term.rows)  # rd already divided by the chosen denominator
             usual = loss.detach() - self.kd_weight * rd
         else:
             if self.loss_name == "ce":
@@ -100,6 +108,8 @@ class DistillModule(StudentModule):
             loss = usual
             if distilling:
                 rd, covered = self.ranking_distillation(batch, hidden)
+                if self.average_over == "all_positions":
+                    rd = rd * covered / max(int(mask.sum()), 1)
                 loss = usual + self.kd_weight * rd
         if rd is not None:
             self.log("train/loss_rd", rd, on_step=False, on_epoch=True, batch_size=size)
@@ -119,7 +129,8 @@ class DistillModule(StudentModule):
                                    self.a_pos, self.a_conf, self.a_cons)
 
         return FusedRankingTerm(has_teacher[mask].nonzero().squeeze(1), items, batch["teacher_confidences"][has_teacher],
-                                batch["negatives"][has_teacher][:, : self.kd_negatives], weights_fn, self.kd_weight, k)
+                                batch["negatives"][has_teacher][:, : self.kd_negatives], weights_fn, self.kd_weight, k,
+                                denominator=int(mask.sum()) if self.average_over == "all_positions" else None)
 
     def ranking_distillation(self, batch: dict, hidden: torch.Tensor,
                              student_topk: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from recdistill.lm.tokenizer import ByteTokenizer
 from recdistill.lm.tokens import TokenFile, write_token_files
@@ -24,20 +22,6 @@ def synthetic_tokens(folder: Path, tokens: int, seed: int = 0) -> TokenFile:
     return TokenFile(folder)
 
 
-def matmul_flops(n: int = 1024, seconds: float = 1.5) -> float:
-    """Measured fp32 matrix-product FLOP/s at the current thread count: the median over short trials of
-    an n x n product (2 n^3 FLOPs each)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    rates, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end or len(rates) < 5:
-        start = time.perf_counter()
-        a @ b
-        rates.append(2 * n**3 / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def flops_per_token(model) -> float:
     """Training FLOPs per token, nanoGPT's / PaLM's estimate: 6 N (forward and backward through the
     weights, N without the position table) + 12 L d T (attention scores and weighted sums)."""
@@ -51,8 +35,7 @@ def median(values):
 
 
 def rss_now_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    from recdistill.engine.memory import current_rss_mb
+
+    rss = current_rss_mb()
+    return float("nan") if rss is None else rss

@@ -43,7 +43,8 @@ def worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lm_common import flops_per_token, matmul_flops, rss_now_mb, synthetic_tokens
+    from lm_common import flops_per_token, rss_now_mb, synthetic_tokens
+    from machine import matmul_flops
 
     from recdistill.engine.memory import peak_memory, reset_peak_memory
     from recdistill.lm.model import GPT, preset_config

@@ -31,13 +31,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 
 
-def matmul_gflops(n: int = 512, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return round(2 * n**3 * repeats / (time.perf_counter() - start) / 1e9, 1)
+def matmul_gflops() -> float:
+    from machine import matmul_flops
+
+    return round(matmul_flops() / 1e9, 1)
 
 
 def loop_benchmark(cfg, epochs: int, eval_repeats: int) -> dict:

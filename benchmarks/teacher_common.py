@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
@@ -42,22 +41,3 @@ def llm_config(name: str, **overrides):
 
 def cache_dir() -> str:
     return os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
-
-
-def matmul_flops(size: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matrix-product FLOP/s at the current thread count (best of ``repeats``)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []

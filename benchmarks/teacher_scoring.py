@@ -36,7 +36,8 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from teacher_common import cache_dir, llm_config, load_average, prepared, student_for
+    from machine import load_average
+    from teacher_common import cache_dir, llm_config, prepared, student_for
 
     from recdistill.data.prompts import PromptEncoder, load_templates
     from recdistill.teacher.build import build_teacher

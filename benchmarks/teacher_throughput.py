@@ -81,7 +81,8 @@ def worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from teacher_common import cache_dir, llm_config, matmul_flops, prepared, student_for
+    from machine import matmul_flops
+    from teacher_common import cache_dir, llm_config, prepared, student_for
 
     from recdistill.engine.memory import peak_memory, reset_peak_memory
 
@@ -186,7 +187,7 @@ def main() -> int:
     if args.variant:
         print("RESULT " + json.dumps(worker(args)))
         return 0
-    from teacher_common import load_average
+    from machine import load_average
 
     trials = []
     for repeat in range(args.repeats):

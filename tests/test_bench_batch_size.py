@@ -27,9 +27,9 @@ def _train_step(model):
 def test_cpu_answer_is_within_the_budget_and_never_beyond_twice_the_largest_measured():
     model = _model()
     before = [p.detach().clone() for p in model.parameters()]
-    from recdistill.engine.batch_size import _current_rss_mb
+    from recdistill.engine.memory import current_rss_mb
 
-    budget = _current_rss_mb() + 200  # room for a ~100 MB of activations
+    budget = current_rss_mb() + 200  # room for a ~100 MB of activations
     result = search_batch_size(_train_step(model), "cpu", SearchSettings(cpu_memory_mb=budget, start=64,
                                                                          max_batch_size=1 << 16))
     sizes = [t["batch_size"] for t in result.tries]

@@ -79,12 +79,27 @@ def test_dropout_linear_matches_autograd_with_the_same_mask():
     assert 0.25 < (dropped == 0).float().mean().item() < 0.35
 
 
-def test_fused_cross_entropy_returns_the_top_k_of_the_chosen_rows():
+def test_fused_cross_entropy_hands_each_chunk_its_logits_and_adds_the_extra_term():
+    """The extra hook sees the raw logits of rows start:end (here it takes the top-5 of chosen rows, as
+    distillation's consistency term does) and its value and sparse gradient join the loss."""
     torch.manual_seed(2)
-    hidden, weight = torch.randn(20, 8), torch.randn(30, 8)
+    hidden = torch.randn(20, 8, requires_grad=True)
+    weight = torch.randn(30, 8, requires_grad=True)
     targets = torch.randint(0, 30, (20,))
     rows = torch.rand(20) > 0.5
-    loss, top = linear_cross_entropy(hidden, weight, targets, chunk=6, topk=5, topk_rows=rows)
+    tops = []
+
+    def extra(logits, start, end):
+        tops.append(logits[rows[start:end]].topk(5, dim=1).indices)
+        local = torch.arange(end - start)
+        cols = torch.zeros_like(local)                      # extra term: 0.1 * mean of column 0's logits
+        return 0.1 * logits[:, 0].sum() / 20, local, cols, torch.full((end - start,), 0.1 / 20)
+
+    loss = linear_cross_entropy(hidden, weight, targets, chunk=6, extra=extra)
+    top = torch.cat(tops)
     want = (hidden @ weight.t())[rows].topk(5, dim=1).indices
     assert torch.equal(top, want)
-    assert torch.allclose(loss, F.cross_entropy(hidden @ weight.t(), targets), atol=1e-6)
+    plain = F.cross_entropy(hidden @ weight.t(), targets) + 0.1 * (hidden @ weight.t())[:, 0].mean()
+    assert torch.allclose(loss, plain, atol=1e-6)
+    for got, expected in zip(torch.autograd.grad(loss, [hidden, weight]), torch.autograd.grad(plain, [hidden, weight])):
+        assert torch.allclose(got, expected, atol=1e-6)

@@ -1,7 +1,6 @@
 """Run folders, atomic writes, stage measurements and schedules."""
 
 import json
-import math
 import os
 
 import pytest

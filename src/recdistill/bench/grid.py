@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from recdistill.config.compose import parse_value  # the same parsing as key=value overrides
 from recdistill.errors import ConfigError
 
 MODES = ("grid", "cumulative")
@@ -69,16 +70,6 @@ def format_value(value) -> str:
         return value if yaml.safe_load(value) == value else yaml.safe_dump(value, default_style="'").strip()
     text = yaml.safe_dump(value, default_flow_style=True).strip()
     return text[:-4].strip() if text.endswith("...") else text
-
-
-def parse_value(text: str):
-    """Parse an override's value as YAML (``64`` -> int, ``true`` -> bool, ``[1,2]`` -> list)."""
-    if text == "":
-        return ""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 def _split_values(text: str) -> list[str]:

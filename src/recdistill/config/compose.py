@@ -66,8 +66,8 @@ def _load_group_option(group: str, option: str) -> DictConfig:
     return _load_yaml(path)
 
 
-def _parse_value(text: str):
-    """Parse an override's value the way YAML would (``3`` -> int, ``[1,2]`` -> list)."""
+def parse_value(text: str):
+    """Parse an override's value the way YAML would (``3`` -> int, ``true`` -> bool, ``[1,2]`` -> list)."""
     if text == "":
         return ""
     try:
@@ -181,7 +181,7 @@ def compose(
         if not force_add and not _key_exists(cfg, key):
             raise ConfigError(_valid_keys_message(cfg, key) + " (prefix with + to add a new key)")
         with _open_struct(cfg, force_add):
-            OmegaConf.update(cfg, key, _parse_value(value), merge=False, force_add=force_add)
+            OmegaConf.update(cfg, key, parse_value(value), merge=False, force_add=force_add)
 
     try:
         OmegaConf.resolve(cfg)

@@ -116,25 +116,11 @@ def write_prepared(path: str | Path, train: pd.DataFrame, val: pd.DataFrame, tes
                    items: pd.DataFrame, users: pd.DataFrame, stats: dict) -> Path:
     """Write the six files into a temporary sibling folder, then swap it in, so a reader never sees a
     half-written dataset and a failure leaves the previous one intact."""
-    import os
-    import shutil
-    import tempfile
+    from recdistill.engine.rundir import atomic_folder
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         for frame, name in ((train, "train"), (val, "val"), (test, "test"), (items, "items"), (users, "users")):
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

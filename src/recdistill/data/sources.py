@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -28,14 +27,14 @@ from pathlib import Path
 
 from recdistill.data.textfile import Container
 from recdistill.errors import DataError
-from recdistill.engine.rundir import sha256_file
+from recdistill.wheels import Wheel, fetch_wheel
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 DOWNLOAD_TIMEOUT_S = 10
 RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
-PIP_TIMEOUT_S = 600
+RECBOLE = Wheel("recbole", "1.2.1", RECBOLE_WHEEL, RECBOLE_SHA256)
 
 
 @dataclass(frozen=True)
@@ -115,36 +114,9 @@ def _is_grouplens_zip(path: Path) -> bool:
 
 def fetch_recbole_wheel(cache: Path) -> Path:
     """``recbole-1.2.1-py3-none-any.whl`` in ``<cache>/wheels``, fetched with pip and SHA-256 checked."""
-    folder = cache / "wheels"
-    wheel = folder / RECBOLE_WHEEL
-    if wheel.is_file() and sha256_file(wheel) == RECBOLE_SHA256:
-        return wheel
-    folder.mkdir(parents=True, exist_ok=True)
-    # Download into a temporary folder first: a half-finished or wrong file never sits at the cached name.
-    with tempfile.TemporaryDirectory(prefix=".pip-", dir=folder) as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--no-input", "-q",
-                   "--timeout", "30", "--retries", "2", RECBOLE_REQUIREMENT, "-d", tmp]
-        _note(f"fetching the MovieLens-100K copy in PyPI's {RECBOLE_REQUIREMENT} wheel (about 2 MB) into {folder}")
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DataError(f"could not run pip to fetch {RECBOLE_REQUIREMENT}: {exc}. "
-                            "Put MovieLens-100K somewhere and pass dataset.path=<folder or ml-100k.zip>") from None
-        fetched = Path(tmp) / RECBOLE_WHEEL
-        if done.returncode != 0 or not fetched.is_file():
-            detail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise DataError(
-                f"pip could not download {RECBOLE_REQUIREMENT} (exit {done.returncode}): {' | '.join(detail)}. "
-                "With no access to PyPI or grouplens.org, download ml-100k.zip elsewhere and pass "
-                "dataset.path=<folder or ml-100k.zip>"
-            )
-        digest = sha256_file(fetched)
-        if digest != RECBOLE_SHA256:
-            raise DataError(f"{RECBOLE_WHEEL} from PyPI has SHA-256 {digest}, expected {RECBOLE_SHA256}; "
-                            "refusing to use it (a proxy or mirror changed the file)")
-        os.replace(fetched, wheel)
-    return wheel
+    return fetch_wheel(RECBOLE, cache / "wheels", error=DataError, note=_note,
+                       hint="With no access to PyPI or grouplens.org, download ml-100k.zip elsewhere and pass "
+                            "dataset.path=<folder or ml-100k.zip>")
 
 
 def builtin_ml100k(dataset_cfg, cache: Path) -> Source:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, compose
@@ -19,8 +17,6 @@ from recdistill.distill.embedding import NORMALISATIONS
 from recdistill.distill.module import DistillModule
 from recdistill.engine import (
     RunDir,
-    StageMeter,
-    build_trainer,
     dataloader_kwargs,
     describe_environment,
     resolve_accelerator,
@@ -29,10 +25,10 @@ from recdistill.engine import (
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import load_teacher_outputs
 from recdistill.student.commands import (
-    _batch_counts,
     _dataset_meta,
     _is_main_process,
     _print_result,
+    fit_select_evaluate,
     prepared_data,
     validate_config as validate_student_config,
 )
@@ -108,36 +104,7 @@ def train_distill(cfg: DictConfig) -> dict:
     module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), _dataset_meta(data), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
-    meter = StageMeter(items_fn=_batch_counts, unit="sequences", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
-    checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=CHECKPOINT_TEMPLATE,
-                                  monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
-                                  auto_insert_metric_name=False)
-    callbacks = [meter, checkpoints]
-    if int(cfg.train.early_stopping_patience) > 0:
-        callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
-                                       patience=int(cfg.train.early_stopping_patience)))
-    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
-                            max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
-                            check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
-                            progress_bar=bool(cfg.run.progress_bar))
-    if cfg.train.batch_size == "auto":
-        # train.batch_size=auto (hooked in by the bench helper): the engine's search, recorded in the run
-        from recdistill.engine.batch_size import find_training_batch_size
-
-        dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
-                                                 cfg.efficiency.get("batch_size_search"), run).batch_size
-    trainer.fit(module, datamodule=dm)
-    best = checkpoints.best_model_path
-    if not best:
-        raise RecdistillError("training produced no checkpoint (did validation run? check "
-                              "train.check_val_every_n_epoch against train.max_epochs)")
-    # selection used validation only; test is read once, on the selected checkpoint
-    metrics: dict = {}
-    metrics.update(trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
-    metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
-    metrics = {k: float(v) for k, v in sorted(metrics.items())}
-    metrics["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
-    metrics["epochs_trained"] = int(trainer.current_epoch)
+    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE)
     metrics["teacher_coverage"] = dm.coverage
     teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
                     "teacher": teacher.manifest.get("teacher"),

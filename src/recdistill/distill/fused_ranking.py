@@ -42,6 +42,8 @@ class FusedRankingTerm:
                  negatives: torch.Tensor, weights_fn: Callable, kd_weight: float, consistency_k: int,
                  denominator: int | None = None):
         self.row_positions = row_positions
+        # chunk bounds are looked up on a CPU copy: one device-to-host copy per step, not one per chunk
+        self._positions_cpu = row_positions.cpu()
         self.items, self.confidences, self.negatives = items, confidences, negatives
         self.weights_fn = weights_fn
         self.kd_weight = float(kd_weight)
@@ -51,7 +53,7 @@ class FusedRankingTerm:
         self.rd_sum = torch.zeros(())  # sum over rows of the unscaled per-row L_rd, for logging
 
     def __call__(self, logits: torch.Tensor, start: int, end: int):
-        bounds = torch.searchsorted(self.row_positions, torch.tensor([start, end], device=self.row_positions.device))
+        bounds = torch.searchsorted(self._positions_cpu, torch.tensor([start, end]))
         lo, hi = int(bounds[0]), int(bounds[1])
         if lo == hi:
             empty = torch.zeros(0, dtype=torch.long, device=logits.device)

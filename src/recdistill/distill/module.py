@@ -91,7 +91,7 @@ class DistillModule(StudentModule):
         distilling = self.kd_weight > 0 and "teacher_items" in batch
         has_teacher = batch["teacher_items"][..., 0] > 0 if distilling else None
         rd = covered = None
-        if self.loss_name == "ce" and distilling and not bool((has_teacher & ~mask).any()):
+        if self.loss_name == "ce" and distilling:
             # L_rd inside the fused CE pass, from the same chunk logits (distill/fused_ranking.py)
             term = self.fused_ranking_term(batch, has_teacher, mask)
             loss = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1, extra=term)
@@ -120,7 +120,10 @@ class DistillModule(StudentModule):
 
     def fused_ranking_term(self, batch: dict, has_teacher: torch.Tensor, mask: torch.Tensor) -> FusedRankingTerm:
         """The ``L_rd`` hook for the fused CE: the teacher rows' places among the target rows, their items,
-        confidences and negatives (the same tensors :meth:`ranking_distillation` uses)."""
+        confidences and negatives (the same tensors :meth:`ranking_distillation` uses). Teacher rows sit at
+        target positions (the data module aligns them so); ``& mask`` keeps that true without a check that
+        would synchronise a GPU every step."""
+        has_teacher = has_teacher & mask
         items = batch["teacher_items"][has_teacher]
         k = (self.consistency_k or items.shape[1]) if self.a_cons > 0 else 0
 
@@ -132,17 +135,17 @@ class DistillModule(StudentModule):
                                 batch["negatives"][has_teacher][:, : self.kd_negatives], weights_fn, self.kd_weight, k,
                                 denominator=int(mask.sum()) if self.average_over == "all_positions" else None)
 
-    def ranking_distillation(self, batch: dict, hidden: torch.Tensor,
-                             student_topk: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
-        """``L_rd`` over the positions that have teacher items, and how many there were. ``student_topk``:
-        the student's current top-K item ids at those positions when the caller has them (else computed)."""
+    def ranking_distillation(self, batch: dict, hidden: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``L_rd`` over the positions that have teacher items, and how many there were (the unfused form:
+        ``student.loss=bce``; with the default CE loss :class:`FusedRankingTerm` computes the same)."""
         has_teacher = batch["teacher_items"][..., 0] > 0               # [B, L]
         items = batch["teacher_items"][has_teacher]                     # [P, K]
         confidences = batch["teacher_confidences"][has_teacher]
         valid = items > 0
         negatives = batch["negatives"][has_teacher][:, : self.kd_negatives]
         # Scores of the K teacher items and the negatives: gathered rows times h, summed. F.embedding's
-        # gather has a dense backward; measured 2x faster on the CPU than table[ids] with a batched bmm.
+        # gather has a dense backward (this op alone, forward + backward: 31 ms against 61 ms for table[ids]
+        # with a batched bmm at 5,100 positions x 21 items on the 2-core CPU).
         h = hidden[has_teacher]
         table = self.model.all_item_embeddings()
         ids = torch.cat([items, negatives], dim=1)
@@ -151,11 +154,11 @@ class DistillModule(StudentModule):
         item_scores = item_scores.masked_fill(~valid, 0.0)  # padding entries: weight 0, keep them finite
         k = self.consistency_k or items.shape[1]
         with torch.no_grad():
-            if self.a_cons > 0 and student_topk is None:
+            if self.a_cons > 0:
                 # the student's current top-K over the whole catalogue, at the teacher's positions only
                 current = self.model.score_all(h.detach())
                 student_topk = current.topk(k, dim=1).indices
-            elif self.a_cons <= 0:
+            else:
                 student_topk = items.new_zeros(items.shape[0], 1)
         weights = ranking_weights(items, confidences, student_topk, valid, self.kd_lambda,
                                   self.a_pos, self.a_conf, self.a_cons)

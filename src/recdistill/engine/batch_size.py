@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from recdistill.engine.memory import probe
+from recdistill.engine.memory import current_rss_mb, probe, proc_field_mb
 from recdistill.errors import RecdistillError
 
 
@@ -81,37 +81,15 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc)
 
 
-def _meminfo_mb(field_name: str) -> float | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def _current_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
 def cpu_budget_mb(settings: SearchSettings) -> float:
     """The CPU memory budget for the process's peak RSS (see the module docstring)."""
     if settings.cpu_memory_mb is not None:
         return float(settings.cpu_memory_mb)
-    available = _meminfo_mb("MemAvailable")
+    available = proc_field_mb("MemAvailable", "/proc/meminfo")
     if available is None:
         raise RecdistillError("cannot read available memory on this system; set "
                               "efficiency.batch_size_search.cpu_memory_mb to a budget in MB")
-    return float(settings.cpu_memory_fraction) * (available + _current_rss_mb())
+    return float(settings.cpu_memory_fraction) * (available + (current_rss_mb() or 0.0))
 
 
 def _search_cuda(step: Callable[[int], None], settings: SearchSettings, limit: int, kind: str) -> BatchSizeResult:

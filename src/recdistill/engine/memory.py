@@ -14,15 +14,26 @@ import sys
 import torch
 
 
-def _read_hwm_mb() -> float | None:
+def proc_field_mb(field_name: str, path: str = "/proc/self/status") -> float | None:
+    """A ``kB`` field of a Linux ``/proc`` file in MB (``VmHWM``, ``VmRSS`` of this process;
+    ``MemAvailable`` of ``/proc/meminfo``); None where the file or the field does not exist."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field_name + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         return None
     return None
+
+
+def current_rss_mb() -> float | None:
+    """The process's resident set now (Linux), or None."""
+    return proc_field_mb("VmRSS")
+
+
+def _read_hwm_mb() -> float | None:
+    return proc_field_mb("VmHWM")
 
 
 def _reset_hwm() -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -51,6 +53,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, keep_existing: bool = False):
+    """Yield a temporary folder beside ``path`` to fill; when the block ends without an error it becomes
+    ``path`` in one rename, so a reader never sees a half-written folder. An existing ``path`` is replaced
+    (moved aside first, deleted after the swap), or with ``keep_existing`` kept and the new one dropped
+    (another process finished the same work first). On an error the temporary folder is removed and
+    ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if not path.exists():
+            os.replace(tmp, path)
+        elif keep_existing:
+            shutil.rmtree(tmp)
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

@@ -40,7 +40,8 @@ def load_matching_student(path, data, what: str = "student checkpoint"):
     return model, meta
 
 
-def _device(setting: str) -> str:
+def resolve_device(setting: str) -> str:
+    """``teacher.device``: auto (CUDA when visible) | cuda | cpu; asking for CUDA without one is an error."""
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if setting == "cuda" and not torch.cuda.is_available():
@@ -56,7 +57,7 @@ def student_ranker(teacher_cfg: DictConfig, export_cfg: DictConfig, data) -> SAS
     identity = {"checkpoint": str(Path(str(teacher_cfg.checkpoint)).resolve()), "model": meta["model_config"],
                 "epoch": meta.get("epoch"), "exclude_seen": bool(teacher_cfg.exclude_seen)}
     return SASRecRanker(model, name=str(teacher_cfg.checkpoint), config_hash=config_hash(identity),
-                        exclude_seen=bool(teacher_cfg.exclude_seen), device=_device(str(teacher_cfg.get("device", "auto"))))
+                        exclude_seen=bool(teacher_cfg.exclude_seen), device=resolve_device(str(teacher_cfg.get("device", "auto"))))
 
 
 def default_out_dir(cfg: DictConfig, ranker: Ranker) -> Path:

@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Boolean keep-mask shaped like ``x``, keep probability ``1 - p``, from uniforms and a compare."""
+    return torch.rand_like(x) >= p
+
+
 class CPUFriendlyDropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()
@@ -27,8 +32,7 @@ class CPUFriendlyDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        keep = torch.rand_like(x) >= self.p
-        return x * keep * (1.0 / (1.0 - self.p))
+        return x * dropout_mask(x, self.p) * (1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

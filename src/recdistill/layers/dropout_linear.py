@@ -14,11 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Boolean keep-mask with keep probability ``1 - p`` (uniforms and a compare: on CPUs about twice as
-    fast as ``bernoulli_``, see ``layers/dropout.py``)."""
-    return torch.rand_like(x) >= p
+from recdistill.layers.dropout import dropout_mask
 
 
 class _DropoutLinear(torch.autograd.Function):

@@ -26,10 +26,8 @@ DEFAULT_CHUNK = 512  # positions per chunk: 512 x 1,682 floats = 3.4 MB, about w
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int,
-                topk: int, topk_rows: torch.Tensor | None, extra):
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, extra):
         positions = len(targets)
-        top_indices = []
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         ctx.hidden_dtype, ctx.weight_dtype = hidden.dtype, weight.dtype
         # float32 throughout (as the plain loss does with .float()), also under bf16/fp16 autocast
@@ -42,9 +40,6 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, positions, chunk):
                 h, t = hidden32[start:start + chunk], targets[start:start + chunk]
                 logits = h @ weight32.t()
-                if topk > 0:  # the caller's top-k classes at the chosen rows, from these same logits
-                    rows = logits if topk_rows is None else logits[topk_rows[start:start + chunk]]
-                    top_indices.append(rows.topk(min(topk, logits.shape[1]), dim=1).indices)
                 if extra is not None:  # another loss on the same logits: its value and d/d logits, final units
                     extra_value, extra_rows, extra_cols, extra_grad = extra(logits, start, start + len(t))
                     total_extra += extra_value
@@ -64,45 +59,35 @@ class _LinearCrossEntropy(torch.autograd.Function):
                         grad_weight.addmm_(probs.t(), h)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.positions = positions
-        loss = total / max(positions, 1) + total_extra
-        if topk <= 0:
-            return loss, None
-        indices = torch.cat(top_indices) if top_indices else targets.new_zeros(0, topk)
-        ctx.mark_non_differentiable(indices)
-        return loss, indices
+        return total / max(positions, 1) + total_extra
 
     @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor, _grad_indices=None):
+    def backward(ctx, grad_loss: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
         scale = grad_loss.float() / max(ctx.positions, 1)
         if grad_hidden is not None:
             grad_hidden = (grad_hidden * scale).to(ctx.hidden_dtype)
         if grad_weight is not None:
             grad_weight = (grad_weight * scale).to(ctx.weight_dtype)
-        return grad_hidden, grad_weight, None, None, None, None, None
+        return grad_hidden, grad_weight, None, None, None
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk: int = DEFAULT_CHUNK, topk: int = 0, topk_rows: torch.Tensor | None = None,
-                         extra=None):
+                         chunk: int = DEFAULT_CHUNK, extra=None) -> torch.Tensor:
     """``F.cross_entropy(hidden @ weight.T, targets)`` (mean over positions), in chunks of positions.
 
     ``hidden[P, H]``, ``weight[N, H]`` (one row per class), ``targets[P]`` in ``0..N-1``. Same value and
     gradients as the plain form up to float rounding; peak memory ``chunk x N`` instead of ``P x N``.
 
-    ``topk > 0`` also returns the indices of the ``topk`` largest logits ``[R, topk]`` of the rows where
-    ``topk_rows[P]`` is true (all rows when None), taken from the same chunk logits: distillation's
-    consistency term needs the student's current top-K, and this saves a second full-catalogue product.
-
     ``extra(logits, start, end)``: another loss computed from the same chunk logits (rows ``start:end``
     of the batch), fused so it costs no product of its own. It returns ``(value, rows, cols, grad)``: its
     contribution to the loss (final units, e.g. already weighted and averaged) and the sparse derivative
     of that contribution with respect to ``logits[rows, cols]``. The returned loss is then
-    ``CE mean + sum of the values``. Distillation's ranking term uses it (``distill/fused_ranking.py``).
+    ``CE mean + sum of the values``. Distillation's ranking term uses it (``distill/fused_ranking.py``: the
+    teacher items' scores and the student's current top-K come from the chunk logits).
     """
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"expected hidden [P, H] and weight [N, H], got {tuple(hidden.shape)} and {tuple(weight.shape)}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    loss, indices = _LinearCrossEntropy.apply(hidden, weight, targets, int(chunk), int(topk), topk_rows, extra)
-    return (loss, indices) if topk > 0 else loss
+    return _LinearCrossEntropy.apply(hidden, weight, targets, int(chunk), extra)

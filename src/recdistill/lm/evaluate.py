@@ -17,19 +17,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from recdistill.engine.measure import StageTracker, measure_stage
+from recdistill.engine.memory import current_rss_mb
 from recdistill.lm.quantize import quantize_int8, size_on_disk
 from recdistill.lm.tokens import TokenWindows
-
-
-def current_rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
 
 
 @torch.no_grad()

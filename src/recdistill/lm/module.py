@@ -52,11 +52,11 @@ class LMModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         loss = self._loss(batch)
         n = batch[1].numel()
-        self._val_sum += float(loss) * n
+        self._val_sum = self._val_sum + loss.detach() * n   # a tensor: no device sync per batch
         self._val_tokens += n
 
     def on_validation_epoch_end(self):
-        loss = self._val_sum / max(1, self._val_tokens)
+        loss = float(self._val_sum) / max(1, self._val_tokens)
         self.log("val/loss", loss, prog_bar=True)
         self.log("val/ppl", math.exp(min(loss, 50.0)))
 

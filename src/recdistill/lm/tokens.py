@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from recdistill.engine.rundir import atomic_write_json
+from recdistill.engine.rundir import atomic_folder, atomic_write_json
 from recdistill.errors import DataError
 
 FORMAT_VERSION = 1
@@ -58,9 +55,8 @@ def write_token_files(docs: list[str], tokenizer, folder: str | Path, val_fracti
     stream = np.concatenate(pieces)
     n_val = max(1, int(round(len(stream) * val_fraction)))
     train, val = stream[:-n_val], stream[-n_val:]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    # another process may finish the same folder first; then theirs is kept
+    with atomic_folder(folder, keep_existing=True) as tmp:
         train.tofile(tmp / "train.bin")
         val.tofile(tmp / "val.bin")
         meta = {
@@ -77,13 +73,6 @@ def write_token_files(docs: list[str], tokenizer, folder: str | Path, val_fracti
             **(extra_meta or {}),
         }
         atomic_write_json(tmp / "meta.json", meta)
-        if folder.exists():  # another process finished first; keep theirs
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

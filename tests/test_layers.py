@@ -50,6 +50,14 @@ def test_cpu_dropout_keeps_the_expectation_and_is_off_in_eval():
     assert abs(dropped - 0.25) < 0.01                 # about p of the values are zeroed
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))
     assert abs(y.mean().item() - 1.0) < 0.02
+    x = torch.randn(64, 32, requires_grad=True)
+    torch.manual_seed(1)
+    y = drop(x)
+    torch.manual_seed(1)
+    keep = torch.rand_like(x) >= 0.25           # the same uniforms: the mask is u >= p, scaled by 1 / (1 - p)
+    assert torch.equal(y, x * keep * (1.0 / 0.75))  # bit for bit the earlier bool-mask formula
+    y.sum().backward()
+    assert torch.equal(x.grad, keep * (1.0 / 0.75))
     drop.eval()
     assert drop(x) is x
     with pytest.raises(ValueError, match="dropout must be in"):

@@ -59,6 +59,30 @@ def test_sdpa_and_eager_attention_agree():
         assert torch.allclose(sdpa(idx), eager(idx), atol=1e-5)
 
 
+def test_uniform_dropout_path_matches_sdpa_without_dropout_and_drops_with_it():
+    """uniform_dropout=True takes the explicit attention path on CPUs when dropout is on: the same
+    function as SDPA when nothing is dropped, the right share of attention weights dropped when on."""
+    torch.manual_seed(0)
+    plain = GPT(small_cfg())
+    fast = GPT(small_cfg(uniform_dropout=True))
+    fast.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 257, (2, 24))
+    for block in fast.blocks:   # dropout on in the path choice, but every mask keeps everything
+        block.attn.dropout = 0.5
+        block.attn.attn_dropout.p = 0.0
+    assert torch.allclose(plain.train()(idx), fast.train()(idx), atol=1e-5)
+    fast.blocks[0].attn.attn_dropout.p = 0.5
+    seen = {}
+    fast.blocks[0].attn.attn_dropout.register_forward_hook(lambda m, i, o: seen.update(w=i[0], out=o))
+    fast(idx)
+    weights, dropped = seen["w"], seen["out"]
+    allowed = weights > 0                       # the causal part of the softmax weights
+    share = ((dropped == 0) & allowed).sum() / allowed.sum()
+    assert abs(float(share) - 0.5) < 0.05
+    assert torch.allclose(dropped[(dropped != 0)], 2 * weights[(dropped != 0)])
+    assert torch.all(weights.triu(diagonal=1) == 0)  # no query looks at a later position
+
+
 def test_gradient_checkpointing_recomputes_blocks_and_keeps_gradients():
     torch.manual_seed(0)
     plain = GPT(small_cfg())

@@ -133,6 +133,8 @@ def test_knobs_reach_the_model(tmp_path):
     shape = model_config(cfg, vocab_size=257)
     assert (shape.d_model, shape.n_layers, shape.n_heads, shape.context_length) == (768, 3, 12, 1024)
     assert shape.attention == "eager" and shape.dropout == 0.2 and shape.gradient_checkpointing
+    assert shape.uniform_dropout  # the engine's default
+    assert not model_config(compose("lm", ["efficiency=none"]), vocab_size=257).uniform_dropout
 
 
 def test_bad_input_is_a_clear_error(tmp_path, capsys):

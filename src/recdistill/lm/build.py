@@ -67,7 +67,8 @@ def model_config(cfg: DictConfig, vocab_size: int, base: GPTConfig | None = None
     shape), where the shape knobs may only repeat the pretrained values."""
     lm = cfg.lm
     runtime = dict(dropout=float(lm.dropout), attention=str(lm.attention),
-                   gradient_checkpointing=bool(cfg.efficiency.gradient_checkpointing))
+                   gradient_checkpointing=bool(cfg.efficiency.gradient_checkpointing),
+                   uniform_dropout=bool(cfg.efficiency.get("uniform_dropout", False)))
     if base is None:
         return preset_config(str(lm.preset), vocab_size, **{k: lm[k] for k in SHAPE_KNOBS}, **runtime)
     for knob in SHAPE_KNOBS:

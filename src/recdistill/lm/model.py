@@ -10,6 +10,12 @@ fused kernel: FlashAttention / memory-efficient on CUDA, a fused C++ kernel on C
 ``attention="eager"``, the textbook softmax(QK^T / sqrt(d)) V with an explicit causal mask, kept for
 comparison and as the baseline.
 
+With ``uniform_dropout=True`` (the engine's ``efficiency.uniform_dropout``) every dropout on a CPU draws
+its mask from uniforms (``recdistill.layers.dropout``; ``bernoulli_`` took 15 % of a ``tiny`` training
+step here), and attention then takes the explicit softmax(QK^T)V path so that its weights' dropout does
+too: ``scaled_dot_product_attention`` on a CPU runs that same math path whenever dropout is on, with its
+own ``bernoulli_`` mask. On CUDA both settings use the fused kernels.
+
 Gradient checkpointing is per block: with ``gradient_checkpointing=True`` each block's activations are
 dropped after the forward pass and recomputed in the backward pass (less memory, about a third more
 compute).
@@ -26,6 +32,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from recdistill.errors import ConfigError
+from recdistill.layers.dropout import CPUFriendlyDropout
 
 ATTENTIONS = ("sdpa", "eager")
 
@@ -41,6 +48,7 @@ class GPTConfig:
     bias: bool = True           # biases in Linear and LayerNorm layers, as GPT-2
     attention: str = "sdpa"     # sdpa | eager
     gradient_checkpointing: bool = False
+    uniform_dropout: bool = False  # CPU dropout masks from uniform draws (the engine turns this on)
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
@@ -86,18 +94,25 @@ def preset_config(name: str, vocab_size: int, **overrides) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, **values)
 
 
+def make_dropout(cfg: GPTConfig) -> nn.Module:
+    return CPUFriendlyDropout(cfg.dropout) if cfg.uniform_dropout else nn.Dropout(cfg.dropout)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_heads = cfg.n_heads
         self.attention = cfg.attention
         self.dropout = cfg.dropout
+        self.uniform_dropout = cfg.uniform_dropout
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.resid_dropout = nn.Dropout(cfg.dropout)
-        if cfg.attention == "eager":
-            mask = torch.tril(torch.ones(cfg.context_length, cfg.context_length, dtype=torch.bool))
-            self.register_buffer("causal_mask", mask, persistent=False)
+        self.attn_dropout = make_dropout(cfg)
+        self.resid_dropout = make_dropout(cfg)
+        if cfg.attention == "eager" or cfg.uniform_dropout:
+            # -inf where a query may not look (a later position), 0 elsewhere
+            future = torch.full((cfg.context_length, cfg.context_length), float("-inf")).triu(diagonal=1)
+            self.register_buffer("future_bias", future, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -105,13 +120,14 @@ class CausalSelfAttention(nn.Module):
         # [B, T, C] -> [B, heads, T, head_dim]
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
         p = self.dropout if self.training else 0.0
-        if self.attention == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        else:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-            att = att.masked_fill(~self.causal_mask[:T, :T], float("-inf"))
-            att = F.dropout(F.softmax(att, dim=-1), p=p, training=self.training)
+        explicit = self.attention == "eager" or (self.uniform_dropout and p > 0 and x.device.type == "cpu")
+        if explicit:
+            # scale the smaller operand; an additive -inf mask has no backward work (masked_fill has one)
+            att = (q * (1.0 / math.sqrt(k.size(-1)))) @ k.transpose(-2, -1) + self.future_bias[:T, :T]
+            att = self.attn_dropout(F.softmax(att, dim=-1))
             y = att @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
 
@@ -121,7 +137,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = make_dropout(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
@@ -147,7 +163,7 @@ class GPT(nn.Module):
         self.gradient_checkpointing = cfg.gradient_checkpointing
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = make_dropout(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)

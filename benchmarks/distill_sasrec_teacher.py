@@ -11,6 +11,7 @@ settings can sit side by side) and summarised in ``benchmarks/results/distill_sa
     python benchmarks/distill_sasrec_teacher.py                       # everything, in order
     python benchmarks/distill_sasrec_teacher.py --part baseline       # only the students alone
     python benchmarks/distill_sasrec_teacher.py --part teacher        # only the teacher (and its export)
+    python benchmarks/distill_sasrec_teacher.py --part members --teacher-seeds 12 13   # members of an ensemble
     python benchmarks/distill_sasrec_teacher.py --part distill        # teacher, export, distilled students
     python benchmarks/distill_sasrec_teacher.py --part summary        # tables from what is there
     python benchmarks/distill_sasrec_teacher.py --part distill --seeds 0 --distill-overrides distill.kd.weight=2
@@ -19,7 +20,10 @@ Defaults are the converged setting of the gate: student and distilled student wi
 training budget (``train.max_epochs=200``, patience 10 on val NDCG@10), a teacher of hidden size 128,
 2 blocks, 2 heads, dropout 0.2, trained to convergence (patience 10), exported at the last 40
 training positions of each user (top-20 of the whole catalogue), as in the earlier short-budget run.
-Of the teachers tried (h=256 with dropout 0.5; h=128 with max_len 200) this one had the best val NDCG@10.
+Of the single teachers tried (h=256 with dropout 0.5; h=128 with max_len 200) this one had the best val
+NDCG@10, but it was not clearly better than the students alone; ``--teacher-seeds 10 11 12 13`` makes the
+teacher an ensemble of one such model per seed (``teacher.checkpoint=[...]``: the mean of the members'
+log-probabilities, their item embeddings side by side), evaluated here with the students' protocol.
 """
 
 from __future__ import annotations
@@ -54,10 +58,15 @@ def student_overrides(args, seed: int) -> list[str]:
             f"efficiency.seed={seed}"]
 
 
-def teacher_tag(args) -> str:
+def member_tag(args, seed: int) -> str:
     context = "" if args.teacher_max_len == 50 else f"-L{args.teacher_max_len}"
     return (f"h{args.teacher_hidden}-b{args.teacher_blocks}-a{args.teacher_heads}-d{args.teacher_dropout:g}{context}"
-            f"-e{args.teacher_epochs}-p{args.teacher_patience}-s{args.teacher_seed}")
+            f"-e{args.teacher_epochs}-p{args.teacher_patience}-s{seed}")
+
+
+def teacher_tag(args) -> str:
+    """One seed: that model; several: the ensemble of one model per seed (``...-s10+11+12+13``)."""
+    return member_tag(args, args.teacher_seeds[0]).rsplit("-s", 1)[0] + "-s" + "+".join(map(str, args.teacher_seeds))
 
 
 def export_tag(args) -> str:
@@ -71,12 +80,12 @@ def distill_tag(args) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9.=_-]", "", o.removeprefix("distill.")) for o in args.distill_overrides)
 
 
-def teacher_overrides(args) -> list[str]:
+def teacher_overrides(args, seed: int) -> list[str]:
     return [*common(args), f"student.hidden_size={args.teacher_hidden}", f"student.num_blocks={args.teacher_blocks}",
             f"student.num_heads={args.teacher_heads}", f"student.dropout={args.teacher_dropout}",
             f"student.max_len={args.teacher_max_len}",
             f"train.max_epochs={args.teacher_epochs}", f"train.early_stopping_patience={args.teacher_patience}",
-            f"efficiency.seed={args.teacher_seed}", f"run.name=teacher-{teacher_tag(args)}"]
+            f"efficiency.seed={seed}", f"run.name=teacher-{member_tag(args, seed)}"]
 
 
 def saved(args, name: str) -> dict | None:
@@ -128,29 +137,70 @@ def import_baseline(args, results_jsonl: Path) -> None:
                                                  "source": f"benchmarks/student_quality.py ({results_jsonl})"})
 
 
-def run_teacher(args) -> dict:
+def run_member(args, seed: int) -> dict:
     from recdistill.student.commands import train_student
 
-    name = f"teacher-{teacher_tag(args)}"
+    name = f"teacher-{member_tag(args, seed)}"
     if (done := saved(args, name)) is not None:
         return done
     start = time.perf_counter()
-    result = train_student(compose("student", teacher_overrides(args)))
-    return save(args, name, {"tag": teacher_tag(args), "overrides": teacher_overrides(args)[len(common(args)):],
+    result = train_student(compose("student", teacher_overrides(args, seed)))
+    return save(args, name, {"tag": member_tag(args, seed), "overrides": teacher_overrides(args, seed)[len(common(args)):],
                              "metrics": result["metrics"], "checkpoint": result["best_checkpoint"],
                              "run_dir": result["run_dir"], "seconds": round(time.perf_counter() - start, 1)})
 
 
-def run_export(args, teacher: dict) -> dict:
+def teacher_ranker(args, checkpoints: list[str], data):
+    from recdistill.export.from_config import student_ranker
+
+    teacher_cfg = {"kind": "student", "checkpoint": checkpoints, "exclude_seen": True, "device": "auto"}
+    return student_ranker(OmegaConf.create(teacher_cfg), OmegaConf.create({}), data)
+
+
+def evaluate_ranker(ranker, data) -> dict:
+    """Full-catalogue val/test NDCG@10 and HR@10 of a ranker, seen items excluded (the students' protocol)."""
+    from recdistill.metrics.ranking import metrics_from_ranks, rank_of_targets
+
+    out = {}
+    for split in ("val", "test"):
+        histories = [data.history(split, u) for u in data.users()]
+        targets = torch.tensor([data.target(split, u) for u in data.users()])
+        ranks = rank_of_targets(ranker.scores(histories), targets)
+        out |= metrics_from_ranks(ranks, [10], prefix=f"{split}/")
+    return out
+
+
+def run_teacher(args) -> dict:
+    """The teacher: one SASRec per seed in ``--teacher-seeds``; with several, their ensemble (evaluated
+    here with the same protocol as the students)."""
+    members = [run_member(args, seed) for seed in args.teacher_seeds]
+    if len(members) == 1:
+        return members[0] | {"checkpoints": [members[0]["checkpoint"]]}
+    name = f"teacher-{teacher_tag(args)}"
+    if (done := saved(args, name)) is not None:
+        return done
+    checkpoints = [m["checkpoint"] for m in members]
+    metrics = evaluate_ranker(teacher_ranker(args, checkpoints, load_data(args)), load_data(args))
+    metrics |= {"best_epoch": ",".join(str(m["metrics"]["best_epoch"]) for m in members),
+                "epochs_trained": ",".join(str(m["metrics"]["epochs_trained"]) for m in members)}
+    return save(args, name, {"tag": teacher_tag(args), "members": [m["tag"] for m in members], "metrics": metrics,
+                             "checkpoints": checkpoints, "seconds": round(sum(m["seconds"] for m in members), 1)})
+
+
+def load_data(args):
     from recdistill.data.prepare import ensure_prepared
     from recdistill.data.prepared import load_prepared
-    from recdistill.export.from_config import export_with_config, student_ranker
+
+    return load_prepared(ensure_prepared(compose("student", common(args))))
+
+
+def run_export(args, teacher: dict) -> dict:
+    from recdistill.export.from_config import export_with_config
 
     name = f"export-{export_tag(args)}"
     if (done := saved(args, name)) is not None:
         return done
-    data = load_prepared(ensure_prepared(compose("student", common(args))))
-    teacher_cfg = {"kind": "student", "checkpoint": teacher["checkpoint"], "exclude_seen": True, "device": "auto"}
+    data = load_data(args)
     export = OmegaConf.load(Path(recdistill.config.__file__).parent / "conf" / "export" / "default.yaml")
     export.candidates = "all"
     export.positions = args.positions
@@ -158,7 +208,7 @@ def run_export(args, teacher: dict) -> dict:
     export.top_k = args.top_k
     export.batch_size = 512
     export.progress_bar = False
-    ranker = student_ranker(OmegaConf.create(teacher_cfg), export, data)
+    ranker = teacher_ranker(args, teacher["checkpoints"], data)
     out = Path(args.work) / "teacher_outputs" / export_tag(args)
     start = time.perf_counter()
     manifest = export_with_config(export, ranker, data, out)
@@ -221,7 +271,7 @@ def summary(args) -> dict:
             "seconds": t["seconds"]}
     if teacher:
         m = teacher["metrics"]
-        lines.append(f"| teacher (SASRec {teacher_tag(args)}) | {args.teacher_seed} | {m['val/ndcg@10']:.4f} "
+        lines.append(f"| teacher (SASRec {teacher_tag(args)}) | {'+'.join(map(str, args.teacher_seeds))} | {m['val/ndcg@10']:.4f} "
                      f"| {m['test/ndcg@10']:.4f} | | | {m['val/hr@10']:.4f} | {m['test/hr@10']:.4f} "
                      f"| {m['best_epoch']}/{m['epochs_trained']} | {teacher['seconds'] / 60:.1f} |")
     arms = {"student alone": [saved(args, student_name(args, s)) for s in args.seeds],
@@ -291,7 +341,8 @@ def summary(args) -> dict:
                 f"stopping patience {args.patience} on val NDCG@10, seeds {args.seeds}; the distilled student has the "
                 f"same model, budget, patience and seeds. Teacher: SASRec h={args.teacher_hidden}, {args.teacher_blocks} "
                 f"blocks, {args.teacher_heads} heads, dropout {args.teacher_dropout:g}, ≤{args.teacher_epochs} epochs, "
-                f"patience {args.teacher_patience}, seed {args.teacher_seed}; exported at "
+                f"patience {args.teacher_patience}, "
+                f"{'seed ' + str(args.teacher_seeds[0]) if len(args.teacher_seeds) == 1 else f'an ensemble of {len(args.teacher_seeds)} such models (seeds ' + ', '.join(map(str, args.teacher_seeds)) + '; mean log-probability)'}; exported at "
                 f"{'every training position' if args.positions == 'all' else f'the last {args.last_n} training positions of each user'}"
                 f" (top-{args.top_k} of the whole catalogue, seen items excluded; {(export or {}).get('rows', '?')} rows). "
                 f"Distillation: `conf/distill/dllm2rec.yaml` defaults"
@@ -328,7 +379,9 @@ def short_budget_section(old: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["all", "baseline", "teacher", "distill", "summary"], default="all")
+    p.add_argument("--part", choices=["all", "baseline", "members", "teacher", "distill", "summary"], default="all",
+                   help="members = only train the teacher models of --teacher-seeds (several processes can share "
+                        "the work of an ensemble)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=200, help="max epochs of the student and the distilled student")
     p.add_argument("--patience", type=int, default=10, help="early stopping patience of both students")
@@ -338,7 +391,8 @@ def main() -> None:
     p.add_argument("--teacher-blocks", type=int, default=2)
     p.add_argument("--teacher-heads", type=int, default=2)
     p.add_argument("--teacher-dropout", type=float, default=0.2)
-    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--teacher-seeds", type=int, nargs="+", default=[0],
+                   help="one seed: one teacher; several: an ensemble of one teacher per seed")
     p.add_argument("--teacher-max-len", type=int, default=50, help="items of history the teacher sees")
     p.add_argument("--top-k", type=int, default=20)
     p.add_argument("--positions", default="last", help="export.positions: all | last")
@@ -357,6 +411,9 @@ def main() -> None:
     if args.part in ("all", "baseline"):
         for seed in args.seeds:
             run_student(args, seed)
+    if args.part == "members":
+        for seed in args.teacher_seeds:
+            run_member(args, seed)
     if args.part in ("all", "teacher", "distill"):
         export = run_export(args, run_teacher(args))
         if args.part != "teacher":

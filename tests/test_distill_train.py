@@ -70,3 +70,23 @@ def test_missing_shard_and_missing_embeddings_are_clear_errors(setup, tmp_path):
         train_distill(compose("distill", [*setup["common"], f"distill.teacher_outputs={no_emb}"]))
     with pytest.raises(RecdistillError, match="teacher_outputs is not set"):
         train_distill(compose("distill", setup["common"]))
+
+
+def test_teacher_checkpoint_list_exports_an_ensemble(setup, tmp_path):
+    """teacher.checkpoint=[a, b]: one export whose embeddings are both members' side by side, under an
+    identity of its own (so it never resumes into a single member's export)."""
+    data = setup["data"]
+    single = next(setup["root"].glob("runs/*teacher*/checkpoints/*.ckpt"))
+    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
+    export.update({"candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
+    one = student_ranker(OmegaConf.create({"checkpoint": str(single), "exclude_seen": True, "device": "cpu"}), export, data)
+    pair = student_ranker(OmegaConf.create({"checkpoint": [str(single), str(single)], "exclude_seen": True,
+                                            "device": "cpu"}), export, data)
+    assert pair.identity()["config_hash"] != one.identity()["config_hash"]
+    manifest = export_with_config(export, pair, data, tmp_path / "pair")
+    assert manifest["embeddings"]["dim"] == 48
+    # two copies of one model: the same ranking as the model alone
+    histories = [data.history("val", u) for u in data.users()]
+    assert (pair.rank(histories, None, 5)[0] == one.rank(histories, None, 5)[0]).all()
+    with pytest.raises(RecdistillError, match="teacher.checkpoint"):
+        student_ranker(OmegaConf.create({"checkpoint": [], "exclude_seen": True, "device": "cpu"}), export, data)

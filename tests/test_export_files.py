@@ -190,3 +190,26 @@ def test_reader_refuses_positions_outside_the_sequences(data, exported):
     shorter = [seq[:3] for seq in data.train]
     with pytest.raises(RecdistillError, match="outside that user's training sequence"):
         load_teacher_outputs(exported, shorter, data.fingerprint, data.num_items)
+
+
+def test_ensemble_ranker_averages_log_probabilities_and_concatenates_embeddings(data):
+    one, two = make_ranker(data, seed=0), make_ranker(data, seed=1)
+    ensemble = SASRecRanker([one.model, two.model], name="pair", config_hash="pair")
+    histories = [data.history("val", u) for u in data.users()[:6]]
+    expected = (one.scores(histories).log_softmax(1) + two.scores(histories).log_softmax(1)) / 2
+    got = ensemble.scores(histories)
+    assert torch.equal(torch.isinf(got), torch.isinf(expected))  # seen items and padding stay excluded
+    finite = torch.isfinite(expected)
+    assert torch.allclose(got[finite], expected[finite], atol=1e-5)
+    items, _ = ensemble.rank(histories, None, 5)
+    assert np.array_equal(items, expected.topk(5, dim=1).indices.numpy())
+    emb = ensemble.item_embeddings()
+    assert emb.shape == (data.num_items + 1, 32) and torch.equal(emb[0], torch.zeros(32))
+    assert torch.equal(emb[1:, :16], one.item_embeddings()[1:]) and torch.equal(emb[1:, 16:], two.item_embeddings()[1:])
+
+
+def test_ensemble_members_from_different_catalogues_are_refused():
+    torch.manual_seed(0)
+    with pytest.raises(RecdistillError, match="different catalogues"):
+        SASRecRanker([SASRec(20, max_len=5, hidden_size=8, num_blocks=1), SASRec(21, max_len=5, hidden_size=8, num_blocks=1)],
+                     name="bad", config_hash="bad")

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import check_positive, config_hash
 from recdistill.errors import ConfigError, RecdistillError
@@ -49,15 +49,32 @@ def resolve_device(setting: str) -> str:
     return str(setting)
 
 
+def teacher_checkpoints(teacher_cfg: DictConfig) -> list[str]:
+    """``teacher.checkpoint`` as a list: one path, or a list of paths for an ensemble."""
+    value = teacher_cfg.get("checkpoint")
+    paths = [str(p) for p in value] if isinstance(value, (list, tuple, ListConfig)) else ([str(value)] if value else [])
+    if not paths or not all(paths):
+        raise ConfigError("teacher=student needs teacher.checkpoint=<a .ckpt from `recdistill train student`> "
+                          "(or a list of them, teacher.checkpoint=[a.ckpt,b.ckpt], for an ensemble)")
+    return paths
+
+
 def student_ranker(teacher_cfg: DictConfig, export_cfg: DictConfig, data) -> SASRecRanker:
-    """``teacher=student``: the SASRec checkpoint ``teacher.checkpoint`` as a ranker."""
-    if not teacher_cfg.get("checkpoint"):
-        raise ConfigError("teacher=student needs teacher.checkpoint=<a .ckpt from `recdistill train student`>")
-    model, meta = load_matching_student(teacher_cfg.checkpoint, data, "teacher checkpoint")
-    identity = {"checkpoint": str(Path(str(teacher_cfg.checkpoint)).resolve()), "model": meta["model_config"],
-                "epoch": meta.get("epoch"), "exclude_seen": bool(teacher_cfg.exclude_seen)}
-    return SASRecRanker(model, name=str(teacher_cfg.checkpoint), config_hash=config_hash(identity),
-                        exclude_seen=bool(teacher_cfg.exclude_seen), device=resolve_device(str(teacher_cfg.get("device", "auto"))))
+    """``teacher=student``: the SASRec checkpoint ``teacher.checkpoint`` (or the ensemble of a list of
+    checkpoints) as a ranker."""
+    paths = teacher_checkpoints(teacher_cfg)
+    models, members = [], []
+    for path in paths:
+        model, meta = load_matching_student(path, data, "teacher checkpoint")
+        models.append(model)
+        members.append({"checkpoint": str(Path(os.path.expanduser(path)).resolve()), "model": meta["model_config"],
+                        "epoch": meta.get("epoch")})
+    # one checkpoint keeps the identity it always had, so its existing exports still resume
+    identity = {**members[0], "exclude_seen": bool(teacher_cfg.exclude_seen)} if len(members) == 1 else {
+        "ensemble": members, "exclude_seen": bool(teacher_cfg.exclude_seen)}
+    return SASRecRanker(models, name=" + ".join(paths),
+                        config_hash=config_hash(identity), exclude_seen=bool(teacher_cfg.exclude_seen),
+                        device=resolve_device(str(teacher_cfg.get("device", "auto"))))
 
 
 def default_out_dir(cfg: DictConfig, ranker: Ranker) -> Path:
@@ -74,7 +91,7 @@ def export_with_config(export_cfg: DictConfig, ranker: Ranker, data, out_dir: st
     student = None
     if str(export_cfg.candidates) == "student_top_m":
         if isinstance(ranker, SASRecRanker) and not export_cfg.student_checkpoint:
-            student = ranker.model  # a SASRec teacher proposes its own top-M
+            student = ranker  # a SASRec teacher (or ensemble) proposes its own top-M
         elif export_cfg.student_checkpoint:
             student, _ = load_matching_student(export_cfg.student_checkpoint, data, "export.student_checkpoint")
     candidates = CandidateSource(str(export_cfg.candidates), data.num_items, int(export_cfg.num_candidates),

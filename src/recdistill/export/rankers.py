@@ -1,5 +1,6 @@
 """Who ranks: the protocol every teacher implements for export, the candidate sets it ranks, and the
-SASRec ranker (``teacher=student``: a trained, usually larger, SASRec checkpoint as the teacher).
+SASRec ranker (``teacher=student``: a trained, usually larger, SASRec checkpoint, or an ensemble of
+several, as the teacher).
 
 The writer (:mod:`recdistill.export.writer`) only talks to a :class:`Ranker`; an LLM teacher plugs in
 by implementing the same three members.
@@ -64,23 +65,41 @@ def seen_mask(histories: list[np.ndarray], num_items: int) -> torch.Tensor:
 
 
 class SASRecRanker:
-    """A trained SASRec as the teacher: scores the whole catalogue (or the given candidates) from the
-    user representation at the last history position, and exports its own item embeddings.
+    """One trained SASRec, or an ensemble of several, as the teacher: scores the whole catalogue (or the
+    given candidates) from the user representation at the last history position, and exports item
+    embeddings.
+
+    With several checkpoints the score of an item is the mean of the members' log-probabilities over the
+    items a user may be recommended (a geometric mean of their softmax distributions), and the item
+    embeddings are the members' embeddings side by side (``[N+1, sum of hidden sizes]``). With one it is
+    that model's logits, as before; both give the same ranking and the same softmax confidences.
 
     Args:
-        model: a ``recdistill.student.sasrec.SASRec`` (any size).
-        name: what the manifest calls the model (the checkpoint path).
+        models: a ``recdistill.student.sasrec.SASRec`` (any size) or a list of them over the same catalogue.
+        name: what the manifest calls the model (the checkpoint path or paths).
         config_hash: hash of the teacher's config (checkpoint identity + export settings).
         exclude_seen: never return an item the history already holds (the evaluation protocol does the
             same, so the teacher's list is about new items).
     """
 
-    def __init__(self, model, name: str, config_hash: str, exclude_seen: bool = True, device: str = "cpu"):
-        self.model = model.eval().to(device)
+    def __init__(self, models, name: str, config_hash: str, exclude_seen: bool = True, device: str = "cpu"):
+        members = list(models) if isinstance(models, (list, tuple)) else [models]
+        if not members:
+            raise ConfigError("the SASRec teacher needs at least one checkpoint")
+        counts = {int(m.num_items) for m in members}
+        if len(counts) > 1:
+            raise ConfigError(f"the teacher's checkpoints were trained on different catalogues (item counts "
+                              f"{sorted(counts)}); every member of an ensemble must come from the same dataset")
+        self.models = [m.eval().to(device) for m in members]
         self.name = name
         self.config_hash = config_hash
         self.exclude_seen = exclude_seen
         self.device = device
+
+    @property
+    def model(self):
+        """The first (for one checkpoint, the only) member."""
+        return self.models[0]
 
     @property
     def num_items(self) -> int:
@@ -90,12 +109,21 @@ class SASRecRanker:
         return {"kind": "student", "model": self.name, "adapter": None, "config_hash": self.config_hash}
 
     @torch.no_grad()
+    def _logits(self, model, histories: list[np.ndarray]) -> torch.Tensor:
+        seq = left_pad(histories, int(model.max_len)).to(self.device)
+        return model.score_all(model.user_representation(seq)).float().cpu()
+
+    @torch.no_grad()
     def scores(self, histories: list[np.ndarray]) -> torch.Tensor:
-        """Logits ``[B, N+1]`` over the catalogue; seen items (if excluded) and padding are ``-inf``."""
-        seq = left_pad(histories, int(self.model.max_len)).to(self.device)
-        logits = self.model.score_all(self.model.user_representation(seq)).float().cpu()
+        """Scores ``[B, N+1]`` over the catalogue (logits, or the members' mean log-probability); seen items
+        (if excluded) and padding are ``-inf``."""
         mask = seen_mask(histories, self.num_items) if self.exclude_seen else _padding_only(len(histories), self.num_items)
-        return logits.masked_fill(mask, float("-inf"))
+        if len(self.models) == 1:
+            return self._logits(self.model, histories).masked_fill(mask, float("-inf"))
+        total = torch.zeros(mask.shape)
+        for model in self.models:
+            total += self._logits(model, histories).masked_fill(mask, float("-inf")).log_softmax(dim=1)
+        return total / len(self.models)
 
     @torch.no_grad()
     def rank(self, histories, candidates, top_k):
@@ -118,7 +146,7 @@ class SASRecRanker:
 
     @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor:
-        emb = self.model.all_item_embeddings().detach().float().cpu().clone()
+        emb = torch.cat([m.all_item_embeddings().detach().float().cpu() for m in self.models], dim=1)
         emb[0] = 0.0
         return emb
 
@@ -142,7 +170,10 @@ class CandidateSource:
         if mode == "student_top_m" and student is None:
             raise ConfigError("export.candidates=student_top_m needs a student checkpoint (export.student_checkpoint)")
         self.mode, self.num_items, self.m, self.seed = mode, int(num_items), int(m), int(seed)
-        self.student = SASRecRanker(student, "candidates", "", exclude_seen=True) if student is not None else None
+        if student is None or isinstance(student, SASRecRanker):
+            self.student = student  # a SASRec teacher (one checkpoint or an ensemble) proposes its own top-M
+        else:
+            self.student = SASRecRanker(student, "candidates", "", exclude_seen=True)
 
     def describe(self) -> dict:
         return {"mode": self.mode, "m": None if self.mode == "all" else self.m, "seed": self.seed}

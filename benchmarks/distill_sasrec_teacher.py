@@ -316,16 +316,28 @@ def summary(args) -> dict:
     tried = {}
     for file in sorted(state.glob("distill-*.json")):
         r = json.loads(file.read_text())
-        if f"-e{args.epochs}-p{args.patience}-seed" not in file.name:
-            continue
+        if f"-e{args.epochs}-p{args.patience}-seed" not in file.name or r["seed"] not in args.seeds:
+            continue  # other budgets, and the confirmation seeds (kept out of the choice)
         key = file.name.rsplit("-seed", 1)[0].removeprefix("distill-")
         tried.setdefault(key, []).append(r)
     for key, records in tried.items():
         out["distill_settings_tried"][key] = describe(sorted(records, key=lambda r: r["seed"]))
     if tried:
-        lines += ["", "All distillation settings run with this student budget (teacher export, overrides):", "",
+        lines += ["", f"All distillation settings run with this student budget on seeds {args.seeds} (teacher export, "
+                  "overrides); choose among them on val NDCG@10 only:", "",
                   *HEADER]
         lines += [row(key, d) for key, d in out["distill_settings_tried"].items()]
+        # the setting a user would pick: best mean val NDCG@10 over the full seed list, this teacher's export
+        prefix = f"{export_tag(args)}-"
+        full = {k: d for k, d in out["distill_settings_tried"].items()
+                if k.startswith(prefix) and sorted(d["seeds"]) == sorted(args.seeds)}
+        if full:
+            best = max(full, key=lambda k: full[k]["mean_sd"]["val/ndcg@10"][0])
+            out["best_on_val"] = best
+            chosen = f"{prefix}{distill_tag(args)}-e{args.epochs}-p{args.patience}"
+            lines += ["", f"Best of these on mean val NDCG@10 (seeds {args.seeds}, teacher export `{export_tag(args)}`): "
+                      f"`{best}`" + ("; the 'distilled' row above is this setting." if best == chosen else
+                                     f"; the 'distilled' row above is `{chosen}`, not the best on validation.")]
     if out["teachers_tried"]:
         lines += ["", "Teachers trained (one seed each; the gate's teacher is chosen on val NDCG@10):", "",
                   "| teacher | val NDCG@10 | test NDCG@10 | val HR@10 | test HR@10 | best epoch / epochs run | minutes |",
@@ -333,6 +345,8 @@ def summary(args) -> dict:
         for tag, t in out["teachers_tried"].items():
             lines.append(f"| {tag} | {t['val/ndcg@10']:.4f} | {t['test/ndcg@10']:.4f} | {t['val/hr@10']:.4f} "
                          f"| {t['test/hr@10']:.4f} | {t['best_epoch']}/{t['epochs_trained']} | {t['seconds'] / 60:.1f} |")
+    if args.confirm_seeds:
+        lines += confirmation(args, out)
     out["environment"] = {"torch": torch.__version__, "threads": args.threads, "python": sys.version.split()[0]}
     atomic_write_json(RESULTS / "distill_sasrec_teacher.json", out)
     settings = (f"ML-100K, leave-one-out, full-catalogue ranking with seen items excluded; every model is selected "
@@ -355,6 +369,40 @@ def summary(args) -> dict:
     atomic_write_text(RESULTS / "distill_sasrec_teacher.md", md)
     print(md)
     return out
+
+
+def confirmation(args, out: dict) -> list[str]:
+    """Seeds that took no part in choosing the setting: the chosen distillation setting (and the defaults)
+    against the student alone on each, and the means over every seed."""
+    settings = {"distilled (this setting)": args.distill_overrides, "distilled (defaults)": []}
+    lines = ["", f"## Confirmation on seeds not used for the choice: {args.confirm_seeds}", "",
+             "| seed | student alone val | distilled val | change | student alone test | distilled test | change | distilled (defaults) val / test |",
+             "|---|---|---|---|---|---|---|---|"]
+    out["confirmation"] = {}
+    for seed in args.confirm_seeds:
+        alone = saved(args, student_name(args, seed))
+        runs = {label: saved(args, distill_name(argparse.Namespace(**{**vars(args), "distill_overrides": o}), seed))
+                for label, o in settings.items()}
+        if not alone or not runs["distilled (this setting)"]:
+            lines.append(f"| {seed} | not finished | | | | | | |")
+            continue
+        a, d = alone["metrics"], runs["distilled (this setting)"]["metrics"]
+        dd = runs["distilled (defaults)"]["metrics"] if runs["distilled (defaults)"] else None
+        out["confirmation"][seed] = {"alone": {k: a[k] for k in KEYS}, "distilled": {k: d[k] for k in KEYS},
+                                     "distilled_defaults": {k: dd[k] for k in KEYS} if dd else None}
+        defaults = f"{dd['val/ndcg@10']:.4f} / {dd['test/ndcg@10']:.4f}" if dd else "not run"
+        lines.append(f"| {seed} | {a['val/ndcg@10']:.4f} | {d['val/ndcg@10']:.4f} | {d['val/ndcg@10'] - a['val/ndcg@10']:+.4f} "
+                     f"| {a['test/ndcg@10']:.4f} | {d['test/ndcg@10']:.4f} | {d['test/ndcg@10'] - a['test/ndcg@10']:+.4f} "
+                     f"| {defaults} |")
+    every = [*args.seeds, *args.confirm_seeds]
+    arms = {"student alone": [saved(args, student_name(args, s)) for s in every],
+            "distilled (this setting)": [saved(args, distill_name(args, s)) for s in every]}
+    if all(all(arm) for arm in arms.values()):
+        lines += ["", f"Over all seeds {every}:", "", *HEADER]
+        for label, records in arms.items():
+            out.setdefault("all_seeds", {})[label] = describe(records)
+            lines.append(row(label, out["all_seeds"][label]))
+    return lines
 
 
 def short_budget_section(old: dict) -> str:
@@ -403,6 +451,8 @@ def main() -> None:
     p.add_argument("--baseline-from", default=None,
                    help="results.jsonl of benchmarks/student_quality.py runs to record as the students alone")
     p.add_argument("--distill-overrides", nargs="*", default=[], help="extra distill.* overrides")
+    p.add_argument("--confirm-seeds", type=int, nargs="*", default=[],
+                   help="summary: seeds kept out of the choice of setting, reported on their own")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     Path(args.state).mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,8 @@ def run_teacher(args) -> dict:
     if (done := saved(args, name)) is not None:
         return done
     checkpoints = [m["checkpoint"] for m in members]
-    metrics = evaluate_ranker(teacher_ranker(args, checkpoints, load_data(args)), load_data(args))
+    data = load_data(args)
+    metrics = evaluate_ranker(teacher_ranker(args, checkpoints, data), data)
     metrics |= {"best_epoch": ",".join(str(m["metrics"]["best_epoch"]) for m in members),
                 "epochs_trained": ",".join(str(m["metrics"]["epochs_trained"]) for m in members)}
     return save(args, name, {"tag": teacher_tag(args), "members": [m["tag"] for m in members], "metrics": metrics,

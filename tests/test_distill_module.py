@@ -13,6 +13,7 @@ from recdistill.data.sequences import training_windows
 from recdistill.distill.data import window_positions
 from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights
+from recdistill.errors import ConfigError
 from recdistill.distill.module import DistillModule
 from recdistill.student.module import sequence_loss
 
@@ -179,5 +180,5 @@ def test_average_over_all_positions_divides_by_every_target_position(loss):
     # same per-row terms, another denominator
     assert (totals["all_positions"] - usual) == pytest.approx(
         (totals["teacher_positions"] - usual) * teacher_rows / target_rows, rel=1e-4)
-    with pytest.raises(Exception, match="average_over"):
+    with pytest.raises(ConfigError, match="average_over"):
         module("distill.kd.average_over=users")

@@ -90,3 +90,12 @@ def test_teacher_checkpoint_list_exports_an_ensemble(setup, tmp_path):
     assert (pair.rank(histories, None, 5)[0] == one.rank(histories, None, 5)[0]).all()
     with pytest.raises(RecdistillError, match="teacher.checkpoint"):
         student_ranker(OmegaConf.create({"checkpoint": [], "exclude_seen": True, "device": "cpu"}), export, data)
+
+
+def test_bad_average_over_is_refused_before_a_run_folder(setup, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["train", "distill", f"prepared={setup['root'] / 'data' / 'tiny'}", f"paths.runs_dir={runs}", *TINY,
+                 f"distill.teacher_outputs={setup['outputs']}", "distill.kd.average_over=users"])
+    assert code == 2
+    assert "average_over" in capsys.readouterr().err
+    assert not runs.exists()

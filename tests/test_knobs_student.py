@@ -8,6 +8,7 @@ import json
 import lightning as L
 import pytest
 import torch
+from torch import nn
 from omegaconf import OmegaConf
 
 from recdistill.config import compose
@@ -107,3 +108,26 @@ def test_batch_size_auto_is_searched_and_recorded_in_the_run(tiny_prepared, tmp_
     assert found["train"]["batch_size"] == 16 and found["train"]["device"] == "cpu"
     assert [t["batch_size"] for t in found["train"]["tries"]] == [8, 16]
     assert result["stages"][-1]["stage"] == "test"
+
+
+def test_uniform_dropout_knob_picks_the_dropout_layer_of_student_and_distilled_student(tiny_prepared, tmp_path):
+    """efficiency.uniform_dropout: the uniform-draw layer by default, torch's nn.Dropout when off
+    (efficiency=none), in the student and in the distilled student; the checkpoint's model config
+    does not depend on it."""
+    from recdistill.distill.module import DistillModule
+    from recdistill.layers.dropout import CPUFriendlyDropout
+
+    def kinds(model):
+        return {type(m) for m in model.modules() if isinstance(m, (nn.Dropout, CPUFriendlyDropout))}
+
+    on = _pieces(tiny_prepared, tmp_path, "student.dropout=0.2")[2].model
+    off = _pieces(tiny_prepared, tmp_path, "student.dropout=0.2", "efficiency.uniform_dropout=false")[2].model
+    assert kinds(on) == {CPUFriendlyDropout} and kinds(off) == {nn.Dropout}
+    assert on.config == off.config
+    none = _pieces(tiny_prepared, tmp_path, "student.dropout=0.2", "efficiency=none")[2].model
+    assert kinds(none) == {nn.Dropout}
+    for setting, want in (("true", CPUFriendlyDropout), ("false", nn.Dropout)):
+        cfg = compose("distill", [f"prepared={tiny_prepared}", *SMALL, "student.dropout=0.2", "distill.ed.gamma=0",
+                                  f"efficiency.uniform_dropout={setting}"])
+        distilled = DistillModule(40, OmegaConf.to_container(cfg, resolve=True)).model
+        assert kinds(distilled) == {want}

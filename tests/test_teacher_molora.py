@@ -101,3 +101,30 @@ def test_bad_settings_are_clear_errors():
     gate.set(torch.full((3, 4), 0.25))
     with pytest.raises(RuntimeError, match="batch of 2"):
         layer(torch.randn(2, 3, 12))
+
+
+def test_uniform_dropout_off_uses_torch_dropout_on_the_adapter_input():
+    """efficiency.uniform_dropout=false: F.dropout then the product (the PEFT-like baseline); on: the
+    byte-mask dropout_linear. Each matches its own form under the same random draws."""
+    import torch.nn.functional as F
+
+    from recdistill.layers.dropout_linear import dropout_linear
+
+    torch.manual_seed(0)
+    base = nn.Linear(12, 10)
+    x = torch.randn(3, 5, 12)
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    for uniform in (False, True):
+        gate = GateState(4)
+        gate.set(weights)
+        layer = MoLoRALinear(base, MoLoRAConfig(8, 4, 32, 0.5), gate, uniform_dropout=uniform).train()
+        nn.init.normal_(layer.lora_B.weight, std=0.5)
+        torch.manual_seed(7)
+        got = layer(x)
+        torch.manual_seed(7)
+        if uniform:
+            h = dropout_linear(x, layer.lora_A.weight, 0.5, True)
+        else:
+            h = F.linear(F.dropout(x, 0.5, True), layer.lora_A.weight)
+        g = (weights.repeat_interleave(2, dim=1) * layer.scaling)[:, None, :]
+        torch.testing.assert_close(got, base(x) + layer.lora_B(h * g), rtol=1e-5, atol=1e-5)

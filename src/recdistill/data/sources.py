@@ -32,7 +32,6 @@ from recdistill.wheels import Wheel, fetch_wheel
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 DOWNLOAD_TIMEOUT_S = 10
 RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
-RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
 RECBOLE = Wheel("recbole", "1.2.1", RECBOLE_WHEEL, RECBOLE_SHA256)
 
@@ -126,7 +125,7 @@ def builtin_ml100k(dataset_cfg, cache: Path) -> Source:
             return Source(Container(archive), "grouplens-100k", f"GroupLens download {GROUPLENS_URL} (cached at {archive})")
     wheel = fetch_recbole_wheel(cache)
     return Source(Container(wheel), "recbole",
-                  f"PyPI wheel {RECBOLE_REQUIREMENT} (SHA-256 verified, cached at {wheel})", stem="ml-100k")
+                  f"PyPI wheel {RECBOLE.requirement} (SHA-256 verified, cached at {wheel})", stem="ml-100k")
 
 
 # --- every format -----------------------------------------------------------------------------------------

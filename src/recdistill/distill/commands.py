@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.config import check_choice, check_positive, compose
 from recdistill.distill.data import DistillDataModule
 from recdistill.distill.embedding import NORMALISATIONS
-from recdistill.distill.module import DistillModule
+from recdistill.distill.module import AVERAGE_OVER, DistillModule
 from recdistill.engine import (
     RunDir,
     dataloader_kwargs,
@@ -48,6 +48,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("distill.kd.a_pos, a_conf and a_cons are all 0: the ranking weights are undefined; "
                           "set one of them > 0 or distill.kd.weight=0")
     check_positive(cfg, "distill.kd.num_negatives")
+    check_choice(cfg, "distill.kd.average_over", AVERAGE_OVER)
     for key in ("top_k", "consistency_k"):
         check_positive(cfg, f"distill.kd.{key}", allow=(None,))
     check_positive(cfg, "distill.ed.gamma", allow_zero=True)

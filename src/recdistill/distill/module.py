@@ -29,7 +29,8 @@ from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.module import StudentModule
 
 
-def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: torch.Tensor | None) -> DistilledSASRec:
+def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: torch.Tensor | None,
+                           uniform_dropout: bool = True) -> DistilledSASRec:
     return DistilledSASRec(
         num_items,
         llm_embeddings=llm_embeddings,
@@ -43,6 +44,7 @@ def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: 
         num_heads=int(student_cfg.num_heads),
         dropout=float(student_cfg.dropout),
         norm_first=bool(student_cfg.norm_first),
+        uniform_dropout=uniform_dropout,
     )
 
 
@@ -63,7 +65,8 @@ class DistillModule(StudentModule):
                  llm_embeddings: torch.Tensor | None = None):
         super().__init__(num_items, cfg, dataset_meta)
         c = OmegaConf.create(cfg)
-        self.model = build_distilled_sasrec(num_items, c.student, c.distill.ed, llm_embeddings)
+        self.model = build_distilled_sasrec(num_items, c.student, c.distill.ed, llm_embeddings,
+                                            bool(c.efficiency.get("uniform_dropout", True)))
         self.model.gradient_checkpointing = bool(c.efficiency.gradient_checkpointing)
         kd = c.distill.kd
         self.kd_weight = float(kd.weight)
@@ -89,11 +92,10 @@ class DistillModule(StudentModule):
         targets = batch["targets"][mask]
         size = len(batch["inputs"])
         distilling = self.kd_weight > 0 and "teacher_items" in batch
-        has_teacher = batch["teacher_items"][..., 0] > 0 if distilling else None
         rd = covered = None
         if self.loss_name == "ce" and distilling:
             # L_rd inside the fused CE pass, from the same chunk logits (distill/fused_ranking.py)
-            term = self.fused_ranking_term(batch, has_teacher, mask)
+            term = self.fused_ranking_term(batch, mask)
             loss = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1, extra=term)
             rd, covered = term.rd, float(term.rows)  # rd already divided by the chosen denominator
             usual = loss.detach() - self.kd_weight * rd
@@ -118,12 +120,12 @@ class DistillModule(StudentModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 
-    def fused_ranking_term(self, batch: dict, has_teacher: torch.Tensor, mask: torch.Tensor) -> FusedRankingTerm:
+    def fused_ranking_term(self, batch: dict, mask: torch.Tensor) -> FusedRankingTerm:
         """The ``L_rd`` hook for the fused CE: the teacher rows' places among the target rows, their items,
         confidences and negatives (the same tensors :meth:`ranking_distillation` uses). Teacher rows sit at
         target positions (the data module aligns them so); ``& mask`` keeps that true without a check that
         would synchronise a GPU every step."""
-        has_teacher = has_teacher & mask
+        has_teacher = (batch["teacher_items"][..., 0] > 0) & mask
         items = batch["teacher_items"][has_teacher]
         k = (self.consistency_k or items.shape[1]) if self.a_cons > 0 else 0
 

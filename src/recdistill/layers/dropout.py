@@ -20,6 +20,12 @@ def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     return torch.rand_like(x) >= p
 
 
+def make_dropout(p: float, uniform: bool) -> nn.Module:
+    """``efficiency.uniform_dropout``: :class:`CPUFriendlyDropout` when on, ``nn.Dropout`` when off (the
+    ``efficiency=none`` baseline). The models built from config (SASRec, the LM) take their dropout here."""
+    return CPUFriendlyDropout(p) if uniform else nn.Dropout(p)
+
+
 class CPUFriendlyDropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()

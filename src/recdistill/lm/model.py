@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from recdistill.errors import ConfigError
-from recdistill.layers.dropout import CPUFriendlyDropout
+from recdistill.layers.dropout import make_dropout
 
 ATTENTIONS = ("sdpa", "eager")
 
@@ -94,10 +94,6 @@ def preset_config(name: str, vocab_size: int, **overrides) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, **values)
 
 
-def make_dropout(cfg: GPTConfig) -> nn.Module:
-    return CPUFriendlyDropout(cfg.dropout) if cfg.uniform_dropout else nn.Dropout(cfg.dropout)
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -107,8 +103,8 @@ class CausalSelfAttention(nn.Module):
         self.uniform_dropout = cfg.uniform_dropout
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.attn_dropout = make_dropout(cfg)
-        self.resid_dropout = make_dropout(cfg)
+        self.attn_dropout = make_dropout(cfg.dropout, cfg.uniform_dropout)
+        self.resid_dropout = make_dropout(cfg.dropout, cfg.uniform_dropout)
         if cfg.attention == "eager" or cfg.uniform_dropout:
             # -inf where a query may not look (a later position), 0 elsewhere
             future = torch.full((cfg.context_length, cfg.context_length), float("-inf")).triu(diagonal=1)
@@ -137,7 +133,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = make_dropout(cfg)
+        self.dropout = make_dropout(cfg.dropout, cfg.uniform_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
@@ -163,7 +159,7 @@ class GPT(nn.Module):
         self.gradient_checkpointing = cfg.gradient_checkpointing
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.d_model)
-        self.drop = make_dropout(cfg)
+        self.drop = make_dropout(cfg.dropout, cfg.uniform_dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)

@@ -26,10 +26,11 @@ from recdistill.student.sasrec import SASRec
 LOSSES = ("ce", "bce")
 
 
-def build_sasrec(num_items: int, student_cfg) -> SASRec:
+def build_sasrec(num_items: int, student_cfg, uniform_dropout: bool = True) -> SASRec:
     return SASRec(num_items=num_items, max_len=int(student_cfg.max_len), hidden_size=int(student_cfg.hidden_size),
                   num_blocks=int(student_cfg.num_blocks), num_heads=int(student_cfg.num_heads),
-                  dropout=float(student_cfg.dropout), norm_first=bool(student_cfg.norm_first))
+                  dropout=float(student_cfg.dropout), norm_first=bool(student_cfg.norm_first),
+                  uniform_dropout=uniform_dropout)
 
 
 def sequence_loss(model: SASRec, batch: dict, loss: str) -> torch.Tensor:
@@ -61,7 +62,7 @@ class StudentModule(L.LightningModule):
         self.save_hyperparameters({"num_items": int(num_items), "cfg": cfg, "dataset_meta": dataset_meta or {}})
         cfg = OmegaConf.create(cfg)
         self.cfg = cfg
-        self.model = build_sasrec(num_items, cfg.student)
+        self.model = build_sasrec(num_items, cfg.student, bool(cfg.efficiency.get("uniform_dropout", True)))
         self.model.gradient_checkpointing = bool(cfg.efficiency.gradient_checkpointing)
         self.loss_name = str(cfg.student.loss)
         self.ks = [int(k) for k in cfg.eval.ks]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from recdistill.layers.dropout import CPUFriendlyDropout
+from recdistill.layers.dropout import make_dropout
 
 
 class CausalSelfAttention(nn.Module):
@@ -42,15 +42,16 @@ class SASRecBlock(nn.Module):
     """Self-attention then a position-wise feed-forward layer (inner size = hidden size, as in SASRec),
     each with a residual connection; layer norm before (pre-LN) or after (post-LN) each part."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float, norm_first: bool):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, norm_first: bool,
+                 uniform_dropout: bool = True):
         super().__init__()
         self.norm_first = norm_first
         self.attn = CausalSelfAttention(hidden_size, num_heads, dropout)
-        self.ffn = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), CPUFriendlyDropout(dropout),
+        self.ffn = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), make_dropout(dropout, uniform_dropout),
                                  nn.Linear(hidden_size, hidden_size))
         self.norm1 = nn.LayerNorm(hidden_size)
         self.norm2 = nn.LayerNorm(hidden_size)
-        self.drop = CPUFriendlyDropout(dropout)
+        self.drop = make_dropout(dropout, uniform_dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
@@ -64,7 +65,7 @@ class SASRecBlock(nn.Module):
 
 class SASRec(nn.Module):
     def __init__(self, num_items: int, max_len: int = 50, hidden_size: int = 64, num_blocks: int = 2,
-                 num_heads: int = 1, dropout: float = 0.2, norm_first: bool = True):
+                 num_heads: int = 1, dropout: float = 0.2, norm_first: bool = True, uniform_dropout: bool = True):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
@@ -76,8 +77,11 @@ class SASRec(nn.Module):
                            norm_first=bool(norm_first))
         self.item_embedding = nn.Embedding(self.num_items + 1, hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_len, hidden_size)
-        self.embedding_dropout = CPUFriendlyDropout(dropout)
-        self.blocks = nn.ModuleList(SASRecBlock(hidden_size, num_heads, dropout, norm_first) for _ in range(num_blocks))
+        # uniform_dropout (efficiency.uniform_dropout) picks the dropout layer, not the model: it is left out of
+        # self.config, so checkpoints and export identities do not depend on it
+        self.embedding_dropout = make_dropout(dropout, uniform_dropout)
+        self.blocks = nn.ModuleList(SASRecBlock(hidden_size, num_heads, dropout, norm_first, uniform_dropout)
+                                    for _ in range(num_blocks))
         # Pre-LN stacks need a final norm (the residual stream is never normalised otherwise).
         self.final_norm = nn.LayerNorm(hidden_size) if norm_first else nn.Identity()
         self.gradient_checkpointing = False

@@ -70,10 +70,13 @@ def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> DictCon
     return OmegaConf.create(merged)
 
 
-def build_teacher(llm_cfg: DictConfig, spec: TeacherSpec, student, cache: str, tokenizer=None) -> tuple[ILoRATeacher, LoadedLLM]:
+def build_teacher(llm_cfg: DictConfig, spec: TeacherSpec, student, cache: str, tokenizer=None,
+                  uniform_dropout: bool = True) -> tuple[ILoRATeacher, LoadedLLM]:
+    """The LLM with its adapters. ``uniform_dropout`` is ``efficiency.uniform_dropout`` (iLoRA mode; plain
+    LoRA keeps PEFT's dropout)."""
     loaded = load_llm(llm_cfg, cache, tokenizer=tokenizer)
     teacher = ILoRATeacher(loaded.model, student, spec, quantized=loaded.quantization != "none",
-                           gradient_checkpointing=bool(llm_cfg.gradient_checkpointing))
+                           gradient_checkpointing=bool(llm_cfg.gradient_checkpointing), uniform_dropout=uniform_dropout)
     return teacher, loaded
 
 

@@ -26,7 +26,6 @@ from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.module import TeacherModule
 
 
-
 def checkpoint_monitor(cfg) -> str:
     """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
     another candidate count would never be logged (the checkpoint would silently never be selected), so
@@ -40,6 +39,7 @@ def checkpoint_monitor(cfg) -> str:
         raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "
                           f"teacher.prompt.num_candidates={n}; use train.monitor=auto or val/cand{n}_ndcg@10")
     return monitor
+
 
 def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     accelerator = resolve_accelerator(cfg.efficiency.accelerator)
@@ -80,7 +80,8 @@ def train_teacher(cfg: DictConfig) -> dict:
     student, student_meta = load_matching_student(cfg.teacher.student_checkpoint, data)
     llm_cfg = effective_llm_config(cfg.llm, cfg.efficiency)
     spec = teacher_spec(cfg.teacher)
-    teacher, loaded = build_teacher(llm_cfg, spec, student, cache_dir(cfg))
+    teacher, loaded = build_teacher(llm_cfg, spec, student, cache_dir(cfg),
+                                    uniform_dropout=bool(cfg.efficiency.get("uniform_dropout", True)))
     encoder = build_encoder(loaded.tokenizer, data, cfg.teacher.prompt)
     dm = _datamodule(cfg, data, encoder, student)
     run = RunDir.create(cfg.paths.runs_dir, str(cfg.run.name))

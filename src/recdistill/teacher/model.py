@@ -48,7 +48,7 @@ def _plain_lora(llm: nn.Module, cfg: MoLoRAConfig) -> nn.Module:
 
 class ILoRATeacher(nn.Module):
     def __init__(self, llm: nn.Module, student: nn.Module, spec: TeacherSpec, quantized: bool = False,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, uniform_dropout: bool = True):
         super().__init__()
         if spec.mode not in MODES:
             raise ConfigError(f"teacher.mode={spec.mode!r} is not valid; choose one of: {', '.join(MODES)}")
@@ -65,7 +65,7 @@ class ILoRATeacher(nn.Module):
         self.gate_state: GateState | None = None
         if spec.mode == "ilora":
             self.gate_state = GateState(spec.lora.num_experts)
-            inject_molora(llm, spec.lora, self.gate_state)
+            inject_molora(llm, spec.lora, self.gate_state, uniform_dropout)
         else:
             llm = _plain_lora(llm, spec.lora)
         self.llm = llm

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recdistill.layers.dropout_linear import dropout_linear
@@ -36,9 +37,11 @@ class GateState:
 class MoLoRALinear(nn.Module):
     """Wraps an ``nn.Linear`` (or a bitsandbytes 4/8-bit subclass of it); the base stays frozen."""
 
-    def __init__(self, base: nn.Linear, config: MoLoRAConfig, gate: GateState):
+    def __init__(self, base: nn.Linear, config: MoLoRAConfig, gate: GateState, uniform_dropout: bool = True):
         super().__init__()
         self.base_layer = base
+        # efficiency.uniform_dropout: the byte-mask dropout_linear (on) or F.dropout then the product (off)
+        self.uniform_dropout = bool(uniform_dropout)
         self.config = config
         self.gate = gate
         self.lora_A = nn.Linear(base.in_features, config.r, bias=False)
@@ -63,7 +66,10 @@ class MoLoRALinear(nn.Module):
         result = self.base_layer(x)
         lora_dtype = self.lora_A.weight.dtype
         # dropout on the adapter's input; saves x itself (shared by q, k, v) and a byte mask, see dropout_linear
-        h = dropout_linear(x.to(lora_dtype), self.lora_A.weight, self.config.dropout, self.training)  # [B, T, r]
+        if self.uniform_dropout:
+            h = dropout_linear(x.to(lora_dtype), self.lora_A.weight, self.config.dropout, self.training)  # [B, T, r]
+        else:
+            h = self.lora_A(F.dropout(x.to(lora_dtype), self.config.dropout, self.training))
         # the LoRA scaling rides on the [B, r] gate, not on the [B, T, out] update: one full-size multiply less
         g = (self.rank_weights(x.shape[0]) * self.scaling).to(h.dtype)
         h = h * g.view(g.shape[0], *([1] * (h.dim() - 2)), g.shape[1])

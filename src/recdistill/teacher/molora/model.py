@@ -13,7 +13,7 @@ def _matches(name: str, targets: tuple[str, ...]) -> bool:
     return name.rsplit(".", 1)[-1] in targets
 
 
-def inject_molora(model: nn.Module, config: MoLoRAConfig, gate: GateState) -> list[str]:
+def inject_molora(model: nn.Module, config: MoLoRAConfig, gate: GateState, uniform_dropout: bool = True) -> list[str]:
     """Wrap every ``nn.Linear`` whose last name part is in ``config.target_modules``. Base weights are
     frozen; only the new ``lora_A`` / ``lora_B`` train. Returns the wrapped module names."""
     found = [(name, module) for name, module in model.named_modules()
@@ -26,7 +26,7 @@ def inject_molora(model: nn.Module, config: MoLoRAConfig, gate: GateState) -> li
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         module.requires_grad_(False)
-        wrapped = MoLoRALinear(module, config, gate)
+        wrapped = MoLoRALinear(module, config, gate, uniform_dropout)
         wrapped.to(device=module.weight.device)
         setattr(parent, child, wrapped)
     return [name for name, _ in found]

@@ -30,12 +30,12 @@ import recdistill.config
 from recdistill.config import compose
 from recdistill.data.prepare import ensure_prepared
 from recdistill.data.prepared import load_prepared
-from recdistill.distill.commands import build_datamodule as distill_datamodule
+from recdistill.recipes.distill import build_distill_datamodule as distill_datamodule
 from recdistill.distill.module import DistillModule
 from recdistill.engine import atomic_write_json, atomic_write_text, build_trainer, describe_environment
 from recdistill.export import load_teacher_outputs
-from recdistill.export.from_config import export_with_config
-from recdistill.student.commands import build_datamodule as student_datamodule
+from recdistill.export.build import ExportSettings, export_files
+from recdistill.recipes.student import build_datamodule as student_datamodule
 from recdistill.student.module import StudentModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ class RandomTeacher:
 def random_teacher_outputs(data, out: Path, top_k: int) -> Path:
     export = OmegaConf.load(Path(recdistill.config.__file__).parent / "conf" / "export" / "default.yaml")
     export.update({"candidates": "all", "top_k": top_k, "batch_size": 2048, "progress_bar": True})
-    export_with_config(export, RandomTeacher(data.num_items), data, out)
+    export_files(ExportSettings(**OmegaConf.to_container(export)), RandomTeacher(data.num_items), data, out)
     return out
 
 

@@ -107,15 +107,15 @@ def distill_name(args, seed: int) -> str:
 
 
 def run_student(args, seed: int) -> dict:
-    from recdistill.student.commands import train_student
+    from recdistill.recipes.student import train_student
 
     name = student_name(args, seed)
     if (done := saved(args, name)) is not None:
         return done
     start = time.perf_counter()
     result = train_student(compose("student", [*student_overrides(args, seed), f"run.name=student-seed{seed}"]))
-    return save(args, name, {"seed": seed, "metrics": result["metrics"], "run_dir": result["run_dir"],
-                             "seconds": round(time.perf_counter() - start, 1), "stages": result["stages"]})
+    return save(args, name, {"seed": seed, "metrics": result.metrics, "run_dir": str(result.run_dir),
+                             "seconds": round(time.perf_counter() - start, 1), "stages": result.stages})
 
 
 def import_baseline(args, results_jsonl: Path) -> None:
@@ -138,7 +138,7 @@ def import_baseline(args, results_jsonl: Path) -> None:
 
 
 def run_member(args, seed: int) -> dict:
-    from recdistill.student.commands import train_student
+    from recdistill.recipes.student import train_student
 
     name = f"teacher-{member_tag(args, seed)}"
     if (done := saved(args, name)) is not None:
@@ -146,15 +146,15 @@ def run_member(args, seed: int) -> dict:
     start = time.perf_counter()
     result = train_student(compose("student", teacher_overrides(args, seed)))
     return save(args, name, {"tag": member_tag(args, seed), "overrides": teacher_overrides(args, seed)[len(common(args)):],
-                             "metrics": result["metrics"], "checkpoint": result["best_checkpoint"],
-                             "run_dir": result["run_dir"], "seconds": round(time.perf_counter() - start, 1)})
+                             "metrics": result.metrics, "checkpoint": result.artefacts["best_checkpoint"],
+                             "run_dir": str(result.run_dir), "seconds": round(time.perf_counter() - start, 1)})
 
 
 def teacher_ranker(args, checkpoints: list[str], data):
-    from recdistill.export.from_config import student_ranker
+    from recdistill.engine import resolve_device
+    from recdistill.export.build import student_ranker
 
-    teacher_cfg = {"kind": "student", "checkpoint": checkpoints, "exclude_seen": True, "device": "auto"}
-    return student_ranker(OmegaConf.create(teacher_cfg), OmegaConf.create({}), data)
+    return student_ranker(list(checkpoints), data, exclude_seen=True, device=resolve_device("auto"))
 
 
 def evaluate_ranker(ranker, data) -> dict:
@@ -189,14 +189,13 @@ def run_teacher(args) -> dict:
 
 
 def load_data(args):
-    from recdistill.data.prepare import ensure_prepared
-    from recdistill.data.prepared import load_prepared
+    from recdistill.recipes.lifecycle import prepared_data
 
-    return load_prepared(ensure_prepared(compose("student", common(args))))
+    return prepared_data(compose("student", common(args)))
 
 
 def run_export(args, teacher: dict) -> dict:
-    from recdistill.export.from_config import export_with_config
+    from recdistill.export.build import ExportSettings, export_files
 
     name = f"export-{export_tag(args)}"
     if (done := saved(args, name)) is not None:
@@ -212,13 +211,13 @@ def run_export(args, teacher: dict) -> dict:
     ranker = teacher_ranker(args, teacher["checkpoints"], data)
     out = Path(args.work) / "teacher_outputs" / export_tag(args)
     start = time.perf_counter()
-    manifest = export_with_config(export, ranker, data, out)
+    manifest = export_files(ExportSettings(**OmegaConf.to_container(export)), ranker, data, out)
     return save(args, name, {"tag": export_tag(args), "path": str(out), "rows": manifest["positions"]["rows"],
                              "top_k": manifest["top_k"], "seconds": round(time.perf_counter() - start, 1)})
 
 
 def run_distilled(args, seed: int, export: dict) -> dict:
-    from recdistill.distill.commands import train_distill
+    from recdistill.recipes.distill import train_distill
 
     name = distill_name(args, seed)
     if (done := saved(args, name)) is not None:
@@ -227,9 +226,9 @@ def run_distilled(args, seed: int, export: dict) -> dict:
     overrides = [*student_overrides(args, seed), f"run.name=distill-seed{seed}",
                  f"distill.teacher_outputs={export['path']}", *args.distill_overrides]
     result = train_distill(compose("distill", overrides))
-    return save(args, name, {"seed": seed, "export": export["tag"], "metrics": result["metrics"],
-                             "run_dir": result["run_dir"], "seconds": round(time.perf_counter() - start, 1),
-                             "stages": result["stages"], "overrides": args.distill_overrides})
+    return save(args, name, {"seed": seed, "export": export["tag"], "metrics": result.metrics,
+                             "run_dir": str(result.run_dir), "seconds": round(time.perf_counter() - start, 1),
+                             "stages": result.stages, "overrides": args.distill_overrides})
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:

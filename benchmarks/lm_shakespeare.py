@@ -69,11 +69,10 @@ def main() -> None:
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         from recdistill.config import compose
-        from recdistill.lm.commands import train_lm
+        from recdistill.recipes.lm import train_lm
 
-        run, _ = train_lm(compose("lm", ["lm.corpus=shakespeare", "lm.preset=tiny", "lm.quantize=int8",
-                                         *args.overrides]))
-        run = run.path
+        run = train_lm(compose("lm", ["lm.corpus=shakespeare", "lm.preset=tiny", "lm.quantize=int8",
+                                      *args.overrides])).run_dir
     summary, md = render(run)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

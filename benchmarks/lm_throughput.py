@@ -96,7 +96,7 @@ def worker(args) -> dict:
     else:
         from recdistill.config import compose
         from recdistill.engine import StageMeter, build_trainer
-        from recdistill.lm.build import model_config
+        from recdistill.recipes.lm import model_config
         from recdistill.lm.module import LMDataModule, LMModule, tokens_in_batch
 
         overrides = {

@@ -42,7 +42,8 @@ def loop_benchmark(cfg, epochs: int, eval_repeats: int) -> dict:
 
     from recdistill.engine import build_optimizer, peak_memory, reset_peak_memory, seed_everything
     from recdistill.metrics import metrics_from_ranks
-    from recdistill.student.commands import build_datamodule, prepared_data
+    from recdistill.recipes.lifecycle import prepared_data
+    from recdistill.recipes.student import build_datamodule
     from recdistill.student.module import StudentModule, sequence_loss
 
     seed_everything(int(cfg.efficiency.seed))
@@ -105,13 +106,13 @@ def loop_benchmark(cfg, epochs: int, eval_repeats: int) -> dict:
 
 def engine_benchmark(overrides: list[str], epochs: int) -> dict:
     from recdistill.config import compose
-    from recdistill.student.commands import train_student
+    from recdistill.recipes.student import train_student
 
     with tempfile.TemporaryDirectory() as runs:
         cfg = compose("student", [*overrides, f"paths.runs_dir={runs}", f"train.max_epochs={epochs}",
                                   "train.early_stopping_patience=0", "run.progress_bar=false"])
         result = train_student(cfg)
-    stages = result["stages"]
+    stages = result.stages
     epochs_ = [s for s in stages if s["stage"].startswith("epoch_")]
     validations = [s for s in stages if s["stage"].startswith("validation_")]
     return {

@@ -10,7 +10,7 @@ import torch
 def prepared(path: str | None):
     """``path`` if given, else ML-100K prepared (or found) under the default data folder."""
     from recdistill.config import compose
-    from recdistill.teacher.build import prepared_data
+    from recdistill.recipes.lifecycle import prepared_data
 
     overrides = [f"prepared={path}"] if path else []
     return prepared_data(compose("teacher", overrides))
@@ -19,9 +19,9 @@ def prepared(path: str | None):
 def student_for(data, checkpoint: str | None):
     """The student of ``checkpoint``, or a randomly initialised SASRec (speed does not depend on its weights)."""
     if checkpoint:
-        from recdistill.export.from_config import load_matching_student
+        from recdistill.student.checkpoint import load_student_for
 
-        return load_matching_student(checkpoint, data)[0]
+        return load_student_for(checkpoint, data)[0]
     from recdistill.student.sasrec import SASRec
 
     torch.manual_seed(0)
@@ -31,12 +31,13 @@ def student_for(data, checkpoint: str | None):
 def llm_config(name: str, **overrides):
     from omegaconf import OmegaConf
 
-    from recdistill.config.compose import _conf_root
+    from recdistill.config.compose import conf_root
+    from recdistill.teacher.llm import LLMSettings
 
-    cfg = OmegaConf.load(_conf_root() / "llm" / f"{name}.yaml")
+    cfg = OmegaConf.load(conf_root() / "llm" / f"{name}.yaml")
     for k, v in overrides.items():
         OmegaConf.update(cfg, k, v)
-    return cfg
+    return LLMSettings.from_dict(OmegaConf.to_container(cfg, resolve=True))
 
 
 def cache_dir() -> str:

@@ -39,7 +39,7 @@ def main() -> int:
     from machine import load_average
     from teacher_common import cache_dir, llm_config, prepared, student_for
 
-    from recdistill.data.prompts import PromptEncoder, load_templates
+    from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.build import build_teacher
     from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
     from recdistill.teacher.model import TeacherSpec

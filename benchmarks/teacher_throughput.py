@@ -37,7 +37,7 @@ VARIANTS = ("ours_ilora", "hf_trainer_peft_lora")
 
 
 def _batches(args, tokenizer, data, student):
-    from recdistill.data.prompts import PromptEncoder, load_templates
+    from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
 
     enc = PromptEncoder(tokenizer, data.titles, load_templates())

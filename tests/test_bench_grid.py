@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from recdistill.bench.commands import _plan, run
+from recdistill.recipes.bench import sweep_plan, bench_command
 from recdistill.bench.grid import (expand_cumulative, expand_grid, format_value, load_sweep_file, parse_grid_args,
                                    parse_value, shipped_sweeps)
 from recdistill.bench.validate import load_validator, validate_plan
@@ -59,13 +59,13 @@ def test_sweep_file_and_shipped_sweeps(tmp_path):
 def test_malformed_grid_is_refused(items, message):
     args = argparse.Namespace(grid=items, sweep=None, workload="student")
     with pytest.raises(ConfigError, match=message):
-        _plan(args)
+        sweep_plan(args)
 
 
 def test_single_valued_grid_entries_become_fixed_overrides():
     args = argparse.Namespace(grid=["train.batch_size=32,64", "train.limit_train_batches=3"], sweep=None,
                               workload="student")
-    plan = _plan(args)
+    plan = sweep_plan(args)
     assert plan.keys == ["train.batch_size"] and plan.overrides == ["train.limit_train_batches=3"]
 
 
@@ -90,7 +90,7 @@ def test_unknown_key_wrong_type_and_bad_option_are_refused():
 
 
 def test_the_workloads_own_check_runs_on_every_combination():
-    check = load_validator("recdistill.student.commands:validate_config", None)
+    check = load_validator("recdistill.recipes.student:validate_student_config", None)
     with pytest.raises(ConfigError, match="trial student.num_heads=3.*divisible"):
         _validate(["student.num_heads=1,3"], check)
 
@@ -100,9 +100,9 @@ def test_bad_grid_fails_before_any_trial_runs(tmp_path, monkeypatch):
     args = argparse.Namespace(workload="student", grid=["train.batch_size=64,oops"], sweep=None, out=None,
                               apply_best=None, config=[], overrides=[])
     with pytest.raises(ConfigError, match="wrong type"):
-        run(args)
+        bench_command(args)
     assert not (tmp_path / "bench_runs").exists()
     args.grid, args.apply_best = ["train.batch_size=64,128"], "throughput,peak_rss_mb<<3"
     with pytest.raises(ConfigError, match="column<=number"):
-        run(args)
+        bench_command(args)
     assert not (tmp_path / "bench_runs").exists()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV
-from recdistill.bench.commands import run
+from recdistill.recipes.bench import bench_command
 from recdistill.bench.grid import expand_grid, parse_grid_args
 from recdistill.bench.records import append_record
 from recdistill.bench.sweep import run_trials, write_plan
@@ -30,7 +30,7 @@ def test_sweep_runs_each_trial_in_its_own_process_and_keeps_going_after_a_failur
         overrides=[f"prepared={tiny_prepared}", "train.limit_train_batches=2", "train.batch_size=8",
                    "student.hidden_size=16", "student.num_blocks=1", "eval.sampled_negatives=0",
                    "bench.timeout_s=300"])
-    assert run(args) == 0
+    assert bench_command(args) == 0
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert "needs a GPU" in records[0]["reason"]                     # the trial's own error message

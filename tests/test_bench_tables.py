@@ -7,13 +7,13 @@ import io
 import pytest
 import yaml
 
-from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV, add_applied_config, applied_config_path
+from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV, applied_config_files, applied_config_path
 from recdistill.bench.apply_best import choose_best, parse_spec, settings_diff, write_best
-from recdistill.bench.commands import apply_best, report
+from recdistill.recipes.bench import apply_best, report_command
 from recdistill.bench.grid import expand_cumulative, expand_grid, parse_grid_args
 from recdistill.bench.records import append_record, flatten
 from recdistill.bench.sweep import load_sweep, render, rows_of, write_plan
-from recdistill.cli import build_parser
+from recdistill.recipes.config import load_config
 from recdistill.config import compose
 from recdistill.errors import ConfigError
 
@@ -80,7 +80,7 @@ def test_records_round_trip_through_the_renderer(grid_sweep):
     assert {p.name for p in pngs} >= {"time.png", "memory.png", "throughput.png", "grid_time.png"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     (out / "table.md").unlink()
-    assert report(argparse.Namespace(dir=str(out))) == 0  # `bench report DIR` re-renders
+    assert report_command(argparse.Namespace(dir=str(out))) == 0  # `bench report DIR` re-renders
     assert (out / "table.md").read_text() == table
 
 
@@ -99,7 +99,7 @@ def test_cumulative_table_shows_change_against_baseline_and_previous(tmp_path):
 
 def test_report_of_a_folder_that_is_not_a_sweep(tmp_path):
     with pytest.raises(ConfigError, match="not a sweep folder"):
-        report(argparse.Namespace(dir=str(tmp_path)))
+        report_command(argparse.Namespace(dir=str(tmp_path)))
 
 
 def test_choose_best_directions_limits_and_aliases():
@@ -129,20 +129,16 @@ def test_apply_best_file_is_picked_up_by_the_next_run(grid_sweep, tmp_path, monk
     assert "efficiency.num_workers" not in yaml.safe_load(path.read_text()).get("efficiency", {})  # 0 = default
     assert yaml.safe_load(path.read_text()) == {} or yaml.safe_load(path.read_text())["train"]["batch_size"] == 128
     # a later run of the workload picks the file up before its own --config files and overrides
-    args = build_parser().parse_args(["train", "student", "train.lr=0.01"])
-    add_applied_config(args)
-    assert args.config == [str(path)]
+    assert applied_config_files("student") == [path]
+    cfg = load_config("student", ["train.lr=0.01"], applied=True)
     assert "using best settings" in capsys.readouterr().err
-    cfg = compose("student", args.overrides, args.config)
     assert cfg.train.lr == 0.01
-    # other commands are untouched, and the switch turns the pickup off
-    other = build_parser().parse_args(["train", "teacher"])
-    add_applied_config(other)
-    assert other.config == []
+    # evaluations and other workloads are untouched, and the switch turns the pickup off
+    load_config("student", ["train.lr=0.01"])
+    assert "using best settings" not in capsys.readouterr().err
+    assert applied_config_files("teacher") == []
     monkeypatch.setenv(NO_APPLIED_CONFIG_ENV, "1")
-    again = build_parser().parse_args(["train", "student"])
-    add_applied_config(again)
-    assert again.config == []
+    assert applied_config_files("student") == []
 
 
 def test_written_settings_merge_and_only_differences_are_kept(tmp_path):

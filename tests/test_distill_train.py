@@ -9,11 +9,12 @@ from omegaconf import OmegaConf
 
 from recdistill.cli import main
 from recdistill.config import compose
+from recdistill.config.compose import conf_root
 from recdistill.data.prepared import load_prepared
-from recdistill.distill.commands import train_distill
+from recdistill.recipes.distill import train_distill
 from recdistill.errors import RecdistillError
-from recdistill.export.from_config import export_with_config, student_ranker
-from recdistill.student.commands import train_student
+from recdistill.export.build import ExportSettings, export_files, student_ranker
+from recdistill.recipes.student import train_student
 from tests.conftest import make_tiny_prepared
 
 TINY = ["student.max_len=8", "student.hidden_size=16", "student.num_blocks=1", "train.max_epochs=2",
@@ -27,20 +28,24 @@ def setup(tmp_path_factory):
     common = [f"+prepared={prepared}", f"paths.runs_dir={root / 'runs'}", *TINY]
     teacher = train_student(compose("student", [*common, "student.hidden_size=24", "run.name=teacher"]))
     data = load_prepared(prepared)
-    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
-    export.update({"candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
-    teacher_cfg = OmegaConf.create({"checkpoint": teacher["best_checkpoint"], "exclude_seen": True, "device": "cpu"})
+    export = export_settings(candidates="all", top_k=5, shard_rows=50, progress_bar=False)
     out = root / "teacher_outputs"
-    export_with_config(export, student_ranker(teacher_cfg, export, data), data, out)
+    export_files(export, student_ranker([teacher.artefacts["best_checkpoint"]], data, True, "cpu"), data, out)
     return {"root": root, "common": common, "outputs": out, "data": data}
+
+
+def export_settings(**changes) -> ExportSettings:
+    """The export group's YAML defaults with ``changes``."""
+    return ExportSettings(**{**OmegaConf.to_container(OmegaConf.load(conf_root() / "export" / "default.yaml")),
+                             **changes})
 
 
 def test_train_distill_end_to_end(setup):
     result = train_distill(compose("distill", [*setup["common"], f"distill.teacher_outputs={setup['outputs']}"]))
-    m = result["metrics"]
+    m = result.metrics
     assert m["teacher_coverage"] == pytest.approx(1.0)
     assert 0 <= m["val/ndcg@10"] <= 1 and 0 <= m["test/ndcg@10"] <= 1
-    assert result["teacher"]["embedding_dim"] == 24 and result["teacher"]["top_k"] == 5
+    assert result.info["teacher"]["embedding_dim"] == 24 and result.info["teacher"]["top_k"] == 5
     record = json.loads((setup["root"] / "runs" / "results.jsonl").read_text().splitlines()[-1])
     assert record["workload"] == "distill" and record["teacher_outputs"]["rows"] > 0
 
@@ -77,19 +82,17 @@ def test_teacher_checkpoint_list_exports_an_ensemble(setup, tmp_path):
     identity of its own (so it never resumes into a single member's export)."""
     data = setup["data"]
     single = next(setup["root"].glob("runs/*teacher*/checkpoints/*.ckpt"))
-    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
-    export.update({"candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
-    one = student_ranker(OmegaConf.create({"checkpoint": str(single), "exclude_seen": True, "device": "cpu"}), export, data)
-    pair = student_ranker(OmegaConf.create({"checkpoint": [str(single), str(single)], "exclude_seen": True,
-                                            "device": "cpu"}), export, data)
+    export = export_settings(candidates="all", top_k=5, shard_rows=50, progress_bar=False)
+    one = student_ranker([str(single)], data, True, "cpu")
+    pair = student_ranker([str(single), str(single)], data, True, "cpu")
     assert pair.identity()["config_hash"] != one.identity()["config_hash"]
-    manifest = export_with_config(export, pair, data, tmp_path / "pair")
+    manifest = export_files(export, pair, data, tmp_path / "pair")
     assert manifest["embeddings"]["dim"] == 48
     # two copies of one model: the same ranking as the model alone
     histories = [data.history("val", u) for u in data.users()]
     assert (pair.rank(histories, None, 5)[0] == one.rank(histories, None, 5)[0]).all()
     with pytest.raises(RecdistillError, match="teacher.checkpoint"):
-        student_ranker(OmegaConf.create({"checkpoint": [], "exclude_seen": True, "device": "cpu"}), export, data)
+        student_ranker([], data, True, "cpu")
 
 
 def test_bad_average_over_is_refused_before_a_run_folder(setup, tmp_path, capsys):

@@ -8,7 +8,7 @@ import torch
 
 from conftest import make_tiny_prepared
 from recdistill.config import compose
-from recdistill.student.commands import train_student
+from recdistill.recipes.student import train_student
 
 TINY = ["student.hidden_size=16", "student.num_blocks=1", "student.max_len=10", "train.batch_size=4",
         "train.max_epochs=1", "run.progress_bar=false", "eval.sampled_negatives=0"]

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from recdistill.config import compose
 from recdistill.engine import build_trainer
 from recdistill.errors import ConfigError
-from recdistill.student.commands import build_datamodule, prepared_data, train_student
+from recdistill.recipes.lifecycle import prepared_data
+from recdistill.recipes.student import build_datamodule, train_student
 from recdistill.student.module import StudentModule
 
 SMALL = ["student.hidden_size=16", "student.num_blocks=1", "eval.sampled_negatives=0", "run.progress_bar=false",
@@ -104,10 +105,10 @@ def test_batch_size_auto_is_searched_and_recorded_in_the_run(tiny_prepared, tmp_
                               "efficiency.batch_size_search.cpu_memory_mb=100000",
                               "efficiency.batch_size_search.max_batch_size=16"])
     result = train_student(cfg)
-    found = json.loads((tmp_path / "runs" / result["run_dir"].split("/")[-1] / "batch_size_search.json").read_text())
+    found = json.loads((tmp_path / "runs" / result.run_dir.name / "batch_size_search.json").read_text())
     assert found["train"]["batch_size"] == 16 and found["train"]["device"] == "cpu"
     assert [t["batch_size"] for t in found["train"]["tries"]] == [8, 16]
-    assert result["stages"][-1]["stage"] == "test"
+    assert result.stages[-1]["stage"] == "test"
 
 
 def test_uniform_dropout_knob_picks_the_dropout_layer_of_student_and_distilled_student(tiny_prepared, tmp_path):

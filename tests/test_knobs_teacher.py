@@ -14,7 +14,7 @@ import pytest
 
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
-from recdistill.data.prompts import PromptEncoder, load_templates
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
 from recdistill.teacher.scoring import score, score_candidates, score_full
 from test_teacher_fixtures import make_teacher, tokenizer

@@ -12,9 +12,9 @@ import torch
 from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.errors import ConfigError, DataError
-from recdistill.lm.build import model_config
+from recdistill.recipes.lm import model_config
 from recdistill.lm.checkpoint import load_lm
-from recdistill.lm.commands import train_lm
+from recdistill.recipes.lm import train_lm
 
 # int8 perplexity may differ from fp32 by at most this share on a briefly trained tiny model
 # (dynamic per-tensor int8 weights; measured differences are ~0.1%).
@@ -53,23 +53,23 @@ def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
     corpus = write_corpus(root)
     cfg = compose("lm", overrides(root, f"lm.corpus={corpus}", "train.max_steps=30", "lm.quantize=int8"))
-    run, metrics = train_lm(cfg)
-    return root, corpus, run, metrics
+    result = train_lm(cfg)
+    return root, corpus, result.run_dir, result.metrics
 
 
 def test_a_pretraining_run_writes_its_files_and_learns(pretrained):
     root, corpus, run, metrics = pretrained
-    assert run.path.name.endswith("_lm_plays_d32_l2_int8")
-    assert (run.path / "checkpoints" / "best.ckpt").is_file()
-    assert (run.path / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    progress = json.loads((run.path / "progress.json").read_text())
+    assert run.name.endswith("_lm_plays_d32_l2_int8")
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    progress = json.loads((run / "progress.json").read_text())
     assert progress["status"] == "finished" and progress["step"] == 30 and progress["max_steps"] == 30
     for key in ("train_loss", "val_loss", "val_ppl", "best_val_loss", "tokens_per_second", "eta_seconds"):
         assert progress[key] is not None, key
     assert [s for s, _ in progress["history"]["val"]] == [15, 30]
     assert metrics["val/loss"] < math.log(257) - 1.0  # far below an untrained model's log(vocab)
     assert metrics["train/tokens"] == 30 * 8 * 32
-    stages = {r["stage"]: r for r in json.loads((run.path / "stages.json").read_text())}
+    stages = {r["stage"]: r for r in json.loads((run / "stages.json").read_text())}
     assert stages["fit"]["tokens"] == 30 * 8 * 32 and stages["fit"]["tokens_per_second"] > 0
     record = json.loads((root / "runs" / "results.jsonl").read_text().splitlines()[-1])
     assert record["workload"] == "lm" and record["name"] == "lm_plays_d32_l2_int8"
@@ -84,9 +84,9 @@ def test_int8_evaluation_is_close_to_fp32(pretrained):
 
 def test_the_best_checkpoint_is_the_lowest_validation_loss(pretrained):
     _, _, run, _ = pretrained
-    progress = json.loads((run.path / "progress.json").read_text())
+    progress = json.loads((run / "progress.json").read_text())
     best_step, best_loss = min(progress["history"]["val"], key=lambda sv: sv[1])
-    _, meta = load_lm(run.path)
+    _, meta = load_lm(run)
     assert meta["global_step"] == best_step and progress["best_val_loss"] == best_loss
     assert meta["tokenizer"] == "byte" and meta["phase"] == "pretrain"
 
@@ -96,12 +96,12 @@ def test_finetuning_starts_from_the_pretrained_weights(pretrained):
     dialogue = root / "dialogue.txt"
     dialogue.write_text("A: hello there\nB: hi, how are you?\nA: fine, thanks.\n" * 40)
     # a learning rate of ~0 keeps the weights where they started, which must be the pretrained ones
-    cfg = compose("lm", overrides(root, "lm.phase=finetune", f"lm.init_from={run.path}", f"lm.corpus={dialogue}",
+    cfg = compose("lm", overrides(root, "lm.phase=finetune", f"lm.init_from={run}", f"lm.corpus={dialogue}",
                                   "train.max_steps=1", "train.val_every_steps=1", "train.lr=1.0e-12"))
-    tuned_run, _ = train_lm(cfg)
-    assert tuned_run.path.name.endswith("_lm_dialogue_d32_l2_finetune")
-    before, _ = load_lm(run.path)
-    after, meta = load_lm(tuned_run.path)
+    tuned_run = train_lm(cfg).run_dir
+    assert tuned_run.name.endswith("_lm_dialogue_d32_l2_finetune")
+    before, _ = load_lm(run)
+    after, meta = load_lm(tuned_run)
     assert meta["phase"] == "finetune" and meta["init_from"].endswith("best.ckpt")
     for (name, p), q in zip(before.state_dict().items(), after.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-6), name
@@ -109,7 +109,7 @@ def test_finetuning_starts_from_the_pretrained_weights(pretrained):
 
 def test_finetuning_refuses_a_different_shape(pretrained):
     root, _, run, _ = pretrained
-    cfg = compose("lm", overrides(root, "lm.phase=finetune", f"lm.init_from={run.path}", "lm.d_model=64"))
+    cfg = compose("lm", overrides(root, "lm.phase=finetune", f"lm.init_from={run}", "lm.d_model=64"))
     with pytest.raises(ConfigError, match="lm.d_model=64 differs from the pretrained model's 32"):
         train_lm(cfg)
     with pytest.raises(ConfigError, match="needs lm.init_from"):
@@ -118,12 +118,12 @@ def test_finetuning_refuses_a_different_shape(pretrained):
 
 def test_eval_and_generate_commands(pretrained, capsys):
     root, corpus, run, _ = pretrained
-    ckpt = str(run.path / "checkpoints" / "best.ckpt")
+    ckpt = str(run / "checkpoints" / "best.ckpt")
     assert main(["lm", "generate", ckpt, "--prompt", "ANNA: the", "--max-new-tokens", "12", "--temperature", "0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ANNA: the") and len(out.strip()) > len("ANNA: the")
     assert main(["lm", "generate", ckpt, "--prompt", "BEN", "--max-new-tokens", "5", "--int8"]) == 0
-    assert main(["lm", "eval", str(run.path), *overrides(root, "train.eval_max_batches=2")]) == 0
+    assert main(["lm", "eval", str(run), *overrides(root, "train.eval_max_batches=2")]) == 0
     assert "val/int8_ppl" in capsys.readouterr().out
 
 

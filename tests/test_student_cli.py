@@ -8,7 +8,7 @@ import pytest
 from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.student.checkpoint import load_student
-from recdistill.student.commands import train_student
+from recdistill.recipes.student import train_student
 
 TINY = ["student.hidden_size=16", "student.num_blocks=1", "student.max_len=10", "train.batch_size=8",
         "train.max_epochs=1", "run.progress_bar=false", "eval.sampled_negatives=10"]
@@ -56,11 +56,11 @@ def test_train_then_eval_reproduces_metrics(tiny_prepared, tmp_path, capsys):
 
 def test_same_seed_same_metrics(tiny_prepared, tmp_path):
     cfg = compose("student", tiny_overrides(tiny_prepared, tmp_path / "runs", "train.max_epochs=1"))
-    first = train_student(cfg)["metrics"]
-    second = train_student(cfg)["metrics"]
+    first = train_student(cfg).metrics
+    second = train_student(cfg).metrics
     assert first == second
     other = train_student(compose("student", tiny_overrides(tiny_prepared, tmp_path / "runs", "train.max_epochs=1",
-                                                            "efficiency.seed=7")))["metrics"]
+                                                            "efficiency.seed=7"))).metrics
     assert other != first
 
 
@@ -68,7 +68,7 @@ def test_bce_loss_trains(tiny_prepared, tmp_path):
     cfg = compose("student", tiny_overrides(tiny_prepared, tmp_path / "runs", "student.loss=bce",
                                             "student.num_negatives=2"))
     result = train_student(cfg)
-    assert result["metrics"]["test/users"] == 30
+    assert result.metrics["test/users"] == 30
 
 
 @pytest.mark.parametrize("override, message", [

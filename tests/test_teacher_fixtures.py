@@ -9,16 +9,19 @@ import os
 import torch
 from omegaconf import OmegaConf
 
-from recdistill.config.compose import _conf_root
+from recdistill.config.compose import conf_root
 
 CACHE = os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
 
 
 def llm_cfg(name: str = "tiny-llama", **overrides):
-    cfg = OmegaConf.load(_conf_root() / "llm" / f"{name}.yaml")
+    """The ``llm`` group's YAML file with ``overrides``, as the plain settings the teacher's parts take."""
+    from recdistill.teacher.llm import LLMSettings
+
+    cfg = OmegaConf.load(conf_root() / "llm" / f"{name}.yaml")
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
-    return cfg
+    return LLMSettings.from_dict(OmegaConf.to_container(cfg, resolve=True))
 
 
 @functools.lru_cache(maxsize=1)

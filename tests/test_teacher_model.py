@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recdistill.data.prepared import load_prepared
-from recdistill.data.prompts import PromptEncoder, load_templates
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples

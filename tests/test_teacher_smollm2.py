@@ -18,7 +18,7 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
     import lightning as L
     from omegaconf import OmegaConf
 
-    from recdistill.data.prompts import PromptEncoder, load_templates
+    from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.build import build_teacher
     from recdistill.teacher.model import TeacherSpec
     from recdistill.teacher.module import TeacherModule

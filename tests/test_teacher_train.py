@@ -17,7 +17,7 @@ from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from conftest import make_tiny_prepared
-    from recdistill.teacher.commands import train_teacher
+    from recdistill.recipes.teacher import train_teacher
 
     root = tmp_path_factory.mktemp("teacher")
     prepared = make_tiny_prepared(root / "data" / "tiny")
@@ -38,23 +38,23 @@ def trained(tmp_path_factory):
 
 def test_train_teacher_writes_adapter_metrics_and_counts(trained):
     result = trained["result"]
-    metrics = result["metrics"]
+    metrics = result.metrics
     for split in ("val", "test"):
         for name in ("cand20_hr@1", "cand20_hr@5", "cand20_ndcg@5", "cand20_ndcg@10", "gen_valid_ratio",
                      "gen_hr@1", "gen_hr@1_valid", "loss"):
             assert f"{split}/{name}" in metrics
         assert 0.0 <= metrics[f"{split}/cand20_hr@1"] <= metrics[f"{split}/cand20_hr@5"] <= 1.0
     assert metrics["train_steps"] == 3 and metrics["seconds_per_step"] > 0
-    fit = next(r for r in result["stages"] if r["stage"] == "fit")
+    fit = next(r for r in result.stages if r["stage"] == "fit")
     assert fit["answer_tokens"] > 0 and fit["tokens"] > fit["answer_tokens"]
-    report = result["prompt_report"]
+    report = result.info["prompt_report"]
     assert report["train"]["prompts_cut"] > 0                    # max_tokens=200 cuts some prompts
     assert report["train"]["tokens_max"] <= 200
     from pathlib import Path
 
-    adapter = Path(result["adapter"])
+    adapter = Path(result.artefacts["adapter"])
     assert (adapter / "adapter.safetensors").is_file() and (adapter / "adapter.json").is_file()
-    ckpts = list((Path(result["run_dir"]) / "checkpoints").glob("*.ckpt"))
+    ckpts = list((Path(result.run_dir) / "checkpoints").glob("*.ckpt"))
     assert ckpts
     import torch
 
@@ -63,13 +63,13 @@ def test_train_teacher_writes_adapter_metrics_and_counts(trained):
 
 
 def test_eval_teacher_reproduces_the_training_run(trained):
-    from recdistill.teacher.commands import evaluate_adapter
+    from recdistill.recipes.teacher import evaluate_teacher
 
     cfg = compose("teacher", trained["common"] + ["train.limit_val_batches=1", "train.limit_test_batches=1",
                                                   "train.eval_batch_size=4"])
-    result = evaluate_adapter(cfg, trained["result"]["adapter"])
+    result = evaluate_teacher(cfg, trained["result"].artefacts["adapter"])
     for key in ("val/cand20_ndcg@10", "test/cand20_hr@5"):
-        assert result["metrics"][key] == pytest.approx(trained["result"]["metrics"][key], abs=1e-6)
+        assert result.metrics[key] == pytest.approx(trained["result"].metrics[key], abs=1e-6)
 
 
 class Interrupting:
@@ -93,21 +93,21 @@ class Interrupting:
 
 def test_llm_export_resumes_without_duplicates_and_student_uses_same_format(trained, tmp_path):
     from recdistill.export import load_teacher_outputs
-    from recdistill.export.from_config import export_with_config
-    from recdistill.teacher.export_command import llm_ranker, run_export
+    from recdistill.export.build import export_files
+    from recdistill.recipes.export import export_settings, llm_ranker, run_export
 
     common = trained["common"]
-    cfg = compose("export", common + [f"teacher.adapter={trained['result']['adapter']}", "export.candidates=random",
+    cfg = compose("export", common + [f"teacher.adapter={trained['result'].artefacts['adapter']}", "export.candidates=random",
                                       "export.num_candidates=12", "export.top_k=5", "export.limit=8",
                                       "export.batch_size=2", "export.shard_rows=4", "export.progress_bar=false",
                                       f"export.out_dir={tmp_path / 'llm'}"])
     data = trained["data"]
     ranker = llm_ranker(cfg, data)
     with pytest.raises(KeyboardInterrupt):
-        export_with_config(cfg.export, Interrupting(ranker, calls=3), data, tmp_path / "llm")   # dies inside shard 2
-    manifest = export_with_config(cfg.export, ranker, data, tmp_path / "llm")
+        export_files(export_settings(cfg), Interrupting(ranker, calls=3), data, tmp_path / "llm")   # dies inside shard 2
+    manifest = export_files(export_settings(cfg), ranker, data, tmp_path / "llm")
     assert manifest["complete"] and manifest["teacher"]["kind"] == "llm"
-    fresh = export_with_config(cfg.export, ranker, data, tmp_path / "fresh")
+    fresh = export_files(export_settings(cfg), ranker, data, tmp_path / "fresh")
     outputs = load_teacher_outputs(tmp_path / "llm", data.train, data.fingerprint, data.num_items)
     table = pd.concat([pd.read_parquet(tmp_path / "llm" / s["file"]) for s in manifest["shards"]])
     reference = pd.concat([pd.read_parquet(tmp_path / "fresh" / s["file"]) for s in fresh["shards"]])
@@ -122,8 +122,8 @@ def test_llm_export_resumes_without_duplicates_and_student_uses_same_format(trai
                                               "export.limit=12", "export.progress_bar=false",
                                               f"export.out_dir={tmp_path / 'student'}"])
     result = run_export(student_cfg)
-    assert result["manifest"]["teacher"]["kind"] == "student"
-    assert sorted(result["manifest"]) == sorted(manifest)                      # the same format
+    assert result.manifest["teacher"]["kind"] == "student"
+    assert sorted(result.manifest) == sorted(manifest)                      # the same format
 
 
 def test_command_line_errors_are_clear(trained, capsys):
@@ -135,7 +135,7 @@ def test_command_line_errors_are_clear(trained, capsys):
     assert main(["export", *common]) == 2
     assert "teacher.adapter" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="must be a positive multiple"):
-        from recdistill.teacher.build import teacher_spec
+        from recdistill.recipes.teacher import teacher_spec
 
         teacher_spec(OmegaConf.create({"mode": "ilora", "lora": {"r": 6, "num_experts": 4, "alpha": 1,
                                                                  "dropout": 0.0, "target_modules": ["q_proj"]}}))
@@ -143,7 +143,7 @@ def test_command_line_errors_are_clear(trained, capsys):
 
 def test_checkpoint_monitor_follows_the_candidate_count():
     from recdistill.errors import ConfigError
-    from recdistill.teacher.commands import checkpoint_monitor
+    from recdistill.recipes.teacher import checkpoint_monitor
 
     assert checkpoint_monitor(compose("teacher", [])) == "val/cand20_ndcg@10"
     assert checkpoint_monitor(compose("teacher", ["teacher.prompt.num_candidates=10"])) == "val/cand10_ndcg@10"

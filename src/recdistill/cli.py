@@ -1,7 +1,7 @@
 """The ``recdistill`` command line.
 
-Commands are declared in one table below; each points at a function ``run(args) -> int`` in the module
-that owns the work, imported only when that command runs (so ``--help`` stays fast). Config overrides
+Commands are declared in one table below; each points at a function ``(args) -> int`` of a recipe
+(``recdistill.recipes``), imported only when that command runs (so ``--help`` stays fast). Config overrides
 are trailing ``key=value`` words, as on Hydra's command line.
 """
 
@@ -42,21 +42,21 @@ CONFIG_FILE = arg("--config", action="append", default=[], metavar="FILE",
                   help="YAML file of config values merged before the overrides (repeatable)")
 
 COMMANDS: tuple[Command, ...] = (
-    Command(("data", "prepare"), "recdistill.data.commands:prepare",
+    Command(("data", "prepare"), "recdistill.recipes.prepare:prepare_command",
             "read a dataset, split it leave-one-out by time, write parquet files", (CONFIG_FILE,)),
-    Command(("train", "student"), "recdistill.student.commands:train",
+    Command(("train", "student"), "recdistill.recipes.student:train_command",
             "train the SASRec student and evaluate it on validation and test", (CONFIG_FILE,)),
-    Command(("eval", "student"), "recdistill.student.commands:evaluate",
+    Command(("eval", "student"), "recdistill.recipes.student:evaluate_command",
             "evaluate a student checkpoint on validation and test",
             (arg("checkpoint", help="path to a student .ckpt file"), CONFIG_FILE)),
-    Command(("train", "teacher"), "recdistill.teacher.commands:train",
+    Command(("train", "teacher"), "recdistill.recipes.teacher:train_command",
             "fine-tune the LLM teacher the iLoRA way (or plain LoRA) with the frozen student", (CONFIG_FILE,)),
-    Command(("eval", "teacher"), "recdistill.teacher.commands:evaluate",
+    Command(("eval", "teacher"), "recdistill.recipes.teacher:evaluate_command",
             "evaluate a teacher adapter over its 20 candidates",
             (arg("adapter", help="path to a teacher adapter folder"), CONFIG_FILE)),
-    Command(("export",), "recdistill.teacher.export_command:export",
+    Command(("export",), "recdistill.recipes.export:export_command",
             "write the teacher's top-K and item embeddings to files for distillation", (CONFIG_FILE,)),
-    Command(("train", "distill"), "recdistill.distill.commands:train",
+    Command(("train", "distill"), "recdistill.recipes.distill:train_command",
             "train a student the DLLM2Rec way from exported teacher outputs", (CONFIG_FILE,)),
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
@@ -66,7 +66,7 @@ COMMANDS: tuple[Command, ...] = (
             "render a markdown and HTML report for one run or a comparison of runs",
             (arg("runs", nargs="+", help="run folders"), arg("--out", default=None, help="output folder")), False),
     *(
-        Command(("bench", workload), "recdistill.bench.commands:run",
+        Command(("bench", workload), "recdistill.recipes.bench:bench_command",
                 f"sweep efficiency knobs for the {workload} workload, one process per trial",
                 (arg("--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="values to sweep, e.g. train.batch_size=64,128"),
                  arg("--sweep", default=None, metavar="FILE", help="sweep YAML file instead of --grid"),
@@ -77,14 +77,14 @@ COMMANDS: tuple[Command, ...] = (
                 defaults={"workload": workload})
         for workload in ("student", "teacher", "distill", "lm")
     ),
-    Command(("bench", "report"), "recdistill.bench.commands:report",
+    Command(("bench", "report"), "recdistill.recipes.bench:report_command",
             "re-render a sweep's tables and plots", (arg("dir", help="sweep folder"),), False),
-    Command(("lm", "train"), "recdistill.lm.commands:train",
+    Command(("lm", "train"), "recdistill.recipes.lm:train_command",
             "train a small causal LM from scratch (pretrain) or fine-tune it on dialogue", (CONFIG_FILE,)),
-    Command(("lm", "eval"), "recdistill.lm.commands:evaluate",
+    Command(("lm", "eval"), "recdistill.recipes.lm:evaluate_command",
             "perplexity, size, memory and speed of an LM checkpoint, fp32 and int8",
             (arg("checkpoint"), CONFIG_FILE)),
-    Command(("lm", "generate"), "recdistill.lm.commands:generate",
+    Command(("lm", "generate"), "recdistill.recipes.lm:generate_command",
             "sample text from an LM checkpoint",
             (arg("checkpoint"), arg("--prompt", default=""), arg("--max-new-tokens", type=int, default=200),
              arg("--temperature", type=float, default=0.8), arg("--top-k", type=int, default=50),
@@ -146,11 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         parsers = args._parsers
         (parsers.get(words) or parser).print_help()
         return 0 if not words else 2
-    # Best settings written by `recdistill bench --apply-best` (recdistill.<workload>.yaml) are merged
-    # into training commands before --config files; see recdistill.bench.applied.
-    from recdistill.bench.applied import add_applied_config
-
-    add_applied_config(args)
     try:
         return int(_load(command.target)(args) or 0)
     except RecdistillError as exc:

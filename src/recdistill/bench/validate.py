@@ -8,7 +8,7 @@ import importlib
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import compose
-from recdistill.config.compose import _groups
+from recdistill.config.compose import config_groups
 from recdistill.errors import ConfigError
 
 
@@ -61,7 +61,7 @@ def validate_plan(root: str, keys: list[str], trials_overrides: list[list[str]],
                   base_overrides: list[str], config_files: list[str], auto_keys=(), validator=None) -> DictConfig:
     """Compose every trial's config (and run ``validator`` on it); raise ConfigError naming the trial and
     the problem. Returns the default config (base overrides only) the values were checked against."""
-    groups = set(_groups())
+    groups = set(config_groups())
     try:
         defaults = compose(root, base_overrides, config_files)
     except ConfigError as exc:

@@ -17,8 +17,6 @@ A key that does not exist is an error that lists the valid keys at that level.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -28,24 +26,25 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.errors import ConfigError
+from recdistill.hashing import stable_hash
 
 CONF_PACKAGE = "recdistill.config"
 
 
-def _conf_root() -> Path:
+def conf_root() -> Path:
     return Path(str(resources.files(CONF_PACKAGE) / "conf"))
 
 
 def list_options(group: str) -> list[str]:
     """Options of a config group: the YAML files in ``conf/<group>/``."""
-    folder = _conf_root() / group
+    folder = conf_root() / group
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def _groups() -> list[str]:
-    return sorted(p.name for p in _conf_root().iterdir() if p.is_dir() and not p.name.startswith("_"))
+def config_groups() -> list[str]:
+    return sorted(p.name for p in conf_root().iterdir() if p.is_dir() and not p.name.startswith("_"))
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -59,7 +58,7 @@ def _load_yaml(path: Path) -> DictConfig:
 
 
 def _load_group_option(group: str, option: str) -> DictConfig:
-    path = _conf_root() / group / f"{option}.yaml"
+    path = conf_root() / group / f"{option}.yaml"
     if not path.is_file():
         valid = ", ".join(list_options(group)) or "(none)"
         raise ConfigError(f"unknown {group} '{option}'; choose one of: {valid}")
@@ -134,7 +133,7 @@ def compose(
         A resolved, read-only ``DictConfig``. ``cfg._choices`` is not kept; the chosen group options are
         recorded under ``choices`` so the resolved config says which files it came from.
     """
-    root_path = _conf_root() / f"{root}.yaml"
+    root_path = conf_root() / f"{root}.yaml"
     if not root_path.is_file():
         raise ConfigError(f"no root config '{root}'")
     root_cfg = _load_yaml(root_path)
@@ -148,7 +147,7 @@ def compose(
             raise ConfigError(f"bad defaults entry {entry!r} in {root_path}")
 
     overrides = list(overrides)
-    groups = set(_groups())
+    groups = set(config_groups())
     value_overrides: list[tuple[str, str]] = []
     for item in overrides:
         key, value = _split_override(item)
@@ -224,5 +223,4 @@ def config_hash(cfg: DictConfig | dict, keys: Iterable[str] | None = None) -> st
     container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
     if keys is not None:
         container = {k: container.get(k) for k in keys}
-    blob = json.dumps(container, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return stable_hash(container)

@@ -23,7 +23,7 @@ from recdistill.data.prepared import PreparedData
 from recdistill.data.sequences import EvaluationSet, ItemSets, TrainingWindows, evaluation_set, training_windows
 
 
-class _Rows(Dataset):
+class RowIndices(Dataset):
     """Row indices 0..n-1; the collate function turns a list of them into a batch."""
 
     def __init__(self, n: int):
@@ -138,13 +138,13 @@ class SequenceDataModule(L.LightningDataModule):
         if self.num_negatives > 0 and not self.negatives_from_history:
             history_keys = ItemSets(self.data.train).sorted_keys(self.num_items)
         collate = TrainCollate(self.windows, self.num_items, self.num_negatives, history_keys)
-        return DataLoader(_Rows(len(self.windows)), batch_size=self.batch_size, shuffle=True,
+        return DataLoader(RowIndices(len(self.windows)), batch_size=self.batch_size, shuffle=True,
                           collate_fn=collate, **self.loader_kwargs)
 
     def _eval_loader(self, split: str) -> DataLoader:
         self.setup()
         data = self.eval_sets[split]
-        return DataLoader(_Rows(len(data)), batch_size=self.eval_batch_size, shuffle=False,
+        return DataLoader(RowIndices(len(data)), batch_size=self.eval_batch_size, shuffle=False,
                           collate_fn=EvalCollate(data), **self.loader_kwargs)
 
     def val_dataloader(self) -> DataLoader:

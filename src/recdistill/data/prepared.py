@@ -77,6 +77,21 @@ class PreparedData:
     def users(self) -> np.ndarray:
         return np.arange(1, self.num_users + 1)
 
+    def meta(self) -> dict:
+        """What run records and checkpoints keep about the dataset."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "num_users": self.num_users,
+                "num_items": self.num_items, "path": str(self.path)}
+
+    def check_matches(self, what: str, fingerprint: str | None, num_items: int | None = None) -> None:
+        """The one check that something trained elsewhere (``what``: a checkpoint, an adapter) belongs to
+        this dataset: same fingerprint (when both are known) and same catalogue size."""
+        if fingerprint and self.fingerprint and fingerprint != self.fingerprint:
+            raise DataError(f"{what} was trained on dataset fingerprint {fingerprint}, but the prepared data at "
+                            f"{self.path} has {self.fingerprint}; use the dataset it was trained on")
+        if num_items is not None and int(num_items) != self.num_items:
+            raise DataError(f"{what} has {int(num_items)} items, the prepared data at {self.path} "
+                            f"{self.num_items}; they do not belong to the same dataset")
+
 
 def _read(path: Path, name: str) -> pd.DataFrame:
     file = path / name

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from recdistill.data.datamodule import SequenceDataModule, TrainCollate, _Rows
+from recdistill.data.datamodule import SequenceDataModule, TrainCollate, RowIndices
 from recdistill.data.sequences import ItemSets, training_windows
 from recdistill.export.reader import TeacherOutputs
 
@@ -88,5 +88,5 @@ class DistillDataModule(SequenceDataModule):
             history_keys = ItemSets(self.data.train).sorted_keys(self.num_items)
         collate = DistillCollate(self.windows, self.num_items, self.num_negatives, history_keys,
                                  self.teacher_rows, self.teacher)
-        return DataLoader(_Rows(len(self.windows)), batch_size=self.batch_size, shuffle=True,
+        return DataLoader(RowIndices(len(self.windows)), batch_size=self.batch_size, shuffle=True,
                           collate_fn=collate, **self.loader_kwargs)

@@ -1,4 +1,6 @@
-"""Pick the accelerator and the numeric precision from the efficiency config."""
+"""Every "auto" of device, precision and dtype is decided here: the Lightning accelerator and precision
+(``efficiency.accelerator``, ``efficiency.precision``), the torch device of inference code
+(``teacher.device``) and the LLM's dtype (``llm.dtype``)."""
 
 from __future__ import annotations
 
@@ -44,3 +46,31 @@ def resolve_precision(requested: str, accelerator: str) -> str:
     if accelerator == "gpu" and requested.startswith("bf16") and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"efficiency.precision={requested} but this GPU has no bf16 support; use 16-mixed")
     return requested
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(setting: str, key: str = "teacher.device") -> str:
+    """A torch device for inference: ``auto`` (CUDA when visible) | ``cuda`` | ``cpu``; asking for CUDA
+    without one is an error naming ``key``."""
+    setting = str(setting)
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}=cuda but no CUDA device is visible; use {key}=auto or cpu")
+    return setting
+
+
+def resolve_dtype(requested: str, quantization: str = "none") -> torch.dtype:
+    """``llm.dtype``. ``auto``: fp32 on a CPU (no native bf16 here: a bf16 matmul ran ~300x slower), bf16
+    on a CUDA GPU that has it, else fp16. With 4/8-bit quantization the dtype is the compute dtype of the
+    dequantized matmuls."""
+    requested = str(requested)
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if requested not in DTYPES:
+        raise ConfigError(f"llm.dtype={requested!r} is not valid; choose one of: auto, {', '.join(DTYPES)}")
+    return DTYPES[requested]

@@ -23,6 +23,7 @@ from recdistill.errors import ConfigError, RecdistillError
 from recdistill.pipeline.manifest import Manifest
 from recdistill.pipeline.overrides import applies_to, route
 from recdistill.pipeline.stages import ORDER, STAGES, StageContext
+from recdistill.recipes.config import load_config
 
 CONFIGURED_STAGES = tuple(s for s in ORDER if STAGES[s].root)  # the ones that take overrides
 # Output entries that are paths (the rest are facts such as the data fingerprint).
@@ -59,9 +60,10 @@ def _path_overrides(cfg: DictConfig, folder: Path) -> list[str]:
             f"paths.runs_dir={folder}"]
 
 
-def _compose_stage(name: str, overrides: list[str]) -> DictConfig:
+def compose_stage(name: str, overrides: list[str], announce: bool = False) -> DictConfig:
+    """The stage's config, composed as its command composes it (``bench --apply-best`` settings included)."""
     try:
-        return compose(STAGES[name].root, overrides)
+        return load_config(STAGES[name].root, overrides, applied=True, announce=announce)
     except ConfigError as exc:
         if str(exc).startswith("no root config"):
             raise ConfigError(f"stage {name} is not available in this version (no config root "
@@ -74,7 +76,7 @@ def stage_overrides(name: str, cfg: DictConfig, folder: Path, common: list[str],
     """Paths, then the overrides for every stage that apply here, then the profile's and the command
     line's for this stage, then the links to earlier outputs (last, so nothing can undo them)."""
     base = _path_overrides(cfg, folder)
-    base_cfg = _compose_stage(name, base)
+    base_cfg = compose_stage(name, base)
     shared = [item for item in common if applies_to(base_cfg, item)]
     own = [str(x) for x in (cfg.profile.get(name) or [])] + per_stage.get(name, [])
     return base + shared + own + STAGES[name].link(upstream, folder)
@@ -86,7 +88,7 @@ def _check_common(common: list[str], cfg: DictConfig, folder: Path) -> None:
     for name in ORDER:
         if STAGES[name].root:
             try:
-                bases.append(_compose_stage(name, _path_overrides(cfg, folder)))
+                bases.append(compose_stage(name, _path_overrides(cfg, folder)))
             except ConfigError:
                 continue  # a stage not available yet is reported when its turn comes
     for item in common:
@@ -164,7 +166,7 @@ def run_pipeline(args) -> dict:
         tag = f"[{index + 1}/{len(names)}] {name:<8}"
         upstream = {n: results[n] for n in stage.needs if n in results}
         overrides = stage_overrides(name, cfg, folder, common, per_stage, upstream) if stage.root else []
-        stage_cfg = _compose_stage(name, overrides) if stage.root else None
+        stage_cfg = compose_stage(name, overrides, announce=True) if stage.root else None
         cfg_hash, key = _key(stage_cfg, {n: config_hash(o) for n, o in upstream.items()})
         entry = manifest.entry(name)
         recorded = _absolute(entry.get("outputs"), folder)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from recdistill.errors import RecdistillError
+from recdistill.errors import ConfigError, RecdistillError
 from recdistill.student.sasrec import SASRec
 
 
@@ -54,4 +54,13 @@ def load_student(path: str | Path) -> tuple[SASRec, dict]:
         "cfg": hp["cfg"],
         "path": str(Path(path)),
     }
+    return model, meta
+
+
+def load_student_for(path: str | Path | None, data, what: str = "student checkpoint") -> tuple[SASRec, dict]:
+    """``load_student(path)`` plus the check that it was trained on the prepared dataset ``data``."""
+    if not path:
+        raise ConfigError(f"no {what} given")
+    model, meta = load_student(Path(path).expanduser())
+    data.check_matches(f"the {what} {meta['path']}", meta.get("dataset_fingerprint"), meta["num_items"])
     return model, meta

@@ -1,91 +1,30 @@
-"""Builder functions: config -> the teacher's parts. Shared by training, evaluation, export, tests and
-benchmarks, so every path builds the model the same way (which is what makes adapters load back)."""
+"""Builder functions for the teacher's parts, from plain settings. Shared by training, evaluation, export,
+tests and benchmarks, so every path builds the model the same way (which is what makes adapters load back).
+The recipe (``recipes/teacher.py``) turns the config into these arguments."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from recdistill.config import check_choice, check_positive
-from recdistill.data.prepared import PreparedData, load_prepared
-from recdistill.data.prompts import PromptEncoder, load_templates
-from recdistill.errors import ConfigError
-from recdistill.teacher.data import PromptSettings
-from recdistill.teacher.llm import LoadedLLM, load_llm
-from recdistill.teacher.model import MODES, ILoRATeacher, TeacherSpec
-from recdistill.teacher.molora import MoLoRAConfig
+from recdistill.data.prepared import PreparedData
+from recdistill.teacher.llm import LLMSettings, LoadedLLM, load_llm
+from recdistill.teacher.model import ILoRATeacher, TeacherSpec
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 
 
-def cache_dir(cfg: DictConfig) -> str:
-    return os.path.expanduser(str(cfg.paths.cache_dir))
-
-
-def prepared_data(cfg: DictConfig) -> PreparedData:
-    given = cfg.get("prepared")
-    if given:
-        return load_prepared(Path(os.path.expanduser(str(given))))
-    from recdistill.data.prepare import ensure_prepared
-
-    return load_prepared(ensure_prepared(cfg))
-
-
-def validate_teacher_config(cfg: DictConfig) -> None:
-    """Check the ``teacher`` group of a composed config (keys named in full in the messages)."""
-    t = cfg.teacher
-    if str(t.get("kind", "llm")) != "llm":
-        raise ConfigError(f"teacher={t.get('kind')} cannot be trained here; `recdistill train teacher` trains an LLM "
-                          "teacher (teacher=ilora or teacher=lora)")
-    check_choice(cfg, "teacher.mode", MODES)
-    for key in ("lora.r", "lora.num_experts", "lora.alpha", "prompt.history_items", "prompt.num_candidates",
-                "eval.candidate_batch_size", "eval.max_new_tokens"):
-        check_positive(cfg, f"teacher.{key}")
-    check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
-    check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
-    check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
-    if t.prompt.max_tokens is not None:
-        check_positive(cfg, "teacher.prompt.max_tokens")
-    if bool(cfg.efficiency.get("compile", False)):
-        # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes
-        # on a CPU and was not measured; refusing beats a knob that silently does nothing.
-        raise ConfigError("efficiency.compile=true is not supported by the teacher yet; use efficiency.compile=false")
-    check_positive(cfg, "train.batch_size")
-    check_positive(cfg, "train.eval_batch_size")
-    check_positive(cfg, "train.lr")
-
-
-def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
-    lora = teacher_cfg.lora
-    num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
-    return TeacherSpec(str(teacher_cfg.mode), MoLoRAConfig(int(lora.r), num_experts, float(lora.alpha),
-                                                           float(lora.dropout), tuple(lora.target_modules)))
-
-
-def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> DictConfig:
-    """The ``llm`` group with ``efficiency.gradient_checkpointing`` folded in (either switch turns it on)."""
-    merged = OmegaConf.to_container(llm_cfg, resolve=True)
-    if eff is not None and bool(eff.get("gradient_checkpointing", False)):
-        merged["gradient_checkpointing"] = True
-    return OmegaConf.create(merged)
-
-
-def build_teacher(llm_cfg: DictConfig, spec: TeacherSpec, student, cache: str, tokenizer=None,
+def build_teacher(llm: LLMSettings | dict, spec: TeacherSpec, student, cache: str, tokenizer=None,
                   uniform_dropout: bool = True) -> tuple[ILoRATeacher, LoadedLLM]:
-    """The LLM with its adapters. ``uniform_dropout`` is ``efficiency.uniform_dropout`` (iLoRA mode; plain
-    LoRA keeps PEFT's dropout)."""
-    loaded = load_llm(llm_cfg, cache, tokenizer=tokenizer)
+    """The LLM with its adapters. ``llm``: :class:`LLMSettings` or the same as a dict (an adapter's saved
+    ``llm``). ``uniform_dropout`` is ``efficiency.uniform_dropout`` (iLoRA mode; plain LoRA keeps PEFT's
+    dropout)."""
+    settings = llm if isinstance(llm, LLMSettings) else LLMSettings.from_dict(llm)
+    loaded = load_llm(settings, cache, tokenizer=tokenizer)
     teacher = ILoRATeacher(loaded.model, student, spec, quantized=loaded.quantization != "none",
-                           gradient_checkpointing=bool(llm_cfg.gradient_checkpointing), uniform_dropout=uniform_dropout)
+                           gradient_checkpointing=bool(settings.gradient_checkpointing), uniform_dropout=uniform_dropout)
     return teacher, loaded
 
 
-def build_encoder(tokenizer, data: PreparedData, prompt_cfg: DictConfig) -> PromptEncoder:
-    return PromptEncoder(tokenizer, data.titles, load_templates(prompt_cfg.file))
-
-
-def prompt_settings(prompt_cfg: DictConfig, student) -> PromptSettings:
-    return PromptSettings(history_items=int(prompt_cfg.history_items), num_candidates=int(prompt_cfg.num_candidates),
-                          max_tokens=None if prompt_cfg.max_tokens is None else int(prompt_cfg.max_tokens),
-                          eval_template=int(prompt_cfg.eval_template), seed=int(prompt_cfg.seed),
-                          student_len=int(student.max_len))
+def build_encoder(tokenizer, data: PreparedData, template_file: str | Path | None) -> PromptEncoder:
+    """The prompt encoder over the dataset's titles with the templates of ``template_file`` (None: the
+    package's)."""
+    return PromptEncoder(tokenizer, data.titles, load_templates(template_file))

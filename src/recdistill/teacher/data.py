@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from recdistill.data.prepared import PreparedData
-from recdistill.data.prompts import PromptEncoder, sample_candidates
+from recdistill.teacher.prompt_encoder import PromptEncoder, sample_candidates
 from recdistill.errors import ConfigError
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}

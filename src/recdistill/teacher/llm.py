@@ -1,4 +1,4 @@
-"""Load the teacher's LLM and tokenizer from the ``llm`` config group.
+"""Load the teacher's LLM and tokenizer from :class:`LLMSettings` (the ``llm`` config group, field for field).
 
 ``llm.source`` is one of:
 
@@ -15,17 +15,34 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
-
+from recdistill.engine.precision import resolve_dtype
 from recdistill.errors import ConfigError, RecdistillError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ATTENTION = ("eager", "sdpa", "flash_attention_2")
 QUANTIZATION = ("none", "nf4", "int8")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The ``llm`` config group as plain values (see ``config/conf/llm/*.yaml`` for the meaning of each)."""
+
+    source: str
+    dtype: str
+    attn_implementation: str
+    quantization: str
+    gradient_checkpointing: bool
+    tiny: dict | None = None     # builtin:tiny-llama only: its shape and seed (absent for the others)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LLMSettings":
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self) if self.tiny is not None else {k: v for k, v in asdict(self).items() if k != "tiny"}
 
 
 @dataclass
@@ -37,21 +54,7 @@ class LoadedLLM:
     quantization: str
 
 
-def resolve_dtype(requested: str, quantization: str = "none") -> torch.dtype:
-    """``auto``: fp32 on a CPU (no native bf16 here: a bf16 matmul ran ~300x slower), bf16 on a CUDA GPU
-    that has it, else fp16. With 4/8-bit quantization the dtype is the compute dtype of the dequantized
-    matmuls."""
-    requested = str(requested)
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if requested not in DTYPES:
-        raise ConfigError(f"llm.dtype={requested!r} is not valid; choose one of: auto, {', '.join(DTYPES)}")
-    return DTYPES[requested]
-
-
-def check_llm_config(cfg: DictConfig) -> None:
+def check_llm_config(cfg: LLMSettings) -> None:
     """Refuse settings that cannot run on this machine, with the fix in the message."""
     attn = str(cfg.attn_implementation)
     if attn not in ATTENTION:
@@ -89,21 +92,21 @@ def quantization_config(quant: str, dtype: torch.dtype):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
-def _tiny_llama(cfg: DictConfig, tokenizer, dtype: torch.dtype, attn: str):
+def _tiny_llama(cfg: LLMSettings, tokenizer, dtype: torch.dtype, attn: str):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     t = cfg.tiny
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=int(t.hidden_size), intermediate_size=int(t.intermediate_size),
-        num_hidden_layers=int(t.num_layers), num_attention_heads=int(t.num_heads),
-        num_key_value_heads=int(t.num_kv_heads), max_position_embeddings=int(t.max_position_embeddings),
+        vocab_size=len(tokenizer), hidden_size=int(t["hidden_size"]), intermediate_size=int(t["intermediate_size"]),
+        num_hidden_layers=int(t["num_layers"]), num_attention_heads=int(t["num_heads"]),
+        num_key_value_heads=int(t["num_kv_heads"]), max_position_embeddings=int(t["max_position_embeddings"]),
         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     config._attn_implementation = attn
     fork = torch.random.fork_rng()
     with fork:
-        torch.manual_seed(int(t.seed))
+        torch.manual_seed(int(t["seed"]))
         model = LlamaForCausalLM(config)
     return model.to(dtype)
 
@@ -135,7 +138,7 @@ def _check_causal_lm(source: str) -> None:
                           "the teacher needs a decoder LLM (AutoModelForCausalLM), e.g. a Llama, Qwen or SmolLM")
 
 
-def load_tokenizer(cfg: DictConfig, cache_dir: str):
+def load_tokenizer(cfg: LLMSettings, cache_dir: str):
     from transformers import AutoTokenizer
 
     from recdistill.teacher import smollm2
@@ -153,7 +156,7 @@ def load_tokenizer(cfg: DictConfig, cache_dir: str):
     return tokenizer
 
 
-def load_llm(cfg: DictConfig, cache_dir: str, tokenizer=None) -> LoadedLLM:
+def load_llm(cfg: LLMSettings, cache_dir: str, tokenizer=None) -> LoadedLLM:
     """The frozen base model (``requires_grad`` off everywhere) and its tokenizer."""
     from transformers import AutoModelForCausalLM
 

@@ -1,8 +1,8 @@
 """``recdistill train distill``: a SASRec student trained the DLLM2Rec way from exported teacher outputs.
 
-The run is the student's run (same data module, evaluation, checkpoint selection on val NDCG@10, test
-once on the selected checkpoint) with :class:`recdistill.distill.module.DistillModule` in place of the
-student module. :func:`train_distill` is the in-process entry point for the pipeline and experiments.
+The run is the student's (same data module, evaluation, checkpoint selection on val NDCG@10, test once on
+the selected checkpoint: :mod:`recdistill.recipes.lifecycle`) with
+:class:`recdistill.distill.module.DistillModule` in place of the student module.
 """
 
 from __future__ import annotations
@@ -11,32 +11,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.config import check_choice, check_positive, compose
+from recdistill.config import check_choice, check_positive
 from recdistill.distill.data import DistillDataModule
 from recdistill.distill.embedding import NORMALISATIONS
 from recdistill.distill.module import AVERAGE_OVER, DistillModule
-from recdistill.engine import (
-    RunDir,
-    dataloader_kwargs,
-    describe_environment,
-    resolve_accelerator,
-    seed_everything,
-)
+from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.export.reader import load_teacher_outputs
-from recdistill.student.commands import (
-    _dataset_meta,
-    _is_main_process,
-    _print_result,
-    fit_select_evaluate,
-    prepared_data,
-    validate_config as validate_student_config,
-)
+from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
+from recdistill.recipes.config import load_config
+from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
+                                          print_ranking_result, seed_run)
+from recdistill.recipes.student import build_datamodule, validate_student_config
 
 CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
 
 
-def validate_config(cfg: DictConfig) -> None:
+def validate_distill_config(cfg: DictConfig) -> None:
     validate_student_config(cfg)
     d = cfg.distill
     if not d.teacher_outputs:
@@ -57,25 +47,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
 
 
-def build_datamodule(cfg: DictConfig, data, teacher, accelerator: str) -> DistillDataModule:
-    usual = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
-    kd = int(cfg.distill.kd.num_negatives) if cfg.distill.kd.weight > 0 else 0
-    batch_size = cfg.train.batch_size
-    return DistillDataModule(
-        data,
-        teacher,
-        max_len=int(cfg.student.max_len),
-        batch_size=128 if batch_size == "auto" else int(batch_size),
-        eval_batch_size=int(cfg.train.eval_batch_size),
-        loader_kwargs=dataloader_kwargs(cfg.efficiency, accelerator),
-        num_negatives=max(usual, kd),  # one draw serves both losses (DLLM2Rec shares them too)
-        negatives_from_history=bool(cfg.student.negatives_from_history),
-        sampled_negatives=int(cfg.eval.sampled_negatives),
-        sampled_seed=int(cfg.eval.sampled_seed),
-    )
-
-
-def load_teacher_for(cfg: DictConfig, data):
+def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs:
     """The validated teacher outputs for this run's dataset (a clear error when they do not match)."""
     path = Path(str(cfg.distill.teacher_outputs)).expanduser()
     top_k = cfg.distill.kd.top_k
@@ -87,22 +59,24 @@ def load_teacher_for(cfg: DictConfig, data):
     return teacher
 
 
-def train_distill(cfg: DictConfig) -> dict:
-    """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
+def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs, accelerator: str) -> DistillDataModule:
+    usual = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
+    kd = int(cfg.distill.kd.num_negatives) if cfg.distill.kd.weight > 0 else 0
+    # one draw serves both losses (DLLM2Rec shares them too)
+    return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher)
 
-    Returns ``{"run_dir", "metrics", "best_checkpoint", "stages", "teacher"}``.
-    """
-    validate_config(cfg)
-    seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))
+
+def train_distill(cfg: DictConfig) -> RunResult:
+    """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
+    ``info["teacher"]`` describes the teacher outputs used."""
+    validate_distill_config(cfg)
+    seed_run(cfg)
     data = prepared_data(cfg)
     teacher = load_teacher_for(cfg, data)  # before the run folder exists: bad input leaves nothing behind
-    run = RunDir.create(cfg.paths.runs_dir, str(cfg.run.name))
-    if _is_main_process():
-        run.write_config(cfg)
-    accelerator = resolve_accelerator(cfg.efficiency.accelerator)
-    dm = build_datamodule(cfg, data, teacher, accelerator)
+    run = open_run(cfg)
+    dm = build_distill_datamodule(cfg, data, teacher, resolve_accelerator(cfg.efficiency.accelerator))
     embeddings = teacher.embeddings if float(cfg.distill.ed.gamma) > 0 else None
-    module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), _dataset_meta(data), embeddings)
+    module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta(), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE)
@@ -110,18 +84,18 @@ def train_distill(cfg: DictConfig) -> dict:
     teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
                     "teacher": teacher.manifest.get("teacher"),
                     "embedding_dim": None if teacher.embeddings is None else int(teacher.embeddings.shape[1])}
-    result = {"run_dir": str(run.path), "metrics": metrics, "best_checkpoint": best, "stages": meter.records,
-              "teacher": teacher_info}
     if trainer.is_global_zero:
         run.finish("distill", cfg, metrics, meter.records, describe_environment(),
-                   extra={"best_checkpoint": best, "dataset": _dataset_meta(data), "teacher_outputs": teacher_info})
-    return result
+                   extra={"best_checkpoint": best, "dataset": data.meta(), "teacher_outputs": teacher_info})
+    return RunResult(run.path, metrics, meter.records, {"best_checkpoint": best}, {"teacher": teacher_info})
 
 
-def train(args) -> int:
-    cfg = compose("distill", args.overrides, args.config)
-    result = train_distill(cfg)
-    m = result["metrics"]
-    _print_result(result, f"distilled student trained (teacher outputs cover {m['teacher_coverage']:.0%} of the "
-                  "training targets); metrics of the best checkpoint")
+def print_distilled(result: RunResult) -> None:
+    print_ranking_result(result, f"distilled student trained (teacher outputs cover "
+                         f"{result.metrics['teacher_coverage']:.0%} of the training targets); metrics of the best checkpoint")
+
+
+def train_command(args) -> int:
+    result = train_distill(load_config("distill", args.overrides, args.config, applied=True))
+    print_distilled(result)
     return 0

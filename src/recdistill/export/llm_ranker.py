@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recdistill.data.prompts import PromptEncoder
+from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.export.rankers import left_pad
 from recdistill.teacher.data import PromptSettings, pad_left
 from recdistill.teacher.model import ILoRATeacher

@@ -1,4 +1,6 @@
-"""``recdistill lm train | eval | generate``."""
+"""``recdistill lm train | eval | generate``: the small causal LM's recipe, and the builder functions from
+the composed config to the tokenizer, token files, model config and run name (the benchmarks call these
+too, so both run the same recipe)."""
 
 from __future__ import annotations
 
@@ -6,20 +8,102 @@ import gc
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
 
-from recdistill.config import compose
-from recdistill.engine import RunDir, StageMeter, build_trainer, describe_environment, seed_everything
-from recdistill.errors import RecdistillError
-from recdistill.lm import build
+from recdistill.config import check_choice, check_positive
+from recdistill.engine import StageMeter, build_trainer, describe_environment
+from recdistill.errors import ConfigError, RecdistillError
 from recdistill.lm.checkpoint import load_lm, resolve_checkpoint
+from recdistill.lm.corpus import corpus_name, load_corpus
 from recdistill.lm.evaluate import evaluate_fp32_and_int8
+from recdistill.lm.model import PRESETS, GPTConfig, preset_config
 from recdistill.lm.module import LMDataModule, LMModule, tokens_in_batch
 from recdistill.lm.progress import ProgressJSON, plot_curves
-from recdistill.lm.quantize import quantize_int8
-from recdistill.lm.tokens import TokenWindows
+from recdistill.lm.quantize import check_mode, quantize_int8
+from recdistill.lm.tokenizer import TOKENIZERS, load_tokenizer
+from recdistill.lm.tokens import TokenFile, TokenWindows, corpus_fingerprint, write_token_files
+from recdistill.recipes.config import load_config
+from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
+from recdistill.recipes.lifecycle import RunResult, open_run, seed_run
+
+PHASES = ("pretrain", "finetune")
+DEFAULT_CORPUS = {"pretrain": "shakespeare", "finetune": "chitchat"}
+SHAPE_KNOBS = ("d_model", "n_layers", "n_heads", "context_length")
+
+
+def validate_lm_config(cfg: DictConfig) -> None:
+    if cfg.lm.preset not in PRESETS:  # checked first: before any corpus is fetched
+        raise ConfigError(f"unknown lm.preset={cfg.lm.preset!r}; choose one of: {', '.join(PRESETS)}")
+    check_choice(cfg, "lm.phase", PHASES)
+    check_choice(cfg, "lm.tokenizer", TOKENIZERS)
+    check_mode(str(cfg.lm.quantize))
+    for key in ("train.max_steps", "train.batch_size", "train.eval_batch_size", "train.lr",
+                "train.val_every_steps", "train.progress_every_steps"):
+        check_positive(cfg, key)
+    for key in ("train.limit_val_batches", "train.eval_max_batches", "lm.train_stride", *[f"lm.{k}" for k in SHAPE_KNOBS]):
+        check_positive(cfg, key, allow=(None,))
+    if cfg.lm.phase == "finetune" and not cfg.lm.init_from:
+        raise ConfigError("lm.phase=finetune needs lm.init_from=<pretrain checkpoint or run folder>")
+
+
+def resolve_corpus(cfg: DictConfig) -> str:
+    corpus = str(cfg.lm.corpus)
+    return DEFAULT_CORPUS[str(cfg.lm.phase)] if corpus == "auto" else corpus
+
+
+def cache_dir(cfg: DictConfig) -> Path:
+    return Path(str(cfg.paths.cache_dir)).expanduser()
+
+
+def prepare_tokens(cfg: DictConfig, corpus: str, tokenizer, progress: bool = True) -> TokenFile:
+    """The token folder for ``corpus`` under ``<data_dir>/lm/``, tokenized now if it does not exist."""
+    val_fraction, seed = float(cfg.lm.val_fraction), int(cfg.lm.split_seed)
+    fingerprint = corpus_fingerprint(corpus, tokenizer.name, val_fraction, seed)
+    folder = Path(str(cfg.paths.data_dir)).expanduser() / "lm" / f"{corpus_name(corpus)}-{tokenizer.name}-{fingerprint}"
+    if not (folder / "meta.json").is_file():
+        docs = load_corpus(corpus, cache_dir(cfg))
+        write_token_files(docs, tokenizer, folder, val_fraction, seed,
+                          extra_meta={"corpus": corpus, "fingerprint": fingerprint}, progress=progress)
+    return TokenFile(folder)
+
+
+def build_tokenizer(cfg: DictConfig, name: str | None = None):
+    return load_tokenizer(name or str(cfg.lm.tokenizer), cache_dir(cfg))
+
+
+def model_config(cfg: DictConfig, vocab_size: int, base: GPTConfig | None = None) -> GPTConfig:
+    """The model shape from the preset and knobs; for fine-tuning, ``base`` (the pretrained model's
+    shape), where the shape knobs may only repeat the pretrained values."""
+    lm = cfg.lm
+    runtime = dict(dropout=float(lm.dropout), attention=str(lm.attention),
+                   gradient_checkpointing=bool(cfg.efficiency.gradient_checkpointing),
+                   uniform_dropout=bool(cfg.efficiency.get("uniform_dropout", False)))
+    if base is None:
+        return preset_config(str(lm.preset), vocab_size, **{k: lm[k] for k in SHAPE_KNOBS}, **runtime)
+    for knob in SHAPE_KNOBS:
+        if lm[knob] is not None and lm[knob] != getattr(base, knob):
+            raise ConfigError(
+                f"lm.{knob}={lm[knob]} differs from the pretrained model's {getattr(base, knob)}; "
+                f"fine-tuning keeps the pretrained shape, drop the lm.{knob} override"
+            )
+    return GPTConfig.from_dict({**base.to_dict(), **runtime})
+
+
+def run_name(cfg: DictConfig, corpus: str, model_cfg: GPTConfig) -> str:
+    """``lm_<corpus>_d<d_model>_l<n_layers>`` plus ``_finetune`` and ``_int8`` when they apply, unless
+    ``run.name`` is set."""
+    if cfg.run.get("name"):
+        return str(cfg.run.name)
+    name = f"lm_{corpus_name(corpus)}_d{model_cfg.d_model}_l{model_cfg.n_layers}"
+    if cfg.lm.phase == "finetune":
+        name += "_finetune"
+    if cfg.lm.quantize == "int8":
+        name += "_int8"
+    return name
 
 
 def _print_metrics(metrics: dict, folder) -> None:
@@ -28,12 +112,13 @@ def _print_metrics(metrics: dict, folder) -> None:
     print(f"run folder: {folder}")
 
 
-def train_lm(cfg) -> tuple[RunDir, dict]:
-    """The whole recipe; returns the run folder and its metrics. Used by the command and the tests."""
-    build.validate(cfg)
+def train_lm(cfg: DictConfig) -> RunResult:
+    """The whole recipe; ``artefacts["checkpoint"]`` is the best checkpoint (lowest val loss)."""
+    validate_lm_config(cfg)
+    check_knobs_take_effect(cfg, "lm", "lm train", unused=BATCH_SEARCH)
     eff, tcfg = cfg.efficiency, cfg.train
-    seed_everything(int(eff.seed), bool(eff.deterministic))
-    corpus = build.resolve_corpus(cfg)
+    seed_run(cfg)
+    corpus = resolve_corpus(cfg)
 
     base, init_meta = None, {}
     if cfg.lm.phase == "finetune":
@@ -44,10 +129,10 @@ def train_lm(cfg) -> tuple[RunDir, dict]:
                 f"the pretrained model used lm.tokenizer={init_meta.get('tokenizer')}, this run lm.tokenizer="
                 f"{cfg.lm.tokenizer}; fine-tuning needs the same tokenizer"
             )
-        build.model_config(cfg, base.vocab_size, base)  # shape knobs checked before any corpus is fetched
-    tokenizer = build.build_tokenizer(cfg)
-    tokens = build.prepare_tokens(cfg, corpus, tokenizer, progress=bool(cfg.run.progress_bar))
-    model_cfg = build.model_config(cfg, tokens.vocab_size, base)
+        model_config(cfg, base.vocab_size, base)  # shape knobs checked before any corpus is fetched
+    tokenizer = build_tokenizer(cfg)
+    tokens = prepare_tokens(cfg, corpus, tokenizer, progress=bool(cfg.run.progress_bar))
+    model_cfg = model_config(cfg, tokens.vocab_size, base)
     data = LMDataModule(tokens, model_cfg.context_length, int(tcfg.batch_size), int(tcfg.eval_batch_size), eff,
                         cfg.lm.train_stride)
 
@@ -58,9 +143,8 @@ def train_lm(cfg) -> tuple[RunDir, dict]:
         module.model.load_state_dict(pretrained.state_dict())
         del pretrained
 
-    name = build.run_name(cfg, corpus, model_cfg)
-    run = RunDir.create(cfg.paths.runs_dir, name)
-    run.write_config(cfg)
+    name = run_name(cfg, corpus, model_cfg)
+    run = open_run(cfg, name)
     meter = StageMeter(items_fn=tokens_in_batch, unit="tokens", warmup_steps=int(eff.measure_warmup_steps))
     best = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False)
@@ -98,31 +182,32 @@ def train_lm(cfg) -> tuple[RunDir, dict]:
         int8=cfg.lm.quantize == "int8", progress=bool(cfg.run.progress_bar)))
     run.finish("lm", cfg, metrics, meter.records, describe_environment(),
                extra={"checkpoint": best.best_model_path, "name": name})
-    return run, metrics
+    return RunResult(run.path, metrics, meter.records, {"checkpoint": best_path}, {"name": name})
 
 
-def train(args) -> int:
-    cfg = compose("lm", args.overrides, args.config)
-    run, metrics = train_lm(cfg)
-    _print_metrics(metrics, run.path)
+def train_command(args) -> int:
+    cfg = load_config("lm", args.overrides, args.config, applied=True)
+    result = train_lm(cfg)
+    _print_metrics(result.metrics, result.run_dir)
     return 0
 
 
-def evaluate(args) -> int:
+def evaluate_command(args) -> int:
     """Perplexity on the validation split of the checkpoint's corpus (or ``lm.corpus=...``), fp32 and
     int8, with size on disk, peak memory and tokens per second. Writes a ``<name>_eval`` run folder."""
-    cfg = compose("lm", args.overrides, args.config)
+    cfg = load_config("lm", args.overrides, args.config)
+    # The evaluation measures the checkpoint as it is: fp32 and int8 on the CPU, no Trainer.
+    check_knobs_take_effect(cfg, "lm", "lm eval", used=())
     ckpt = resolve_checkpoint(args.checkpoint)
     model, meta = load_lm(ckpt)
     context = model.cfg.context_length
     del model  # reloaded inside the evaluation, which must hold the only reference
     corpus = meta.get("corpus") if str(cfg.lm.corpus) == "auto" else str(cfg.lm.corpus)
-    tokenizer = build.build_tokenizer(cfg, meta.get("tokenizer", "byte"))
-    tokens = build.prepare_tokens(cfg, corpus, tokenizer, progress=bool(cfg.run.progress_bar))
+    tokenizer = build_tokenizer(cfg, meta.get("tokenizer", "byte"))
+    tokens = prepare_tokens(cfg, corpus, tokenizer, progress=bool(cfg.run.progress_bar))
     windows = TokenWindows(tokens.val, context, split="val")
     name = (cfg.run.name or f"{ckpt.parent.parent.name.split('_', 1)[-1]}") + "_eval"
-    run = RunDir.create(cfg.paths.runs_dir, name)
-    run.write_config(cfg)
+    run = open_run(cfg, name)
     meter = StageMeter(unit="tokens")
     metrics = {"checkpoint_step": meta.get("global_step")}
     metrics.update(evaluate_fp32_and_int8(lambda: load_lm(ckpt)[0], windows, meter.tracker,
@@ -134,15 +219,15 @@ def evaluate(args) -> int:
     return 0
 
 
-def generate(args) -> int:
+def generate_command(args) -> int:
     """Sample text after ``--prompt`` (an empty prompt starts from the end-of-document token)."""
     if args.max_new_tokens <= 0:
         raise RecdistillError("--max-new-tokens must be > 0")
     if args.temperature < 0:
         raise RecdistillError("--temperature must be >= 0 (0 = always the most likely token)")
     model, meta = load_lm(args.checkpoint)
-    cfg = compose("lm", [])
-    tokenizer = build.build_tokenizer(cfg, meta.get("tokenizer", "byte"))
+    cfg = load_config("lm")
+    tokenizer = build_tokenizer(cfg, meta.get("tokenizer", "byte"))
     if args.int8:
         model = quantize_int8(model)
     ids = tokenizer.encode(args.prompt) if args.prompt else [tokenizer.eos_id]

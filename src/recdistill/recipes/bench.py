@@ -1,4 +1,6 @@
-"""``recdistill bench WORKLOAD`` and ``recdistill bench report DIR``."""
+"""``recdistill bench WORKLOAD`` and ``recdistill bench report DIR``: the sweep's recipe. It composes the
+``bench`` config, plans the trials and runs each as its own process (:mod:`recdistill.bench.trial`: a
+trial is the workload's own command, so it runs that workload's recipe)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def _split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     return bench, [o for o in overrides if o not in bench]
 
 
-def _plan(args):
+def sweep_plan(args):
     if args.sweep and args.grid:
         raise ConfigError("give either --grid or --sweep, not both (put fixed values in the sweep file's overrides)")
     if args.sweep:
@@ -46,12 +48,12 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds through run_trial, which stops the running trial
 
 
-def run(args) -> int:
+def bench_command(args) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workload = args.workload
     bench_overrides, trial_overrides = _split_overrides(list(args.overrides))
     bench = compose("bench", [f"bench={workload}", *bench_overrides]).bench
-    plan = _plan(args)
+    plan = sweep_plan(args)
     config_files = [str(p) for p in applied_config_files(workload)] + [str(Path(c).resolve()) for c in args.config]
     base = base_overrides(bench, plan, trial_overrides)
     validate_plan(str(bench.config_root), plan.keys, [t.overrides for t in plan.trials],
@@ -95,7 +97,7 @@ def best_settings(spec: dict, trial: int) -> dict:
     raise ConfigError(f"trial {trial} is not in the sweep plan")
 
 
-def report(args) -> int:
+def report_command(args) -> int:
     out = Path(args.dir)
     load_sweep(out)  # a clear error when the folder is not a sweep
     for path in render(out):

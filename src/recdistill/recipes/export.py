@@ -1,0 +1,103 @@
+"""``recdistill export``: a teacher's top-K and item embeddings, written by ``recdistill.export``.
+
+``teacher=ilora`` / ``teacher=lora`` with ``teacher.adapter=<run>/adapter`` exports the LLM teacher
+(:class:`recdistill.export.llm_ranker.LLMRanker`); ``teacher=student teacher.checkpoint=<ckpt>`` exports a
+SASRec (or an ensemble of them) through the same format. The command takes no ``efficiency`` settings:
+inference here runs on ``teacher.device`` with the batch size ``export.batch_size``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from recdistill.config import check_positive
+from recdistill.engine import StageTracker, describe_environment, measure_stage, resolve_device
+from recdistill.engine.rundir import sha256_file
+from recdistill.errors import ConfigError
+from recdistill.export.build import ExportSettings, default_out_dir, export_files, student_ranker
+from recdistill.export.llm_ranker import LLMRanker
+from recdistill.hashing import stable_hash
+from recdistill.recipes.config import load_config
+from recdistill.recipes.lifecycle import prepared_data
+from recdistill.recipes.teacher import cache_dir, load_trained_teacher, prompt_settings
+from recdistill.teacher.build import build_encoder
+from recdistill.teacher.checkpoint import WEIGHTS
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path        # the teacher-outputs folder (manifest.json, shards, embeddings)
+    manifest: dict
+    stages: list
+    seconds: float
+    environment: dict
+
+
+def export_settings(cfg: DictConfig) -> ExportSettings:
+    return ExportSettings(**OmegaConf.to_container(cfg.export, resolve=True))
+
+
+def teacher_checkpoints(teacher_cfg: DictConfig) -> list[str]:
+    """``teacher.checkpoint`` as a list: one path, or a list of paths for an ensemble."""
+    value = teacher_cfg.get("checkpoint")
+    return [str(p) for p in value] if isinstance(value, (list, tuple, ListConfig)) else ([str(value)] if value else [])
+
+
+def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
+    """The LLM teacher of ``cfg.teacher.adapter`` as a ranker; prompts and LLM settings come from the adapter."""
+    t = cfg.teacher
+    if not t.get("adapter"):
+        raise ConfigError("exporting an LLM teacher needs teacher.adapter=<teacher run>/adapter "
+                          "(or teacher=student teacher.checkpoint=<ckpt> for a SASRec teacher)")
+    adapter = Path(str(t.adapter)).expanduser()
+    teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
+    teacher.to(resolve_device(str(t.device)))
+    check_positive(t, "export.listed_candidates")
+    encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"])
+    settings = prompt_settings(saved["prompt"], teacher.student)
+    identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": saved["prompt"],
+                    "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),
+                    "embeddings": bool(t.export.embeddings)}
+    identity = {"kind": "llm", "model": str(meta["llm"]["source"]), "adapter": str(adapter.resolve()),
+                "config_hash": stable_hash(identity_src)}
+    return LLMRanker(teacher, encoder, settings, data.num_items, identity, listed=int(t.export.listed_candidates),
+                     chunk_size=int(t.eval.candidate_batch_size), norm=str(t.eval.score_norm),
+                     kv_cache=bool(t.eval.get("kv_cache", True)),
+                     embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
+                     seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar))
+
+
+def run_export(cfg: DictConfig) -> ExportResult:
+    settings = export_settings(cfg)
+    settings.check()
+    data = prepared_data(cfg)
+    if str(cfg.teacher.get("kind", "llm")) == "student":
+        ranker = student_ranker(teacher_checkpoints(cfg.teacher), data, bool(cfg.teacher.exclude_seen),
+                                resolve_device(str(cfg.teacher.get("device", "auto"))))
+    else:
+        ranker = llm_ranker(cfg, data)
+    out_dir = Path(settings.out_dir).expanduser() if settings.out_dir else default_out_dir(cfg.paths.runs_dir,
+                                                                                          cfg.dataset.name, ranker)
+    tracker = StageTracker(warmup_steps=0)
+    start = time.perf_counter()
+    with measure_stage(tracker, "export") as stage:
+        manifest = export_files(settings, ranker, data, out_dir)
+        stage.add({"rows": sum(s["rows"] for s in manifest["shards"])})
+    seconds = time.perf_counter() - start
+    return ExportResult(out_dir, manifest, tracker.records, seconds, describe_environment())
+
+
+def print_export(result: ExportResult) -> None:
+    m = result.manifest
+    rows = sum(s["rows"] for s in m["shards"])
+    print(f"exported {rows} rows in {len(m['shards'])} shards (top_k={m['top_k']}) in {result.seconds:.1f} s "
+          f"to {result.out_dir}")
+
+
+def export_command(args) -> int:
+    print_export(run_export(load_config("export", args.overrides, args.config)))
+    return 0

@@ -1,0 +1,130 @@
+"""The run every training workload shares: seed, prepared data, run folder, fit, select on validation,
+evaluate once, finish. The steps are small functions so each recipe reads as the list of its steps;
+validation of the recipe's own settings happens before any of them (before a run folder exists).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig
+
+from recdistill.data.prepared import PreparedData, load_prepared
+from recdistill.engine import RunDir, StageMeter, build_trainer, seed_everything
+from recdistill.errors import RecdistillError
+
+
+@dataclass
+class RunResult:
+    """What a recipe hands back: its run folder (None when it wrote none), metrics, stage records, the
+    paths of what it produced (``artefacts``: checkpoint, adapter, teacher_outputs ...) and extra facts."""
+
+    run_dir: Path | None
+    metrics: dict
+    stages: list = field(default_factory=list)
+    artefacts: dict[str, str] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def seed_run(cfg: DictConfig) -> None:
+    seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))
+
+
+def prepared_data(cfg: DictConfig) -> PreparedData:
+    """The run's dataset: ``cfg.prepared`` if given (an already prepared folder), else prepared (or found
+    up to date) under ``paths.data_dir`` by :func:`recdistill.recipes.prepare.ensure_prepared_from`."""
+    given = cfg.get("prepared")
+    if given:
+        return load_prepared(Path(os.path.expanduser(str(given))))
+    from recdistill.recipes.prepare import ensure_prepared_from
+
+    return load_prepared(ensure_prepared_from(cfg))
+
+
+def is_main_process() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def open_run(cfg: DictConfig, name: str | None = None) -> RunDir:
+    """The run folder ``<paths.runs_dir>/<date>-<time>_<name>`` with the resolved config written in it (on
+    the main process only: DDP children share the parent's folder)."""
+    run = RunDir.create(cfg.paths.runs_dir, str(name if name is not None else cfg.run.name))
+    if is_main_process():
+        run.write_config(cfg)
+    return run
+
+
+def collect(results: list[dict]) -> dict:
+    """Lightning's list of metric dicts -> one sorted dict of floats."""
+    out: dict = {}
+    for r in results:
+        out.update(r)
+    return {k: float(v) for k, v in sorted(out.items())}
+
+
+def batch_counts(batch: dict) -> dict:
+    """Throughput units of a recommender batch: training windows ("sequences") and next-item targets
+    ("interactions"); for evaluation batches, users."""
+    if batch["targets"].dim() == 2:
+        return {"sequences": int(batch["inputs"].shape[0]), "interactions": int((batch["targets"] > 0).sum())}
+    return {"sequences": int(batch["inputs"].shape[0])}
+
+
+def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule, dm, checkpoint_template: str,
+                        extra_callbacks: list | None = None) -> tuple[dict, str, StageMeter, L.Trainer]:
+    """Train with the stage meter, keep the best checkpoint on ``train.monitor`` (early stopping with
+    ``train.early_stopping_patience``), then evaluate that checkpoint once on val and on test.
+    ``train.batch_size=auto`` runs the engine's batch-size search first (recorded in the run).
+    Returns ``(metrics, best_checkpoint, meter, trainer)``."""
+    meter = StageMeter(items_fn=batch_counts, unit="sequences", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
+    checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=checkpoint_template,
+                                  monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
+                                  auto_insert_metric_name=False)
+    callbacks = [meter, checkpoints, *(extra_callbacks or [])]
+    if int(cfg.train.early_stopping_patience) > 0:
+        callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
+                                       patience=int(cfg.train.early_stopping_patience)))
+    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
+                            max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
+                            check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
+                            progress_bar=bool(cfg.run.progress_bar))
+    if cfg.train.batch_size == "auto":
+        from recdistill.engine.batch_size import find_training_batch_size
+
+        dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
+                                                 cfg.efficiency.get("batch_size_search"), run).batch_size
+    trainer.fit(module, datamodule=dm)
+    best = checkpoints.best_model_path
+    if not best:
+        raise RecdistillError("training produced no checkpoint (did validation run? check "
+                              "train.check_val_every_n_epoch against train.max_epochs)")
+    # Both splits are evaluated once, on the selected checkpoint, so val and test describe the same model.
+    metrics = collect([*trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False),
+                       *trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)])
+    metrics["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    metrics["epochs_trained"] = int(trainer.current_epoch)
+    return metrics, best, meter, trainer
+
+
+def print_ranking_result(result: RunResult, title: str) -> None:
+    """The recommender metrics of a run, on the main process."""
+    if not is_main_process():
+        return
+    metrics = result.metrics
+    print(f"\n{title}")
+    for split in ("val", "test"):
+        line = "  ".join(f"{name}@{k}={metrics[f'{split}/{name}@{k}']:.4f}"
+                         for name in ("hr", "ndcg", "mrr") for k in (10, 20) if f"{split}/{name}@{k}" in metrics)
+        print(f"  {split:4s} {line}")
+        sampled = [k for k in metrics if k.startswith(f"{split}/sampled") and k.endswith("ndcg@10")]
+        for key in sampled:
+            print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} (sampled protocol)")
+    if "best_checkpoint" in result.artefacts:
+        print(f"  best checkpoint: {result.artefacts['best_checkpoint']}")
+    if result.run_dir:
+        print(f"  run folder: {result.run_dir}")

@@ -1,0 +1,51 @@
+"""``recdistill data prepare`` and the prepared data every other recipe trains on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from recdistill.data.prepare import ensure_prepared, prepare_dataset
+from recdistill.recipes.config import load_config
+
+
+@dataclass
+class PrepareResult:
+    path: Path          # the prepared folder
+    stats: dict         # its stats.json
+
+
+def ensure_prepared_from(cfg: DictConfig) -> Path:
+    """The prepared folder for ``cfg.dataset`` under ``paths.data_dir``, (re)prepared when missing or stale."""
+    return ensure_prepared(cfg)
+
+
+def prepare(cfg: DictConfig, force: bool = True) -> PrepareResult:
+    """Read, split and write the dataset (``force``), or reuse the folder when it is up to date."""
+    path = Path(prepare_dataset(cfg) if force else ensure_prepared(cfg))
+    return PrepareResult(path, json.loads((path / "stats.json").read_text()))
+
+
+def print_prepared(result: PrepareResult, min_user_interactions) -> None:
+    stats, lengths = result.stats, result.stats["sequence_length"]
+    print(f"source: {stats['source']}")
+    print(f"users: {stats['users']:,}  items: {stats['items']:,}  interactions: {stats['interactions']:,} "
+          f"(train {stats['train_interactions']:,}, val {stats['val_interactions']:,}, "
+          f"test {stats['test_interactions']:,})")
+    print(f"dropped users (< {min_user_interactions} interactions): {stats['dropped_users']:,}  "
+          f"sparsity: {stats['sparsity']:.4f}  sequence length min/median/mean/p90/max: "
+          f"{lengths['min']}/{lengths['median']:g}/{lengths['mean']:.1f}/{lengths['p90']:g}/{lengths['max']}")
+    missing = stats["filtering"].get("items_without_metadata", 0)
+    if missing:
+        print(f"note: {missing:,} items have no title in the source; their original id is used as the title")
+    print(f"prepared: {result.path.absolute()}")
+
+
+def prepare_command(args) -> int:
+    """``recdistill data prepare [dataset=ml-100k|ml-1m|recbole|csv] [dataset.path=...] [key=value ...]``."""
+    cfg = load_config("prepare", getattr(args, "overrides", []), getattr(args, "config", []))
+    print_prepared(prepare(cfg), cfg.dataset.min_user_interactions)
+    return 0

@@ -1,0 +1,158 @@
+"""``recdistill train student`` and ``recdistill eval student``: the SASRec student's recipe.
+
+:func:`train_student` (a composed config -> :class:`RunResult` with the best checkpoint) and
+:func:`evaluate_student` (a checkpoint, evaluated with the config it was trained with). The data module
+built here serves distillation too (:mod:`recdistill.recipes.distill`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from recdistill.config import check_choice, check_positive, check_range, compose
+from recdistill.data.datamodule import SequenceDataModule
+from recdistill.data.prepared import PreparedData
+from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
+from recdistill.errors import ConfigError
+from recdistill.recipes.config import load_config
+from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
+from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, fit_select_evaluate, open_run,
+                                          prepared_data, print_ranking_result, seed_run)
+from recdistill.student.checkpoint import read_checkpoint
+from recdistill.student.module import LOSSES, StudentModule
+
+CHECKPOINT_TEMPLATE = "student-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
+# train.batch_size=auto: the data module starts at this size; the engine's search replaces it before training.
+AUTO_BATCH_START = 128
+
+
+def validate_student_config(cfg: DictConfig) -> None:
+    """Every student value checked up front, with the valid choices in the message."""
+    s, t, e = "student", "train", "eval"
+    for key in ("max_len", "hidden_size", "num_blocks", "num_heads"):
+        check_positive(cfg, f"{s}.{key}")
+    check_range(cfg, f"{s}.dropout", 0.0, 0.99)
+    check_choice(cfg, f"{s}.loss", LOSSES)
+    if cfg.student.hidden_size % cfg.student.num_heads:
+        raise ConfigError(f"student.hidden_size={cfg.student.hidden_size} must be divisible by "
+                          f"student.num_heads={cfg.student.num_heads}")
+    if cfg.student.loss == "bce":
+        check_positive(cfg, f"{s}.num_negatives")
+    check_positive(cfg, f"{t}.batch_size", allow=("auto",))
+    check_positive(cfg, f"{t}.eval_batch_size")
+    check_positive(cfg, f"{t}.max_epochs")
+    check_positive(cfg, f"{t}.lr")
+    check_positive(cfg, f"{t}.weight_decay", allow_zero=True)
+    check_positive(cfg, f"{t}.early_stopping_patience", allow_zero=True)
+    check_positive(cfg, f"{t}.check_val_every_n_epoch")
+    ks = list(cfg.eval.ks)
+    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in ks):
+        raise ConfigError(f"eval.ks={ks} is not valid; expected a list of integers >= 1, e.g. [1,5,10,20]")
+    if 10 not in ks:
+        raise ConfigError(f"eval.ks={ks} must contain 10: models are selected on val/ndcg@10")
+    check_positive(cfg, f"{e}.sampled_negatives", allow_zero=True)
+    check_choice(cfg, f"{e}.exclude_seen", (True, False))
+
+
+def build_datamodule(cfg: DictConfig, data: PreparedData, accelerator: str, datamodule_class=SequenceDataModule,
+                     num_negatives: int | None = None, **extra) -> SequenceDataModule:
+    """The recommender data module of ``train`` / ``student`` / ``eval`` / ``efficiency``, for the student
+    and (``datamodule_class``, ``num_negatives`` and the teacher outputs in ``extra``) for distillation."""
+    if num_negatives is None:
+        num_negatives = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
+    batch_size = cfg.train.batch_size
+    return datamodule_class(
+        data,
+        **extra,
+        max_len=int(cfg.student.max_len),
+        batch_size=AUTO_BATCH_START if batch_size == "auto" else int(batch_size),
+        eval_batch_size=int(cfg.train.eval_batch_size),
+        loader_kwargs=dataloader_kwargs(cfg.efficiency, accelerator),
+        num_negatives=num_negatives,
+        negatives_from_history=bool(cfg.student.negatives_from_history),
+        sampled_negatives=int(cfg.eval.sampled_negatives),
+        sampled_seed=int(cfg.eval.sampled_seed),
+    )
+
+
+def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
+    """Train, select on val NDCG@10, evaluate the best checkpoint on val and test.
+
+    ``extra_callbacks`` are added to the Trainer's (benchmarks and tests observe the run through them).
+    On DDP child processes, where nothing is written, the result is the child's view.
+    """
+    validate_student_config(cfg)
+    seed_run(cfg)
+    data = prepared_data(cfg)
+    run = open_run(cfg)
+    dm = build_datamodule(cfg, data, resolve_accelerator(cfg.efficiency.accelerator))
+    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
+    module.compile_model(cfg.efficiency.compile)
+
+    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
+    if trainer.is_global_zero:
+        run.finish("student", cfg, metrics, meter.records, describe_environment(),
+                   extra={"best_checkpoint": best, "dataset": data.meta()})
+    return RunResult(run.path, metrics, meter.records, {"best_checkpoint": best})
+
+
+SAVED_SECTIONS = ("student", "dataset", "train", "eval")
+
+
+def config_for_checkpoint(saved: dict, overrides=(), extra_files=()) -> DictConfig:
+    """The checkpoint's model, data, training and evaluation settings, with this machine's paths and
+    efficiency defaults; the command line's files and overrides win over both."""
+    choices = saved.get("choices", {})
+    user_groups = {str(o).split("=", 1)[0] for o in overrides}
+    sections = [g for g in SAVED_SECTIONS if g not in user_groups]  # `dataset=csv` here replaces the saved one
+    group_choices = [f"{g}={choices[g]}" for g in sections if g in choices]
+    values = {g: saved[g] for g in sections if g in saved}
+    if saved.get("prepared"):
+        values["prepared"] = saved["prepared"]
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_file = Path(tmp) / "checkpoint-config.yaml"
+        saved_file.write_text(OmegaConf.to_yaml(OmegaConf.create(values)))
+        return compose("student", [*group_choices, *overrides], [saved_file, *extra_files])
+
+
+def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True) -> RunResult:
+    """Evaluate a student checkpoint on val and test with the config it was trained with (``overrides``
+    may change evaluation and efficiency settings, e.g. ``eval.exclude_seen=false``)."""
+    ckpt = read_checkpoint(checkpoint)
+    hp = ckpt["hyper_parameters"]
+    cfg = config_for_checkpoint(hp["cfg"], overrides, extra_files)
+    check_knobs_take_effect(cfg, "student", "eval student", EVALUATION)
+    validate_student_config(cfg)
+    seed_run(cfg)
+    data = prepared_data(cfg)
+    data.check_matches(str(checkpoint), hp.get("dataset_meta", {}).get("fingerprint"), hp["num_items"])
+    run = open_run(cfg, f"{cfg.run.name}-eval") if write_run else None
+    dm = build_datamodule(cfg, data, resolve_accelerator(cfg.efficiency.accelerator))
+    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
+    module.model.load_state_dict({k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    meter = StageMeter(items_fn=batch_counts, unit="sequences")
+    trainer = build_trainer(cfg.efficiency, run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),
+                            loggers=run is not None)
+    metrics = collect([*trainer.validate(module, datamodule=dm, verbose=False),
+                       *trainer.test(module, datamodule=dm, verbose=False)])
+    if run is not None and trainer.is_global_zero:
+        run.finish("student-eval", cfg, metrics, meter.records, describe_environment(),
+                   extra={"checkpoint": str(checkpoint), "dataset": data.meta()})
+    return RunResult(run.path if run else None, metrics, meter.records, {"checkpoint": str(checkpoint)})
+
+
+def train_command(args) -> int:
+    cfg = load_config("student", args.overrides, args.config, applied=True)
+    result = train_student(cfg)
+    print_ranking_result(result, "student trained; metrics of the best checkpoint (full catalogue"
+                         + (", seen items excluded)" if cfg.eval.exclude_seen else ")"))
+    return 0
+
+
+def evaluate_command(args) -> int:
+    result = evaluate_student(args.checkpoint, args.overrides, args.config)
+    print_ranking_result(result, f"student checkpoint {args.checkpoint}")
+    return 0

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 import recdistill.config
 from recdistill.config import compose
-from recdistill.data.prepare import ensure_prepared
+from recdistill.recipes.prepare import ensure_prepared_from
 from recdistill.data.prepared import load_prepared
 from recdistill.recipes.distill import build_distill_datamodule as distill_datamodule
 from recdistill.distill.module import DistillModule
@@ -120,7 +120,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     common = [f"paths.runs_dir={args.work}/runs", f"paths.data_dir={args.work}/data", f"student.loss={args.loss}",
               "efficiency.accelerator=cpu"]
-    data = load_prepared(ensure_prepared(compose("student", common)))
+    data = load_prepared(ensure_prepared_from(compose("student", common)))
     outputs = Path(args.teacher_outputs) if args.teacher_outputs else Path(args.work) / "teacher_outputs"
     if not args.teacher_outputs:
         random_teacher_outputs(data, outputs, args.top_k)

@@ -7,7 +7,7 @@ import pytest
 from recdistill.recipes.bench import sweep_plan, bench_command
 from recdistill.bench.grid import (expand_cumulative, expand_grid, format_value, load_sweep_file, parse_grid_args,
                                    parse_value, shipped_sweeps)
-from recdistill.bench.validate import load_validator, validate_plan
+from recdistill.recipes.bench_checks import load_validator, validate_plan
 from recdistill.errors import ConfigError
 
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV, applied_config_files, applied_config_path
-from recdistill.bench.apply_best import choose_best, parse_spec, settings_diff, write_best
+from recdistill.bench.apply_best import choose_best, parse_spec, write_best
+from recdistill.recipes.bench_checks import settings_diff
 from recdistill.recipes.bench import apply_best, report_command
 from recdistill.bench.grid import expand_cumulative, expand_grid, parse_grid_args
 from recdistill.bench.records import append_record, flatten

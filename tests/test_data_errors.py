@@ -173,7 +173,7 @@ def test_ml100k_path_without_movielens_files(tmp_path, capsys):
 
 def test_ensure_prepared_validates_like_the_command(tmp_path):
     from recdistill.config.compose import compose
-    from recdistill.data.prepare import ensure_prepared
+    from recdistill.recipes.prepare import ensure_prepared_from as ensure_prepared
     from recdistill.errors import ConfigError
 
     cfg = compose("prepare", [f"paths.data_dir={tmp_path}", "dataset.min_user_interactions=0"])

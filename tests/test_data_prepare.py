@@ -7,12 +7,14 @@ import zipfile
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from data_files import ITEMS, write_csv, write_grouplens_100k, write_ml1m, write_recbole, zip_folder
 
 from recdistill.cli import main
 from recdistill.config.compose import compose
 from recdistill.data import sources
-from recdistill.data.prepare import ensure_prepared, fingerprint
+from recdistill.data.prepare import fingerprint
+from recdistill.recipes.prepare import ensure_prepared_from as ensure_prepared
 from recdistill.data.prepared import load_prepared
 from recdistill.errors import DataError
 
@@ -114,17 +116,17 @@ def test_fingerprint_ignores_name_and_location_not_content(tmp_path):
     b = write_grouplens_100k(tmp_path / "b")
     cfg_a = compose("prepare", [f"dataset.path={a}"])
     cfg_b = compose("prepare", [f"dataset.path={b}", "dataset.name=other"])
-    assert fingerprint(cfg_a.dataset) == fingerprint(cfg_b.dataset)
-    assert fingerprint(cfg_a.dataset) != fingerprint(compose("prepare", [f"dataset.path={a}",
-                                                                         "dataset.min_item_interactions=2"]).dataset)
+    assert fingerprint(OmegaConf.to_container(cfg_a.dataset)) == fingerprint(OmegaConf.to_container(cfg_b.dataset))
+    assert fingerprint(OmegaConf.to_container(cfg_a.dataset)) != fingerprint(OmegaConf.to_container(compose("prepare", [f"dataset.path={a}",
+                                                                         "dataset.min_item_interactions=2"]).dataset, resolve=True))
 
 
 def test_cache_dir_follows_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RECDISTILL_CACHE", str(tmp_path / "elsewhere"))
-    assert sources.cache_dir(compose("prepare", []).paths) == tmp_path / "elsewhere"
+    assert sources.cache_dir(compose("prepare", []).paths.cache_dir) == tmp_path / "elsewhere"
     monkeypatch.delenv("RECDISTILL_CACHE")
-    assert str(sources.cache_dir(compose("prepare", []).paths)).endswith(".cache/recdistill")
-    assert "~" not in str(sources.cache_dir(compose("prepare", []).paths))
+    assert str(sources.cache_dir(compose("prepare", []).paths.cache_dir)).endswith(".cache/recdistill")
+    assert "~" not in str(sources.cache_dir(compose("prepare", []).paths.cache_dir))
 
 
 def test_unreachable_download_falls_through_quietly(tmp_path, capsys):
@@ -158,7 +160,7 @@ def test_real_ml100k_from_the_recbole_wheel(tmp_path, cache_dir, capsys):
     args = ["data", "prepare", f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={cache_dir}",
             "dataset.download=false"]
     try:
-        sources.fetch_recbole_wheel(sources.cache_dir({"cache_dir": cache_dir}))
+        sources.fetch_recbole_wheel(sources.cache_dir(cache_dir))
     except DataError as exc:
         if "pip could not download" in str(exc) or "could not run pip" in str(exc):
             pytest.skip(f"PyPI not reachable, cannot fetch recbole==1.2.1: {exc}")
@@ -175,7 +177,7 @@ def test_real_ml100k_from_the_recbole_wheel(tmp_path, cache_dir, capsys):
     assert data.titles[1] == "Toy Story" and data.items["year"][0] == 1995
 
     # The same data through the GroupLens reader gives the same prepared split.
-    wheel = sources.cache_dir({"cache_dir": cache_dir}) / "wheels" / sources.RECBOLE_WHEEL
+    wheel = sources.cache_dir(cache_dir) / "wheels" / sources.RECBOLE_WHEEL
     _recbole_to_grouplens(wheel, tmp_path / "grouplens")
     assert main(args + [f"dataset.path={tmp_path / 'grouplens'}", "dataset.name=gl"]) == 0
     other = load_prepared(tmp_path / "data" / "gl")

@@ -20,8 +20,8 @@ def write_run(runs_dir, name, metrics, epochs=3, seed=42):
     """A run folder as the training commands write it: resolved config, metrics, measured stages,
     environment, and Lightning's CSV log."""
     run = RunDir.create(runs_dir, name)
-    run.write_config(OmegaConf.create({"choices": {"dataset": "ml-100k", "train": name},
-                                       "efficiency": {"seed": seed}}))
+    run.write_config(OmegaConf.to_yaml(OmegaConf.create({"choices": {"dataset": "ml-100k", "train": name},
+                                                         "efficiency": {"seed": seed}})))
     logger = CSVLogger(save_dir=str(run.logs), name="", version="csv")
     tracker = StageTracker(warmup_steps=0)
     with measure_stage(tracker, "fit"):
@@ -36,7 +36,7 @@ def write_run(runs_dir, name, metrics, epochs=3, seed=42):
     with measure_stage(tracker, "test") as stage:
         stage.add({"sequences": 943})
     logger.save()
-    run.finish(name, None, metrics, tracker.records, describe_environment())
+    run.finish(name, metrics, tracker.records, describe_environment())
     return run.path
 
 

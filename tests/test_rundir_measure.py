@@ -35,9 +35,9 @@ def test_rundir_finish_writes_files_and_appends_results(tmp_path):
     assert a.path != b.path
     from omegaconf import OmegaConf
 
-    a.write_config(OmegaConf.create({"k": 1}))
-    a.finish("student", None, {"val/ndcg@10": 0.1}, [{"stage": "fit", "seconds": 1.0}], {"device": "cpu"})
-    b.finish("student", None, {"val/ndcg@10": 0.2}, [], {})
+    a.write_config(OmegaConf.to_yaml(OmegaConf.create({"k": 1})))
+    a.finish("student", {"val/ndcg@10": 0.1}, [{"stage": "fit", "seconds": 1.0}], {"device": "cpu"})
+    b.finish("student", {"val/ndcg@10": 0.2}, [], {})
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert [json.loads(l)["metrics"]["val/ndcg@10"] for l in lines] == [0.1, 0.2]
     for name in ("config.yaml", "metrics.json", "stages.json", "environment.json"):

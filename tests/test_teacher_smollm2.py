@@ -41,7 +41,7 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
     eff = OmegaConf.create({"fused_adamw": False, "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
     train_cfg = OmegaConf.create({"lr": 8e-4, "weight_decay": 0.0, "betas": [0.9, 0.999]})
     eval_cfg = OmegaConf.create({"method": "likelihood", "score_norm": "sum", "candidate_batch_size": 20,
-                                 "max_new_tokens": 8})
+                                 "max_new_tokens": 8, "kv_cache": True})
     module = TeacherModule(teacher, encoder, data.titles, train_cfg, eff, eval_cfg)
     before = {k: v.clone() for k, v in teacher.trainable_state_dict().items()}
     trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,

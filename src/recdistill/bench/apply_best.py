@@ -22,10 +22,8 @@ import time
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
 
 from recdistill.bench.grid import format_value
-from recdistill.config import compose
 from recdistill.engine.rundir import atomic_write_text
 from recdistill.errors import ConfigError
 
@@ -102,39 +100,6 @@ def choose_best(rows: list[dict], spec: str, metric: str | None = None) -> tuple
                           + (" within the limits" if limits else ""))
     best = (min if direction == "min" else max)(candidates, key=lambda r: r[column])
     return best, column, direction
-
-
-def _flat(cfg: DictConfig, prefix: str) -> dict[str, object]:
-    node = OmegaConf.select(cfg, prefix)
-    if isinstance(node, DictConfig):
-        container = OmegaConf.to_container(node, resolve=True)
-        out: dict[str, object] = {}
-
-        def walk(value, dotted):
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(v, f"{dotted}.{k}")
-            else:
-                out[dotted] = value
-
-        walk(container, prefix)
-        return out
-    return {prefix: OmegaConf.to_container(node) if OmegaConf.is_config(node) else node}
-
-
-def settings_diff(root: str, settings: dict, keys: list[str]) -> dict[str, tuple[object, object]]:
-    """``{dotted key: (default, best)}`` for the swept keys (whole sections for group choices) that differ."""
-    defaults = compose(root)
-    overrides = [f"{k}={format_value(v)}" for k, v in settings.items()]
-    best = compose(root, overrides)
-    diff: dict[str, tuple[object, object]] = {}
-    for key in keys:
-        new = _flat(best, key)  # a group choice (efficiency=none) compares its whole section
-        old = _flat(defaults, key)
-        for dotted, value in new.items():
-            if old.get(dotted, object()) != value:
-                diff[dotted] = (old.get(dotted), value)
-    return diff
 
 
 def _nest(flat: dict[str, object]) -> dict:

@@ -13,7 +13,6 @@ import json
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from recdistill.bench import plots, tables
@@ -24,9 +23,9 @@ from recdistill.engine.rundir import atomic_write_json, atomic_write_text
 from recdistill.errors import ConfigError
 
 
-def base_overrides(bench: DictConfig, plan: SweepPlan, cli_overrides: list[str]) -> list[str]:
+def base_overrides(bench: dict, plan: SweepPlan, cli_overrides: list[str]) -> list[str]:
     """Overrides every trial gets, weakest first: the bench's bounds, the sweep file's, the command line's."""
-    bounds = OmegaConf.to_container(bench.trial_overrides, resolve=True) or {}
+    bounds = dict(bench["trial_overrides"] or {})
     return dedupe_overrides([f"{k}={format_value(v)}" for k, v in bounds.items()] + list(plan.overrides)
                             + list(cli_overrides))
 
@@ -39,18 +38,18 @@ def dedupe_overrides(overrides: list[str]) -> list[str]:
     return list(last.values())
 
 
-def write_plan(out: Path, workload: str, bench: DictConfig, plan: SweepPlan, base: list[str],
+def write_plan(out: Path, workload: str, bench: dict, plan: SweepPlan, base: list[str],
                config_files: list[str]) -> dict:
     spec = {
         "workload": workload,
-        "command": list(bench.command),
-        "config_root": str(bench.config_root),
+        "command": list(bench["command"]),
+        "config_root": str(bench["config_root"]),
         "mode": plan.mode,
         "keys": plan.keys,
         "base_overrides": base,
         "config_files": [str(p) for p in config_files],
-        "metric": bench.metric,
-        "baseline_trial": int(bench.get("baseline_trial", 0)),
+        "metric": bench["metric"],
+        "baseline_trial": int(bench.get("baseline_trial") or 0),
         "trials": [{"trial": t.index, "name": t.name, "settings": t.settings, "overrides": t.overrides,
                     "added": t.added} for t in plan.trials],
     }
@@ -66,7 +65,7 @@ def write_plan(out: Path, workload: str, bench: DictConfig, plan: SweepPlan, bas
     return spec
 
 
-def run_trials(out: Path, spec: dict, bench: DictConfig, cwd: str | None = None) -> list[dict]:
+def run_trials(out: Path, spec: dict, bench: dict, cwd: str | None = None) -> list[dict]:
     """Run every trial not already finished (status ok) in ``out``; return all records."""
     done = {int(r["trial"]): r for r in latest_per_trial(read_records(out / "results.jsonl"))
             if r.get("status") == "ok"}
@@ -77,7 +76,7 @@ def run_trials(out: Path, spec: dict, bench: DictConfig, cwd: str | None = None)
         trial_dir = out / "trials" / str(trial["trial"])
         overrides = [*spec["base_overrides"], *trial["overrides"], f"paths.runs_dir={trial_dir.resolve()}"]
         argv = trial_command(spec["command"], overrides, spec["config_files"])
-        outcome = run_trial(argv, trial_dir, float(bench.timeout_s), cwd=cwd)
+        outcome = run_trial(argv, trial_dir, float(bench["timeout_s"]), cwd=cwd)
         record = {
             "trial": trial["trial"],
             "name": trial["name"],

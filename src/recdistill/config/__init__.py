@@ -3,7 +3,7 @@
 See :func:`recdistill.config.compose.compose`.
 """
 
-from recdistill.config.compose import compose, config_hash, list_options, to_yaml
+from recdistill.config.compose import compose, config_hash, has_key, list_options, to_plain, to_yaml
 from recdistill.config.validate import check_choice, check_positive, check_range
 
 __all__ = [
@@ -11,6 +11,8 @@ __all__ = [
     "config_hash",
     "list_options",
     "to_yaml",
+    "to_plain",
+    "has_key",
     "check_choice",
     "check_positive",
     "check_range",

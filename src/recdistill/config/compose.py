@@ -224,3 +224,13 @@ def config_hash(cfg: DictConfig | dict, keys: Iterable[str] | None = None) -> st
     if keys is not None:
         container = {k: container.get(k) for k in keys}
     return stable_hash(container)
+
+
+def to_plain(cfg: DictConfig | None) -> dict:
+    """The resolved config as plain dicts and lists (what components, manifests and hashes receive)."""
+    return OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
+
+
+def has_key(cfg: DictConfig, dotted: str) -> bool:
+    """Does ``cfg`` hold the dotted key ``a.b.c``?"""
+    return _key_exists(cfg, dotted)

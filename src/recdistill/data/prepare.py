@@ -1,8 +1,10 @@
 """Prepare a dataset: locate the files, read them, split leave-one-out, write the prepared folder.
 
-``ensure_prepared(cfg)`` is what training commands call: it returns ``<paths.data_dir>/<dataset.name>``,
-preparing it first when it is missing or when its ``stats.json`` fingerprint differs from the one the
-current ``cfg.dataset`` (and its input files) would give.
+``ensure_prepared(dataset, data_dir, cache)`` is what training recipes call: it returns
+``<data_dir>/<dataset["name"]>``, preparing it first when it is missing or when its ``stats.json``
+fingerprint differs from the one the current ``dataset`` settings (and its input files) would give.
+``dataset`` is the ``dataset`` config group as a plain dict; the recipe (``recipes/prepare.py``)
+validates it first.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from recdistill.data import readers
 from recdistill.data.prepared import write_prepared
 from recdistill.data.sources import Source, locate, source_signature
 from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
 from recdistill.data.textfile import Container
-from recdistill.config.validate import check_choice, check_positive
-from recdistill.errors import ConfigError, DataError
+from recdistill.errors import DataError
 
 # Bump when the prepared output for the same input changes, so old folders are re-prepared.
 FORMAT_VERSION = 1
@@ -31,49 +31,21 @@ FORMAT_VERSION = 1
 _NOT_FINGERPRINTED = ("name", "download", "path", "items_path")
 
 
-def _plain(dataset_cfg) -> dict:
-    if isinstance(dataset_cfg, DictConfig):
-        return OmegaConf.to_container(dataset_cfg, resolve=True)
-    return dict(dataset_cfg)
-
-
-def fingerprint(dataset_cfg) -> str:
-    """Hash of the dataset config (less the keys above), the input files' content and FORMAT_VERSION."""
-    settings = {k: v for k, v in _plain(dataset_cfg).items() if k not in _NOT_FINGERPRINTED}
-    blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset_cfg)},
+def fingerprint(dataset: dict) -> str:
+    """Hash of the dataset settings (less the keys above), the input files' content and FORMAT_VERSION."""
+    settings = {k: v for k, v in dataset.items() if k not in _NOT_FINGERPRINTED}
+    blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-FORMATS = ("ml-100k", "ml-1m", "recbole", "csv")
+def prepared_path(data_dir, dataset: dict) -> Path:
+    return Path(str(data_dir)).expanduser() / str(dataset["name"])
 
 
-def validate_dataset(cfg: DictConfig) -> None:
-    """Check the dataset knobs; each error names the key and what is allowed."""
-    check_choice(cfg, "dataset.format", FORMATS)
-    value = cfg.dataset.get("min_user_interactions")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 3:
-        raise ConfigError(f"dataset.min_user_interactions={value!r} is not valid; expected a whole number >= 3 "
-                          "(leave-one-out needs a train, a validation and a test item)")
-    value = cfg.dataset.get("min_item_interactions")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"dataset.min_item_interactions={value!r} is not valid; expected a whole number >= 0")
-    value = cfg.dataset.get("limit")
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ConfigError(f"dataset.limit={value!r} is not valid; expected a whole number of users >= 1, or null")
-    if cfg.dataset.get("rating_threshold") is not None:
-        check_positive(cfg, "dataset.rating_threshold", allow_zero=True)
-    if not str(cfg.dataset.get("name") or "").strip() or "/" in str(cfg.dataset.name):
-        raise ConfigError(f"dataset.name={cfg.dataset.get('name')!r} is not valid; expected a folder name")
-
-
-def prepared_path(cfg) -> Path:
-    return Path(str(cfg.paths.data_dir)).expanduser() / str(cfg.dataset.name)
-
-
-def read_source(source: Source, dataset_cfg):
+def read_source(source: Source, dataset):
     """(interactions, items or None) from the located files."""
-    get = dataset_cfg.get
+    get = dataset.get
     if source.layout == "grouplens-100k":
         return readers.read_ml100k(source.container, get("encoding") or "latin-1")
     if source.layout == "ml-1m":
@@ -83,12 +55,12 @@ def read_source(source: Source, dataset_cfg):
         encoding = get("encoding") if get("format") == "recbole" else None
         return readers.read_recbole(source.container, source.stem, encoding or "utf-8", get("title_field"))
     if source.layout == "csv":
-        return _read_csv(dataset_cfg)
+        return _read_csv(dataset)
     raise DataError(f"no reader for layout {source.layout!r}")
 
 
-def _read_csv(dataset_cfg):
-    get = dataset_cfg.get
+def _read_csv(dataset):
+    get = dataset.get
     file = Path(str(get("path"))).expanduser()
     common = {"separator": str(get("separator") or ","), "encoding": get("encoding") or "utf-8"}
     genres = {"genres_col": get("genres_col"), "genres_separator": get("genres_separator") or "|"}
@@ -110,7 +82,7 @@ def _length_stats(lengths: np.ndarray) -> dict:
             "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())}
 
 
-def build_stats(split: SplitResult, source: Source, dataset_cfg, fp: str) -> dict:
+def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
     counts = split.counts
     cells = counts["users"] * counts["items"]
     return {
@@ -123,42 +95,39 @@ def build_stats(split: SplitResult, source: Source, dataset_cfg, fp: str) -> dic
                                                                        "items_without"))},
         "id_order": "users 1..U and items 1..N in sorted original-id order (numeric when ids are numbers); 0 = padding",
         "source": source.description,
-        "dataset": _plain(dataset_cfg),
+        "dataset": dict(dataset),
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def _lock(cfg):
+def _lock(path: Path):
     """A lock per prepared folder, so processes started together (DDP ranks, parallel sweeps) prepare it
     once: the others wait, then find it up to date."""
     from filelock import FileLock
 
-    path = prepared_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path.parent / f".{path.name}.lock"))
 
 
-def _prepare(cfg) -> Path:
-    validate_dataset(cfg)
-    dataset_cfg = cfg.dataset
-    fp = fingerprint(dataset_cfg)
-    source = locate(dataset_cfg, cfg.get("paths"))
-    interactions, items = read_source(source, dataset_cfg)
-    split = leave_one_out(interactions, items, SplitOptions.from_config(dataset_cfg))
-    stats = build_stats(split, source, dataset_cfg, fp)
-    return write_prepared(prepared_path(cfg), split.train, split.val, split.test, split.items, split.users, stats)
+def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
+    fp = fingerprint(dataset)
+    source = locate(dataset, cache)
+    interactions, items = read_source(source, dataset)
+    split = leave_one_out(interactions, items, SplitOptions.from_config(dataset))
+    stats = build_stats(split, source, dataset, fp)
+    return write_prepared(path, split.train, split.val, split.test, split.items, split.users, stats)
 
 
-def prepare_dataset(cfg) -> Path:
-    """Read, split and write ``cfg.dataset``; returns the prepared folder (replaced atomically)."""
-    with _lock(cfg):
-        return _prepare(cfg)
+def prepare_dataset(dataset: dict, data_dir, cache: Path | None = None) -> Path:
+    """Read, split and write the dataset; returns the prepared folder (replaced atomically)."""
+    path = prepared_path(data_dir, dataset)
+    with _lock(path):
+        return _prepare(dataset, path, cache)
 
 
-def _stale_reason(cfg) -> str | None:
-    path = prepared_path(cfg)
+def _stale_reason(dataset: dict, path: Path) -> str | None:
     stats_file = path / "stats.json"
     if not stats_file.is_file():
         return f"{path} is not prepared yet"
@@ -166,23 +135,23 @@ def _stale_reason(cfg) -> str | None:
         stored = json.loads(stats_file.read_text()).get("fingerprint")
     except (OSError, ValueError):
         stored = None
-    current = fingerprint(cfg.dataset)
+    current = fingerprint(dataset)
     if stored != current:
         return f"{path} was prepared with other settings or input files (fingerprint {stored} != {current})"
     return None
 
 
-def ensure_prepared(cfg) -> Path:
-    """The prepared folder for ``cfg.dataset``, (re)preparing it when missing or out of date."""
-    validate_dataset(cfg)
-    if _stale_reason(cfg) is None:
-        return prepared_path(cfg)
-    with _lock(cfg):
-        reason = _stale_reason(cfg)  # another process may have prepared it while we waited
+def ensure_prepared(dataset: dict, data_dir, cache: Path | None = None) -> Path:
+    """The prepared folder for ``dataset`` under ``data_dir``, (re)preparing it when missing or out of date."""
+    path = prepared_path(data_dir, dataset)
+    if _stale_reason(dataset, path) is None:
+        return path
+    with _lock(path):
+        reason = _stale_reason(dataset, path)  # another process may have prepared it while we waited
         if reason is None:
-            return prepared_path(cfg)
-        print(f"{reason}; preparing dataset={cfg.dataset.name} ...", file=sys.stderr, flush=True)
-        path = _prepare(cfg)
+            return path
+        print(f"{reason}; preparing dataset={dataset['name']} ...", file=sys.stderr, flush=True)
+        path = _prepare(dataset, path, cache)
         stats = json.loads((path / "stats.json").read_text())
         print(f"prepared {path}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} "
               f"interactions from {stats['source']}", file=sys.stderr, flush=True)

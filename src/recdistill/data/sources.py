@@ -46,9 +46,9 @@ class Source:
     stem: str = ""     # RecBole file stem
 
 
-def cache_dir(paths_cfg) -> Path:
-    """The cache folder with ``~`` expanded (the config resolves RECDISTILL_CACHE already)."""
-    configured = paths_cfg.get("cache_dir") if paths_cfg is not None else None
+def cache_dir(configured: str | None = None) -> Path:
+    """The cache folder (``paths.cache_dir``, which the config resolves from RECDISTILL_CACHE) with ``~``
+    expanded; None: the environment's or the default."""
     return Path(os.path.expanduser(str(configured or os.environ.get("RECDISTILL_CACHE") or "~/.cache/recdistill")))
 
 
@@ -118,8 +118,8 @@ def fetch_recbole_wheel(cache: Path) -> Path:
                             "dataset.path=<folder or ml-100k.zip>")
 
 
-def builtin_ml100k(dataset_cfg, cache: Path) -> Source:
-    if dataset_cfg.get("download", True):
+def builtin_ml100k(dataset, cache: Path) -> Source:
+    if dataset.get("download", True):
         archive = download_grouplens(cache)
         if archive is not None:
             return Source(Container(archive), "grouplens-100k", f"GroupLens download {GROUPLENS_URL} (cached at {archive})")
@@ -130,31 +130,31 @@ def builtin_ml100k(dataset_cfg, cache: Path) -> Source:
 
 # --- every format -----------------------------------------------------------------------------------------
 
-def _required_path(dataset_cfg, what: str) -> str:
-    path = dataset_cfg.get("path")
+def _required_path(dataset, what: str) -> str:
+    path = dataset.get("path")
     if not path:
-        raise DataError(f"dataset={dataset_cfg.get('format')} needs dataset.path: {what}")
+        raise DataError(f"dataset={dataset.get('format')} needs dataset.path: {what}")
     return str(path)
 
 
-def locate(dataset_cfg, paths_cfg) -> Source:
-    """Find (and for built-in data, fetch) the files for ``dataset_cfg``."""
-    fmt = dataset_cfg.get("format")
+def locate(dataset: dict, cache: Path | None) -> Source:
+    """Find (and for built-in data, fetch) the files for ``dataset``."""
+    fmt = dataset.get("format")
     if fmt == "ml-100k":
-        if dataset_cfg.get("path"):
-            return local_ml100k(dataset_cfg.path)
-        return builtin_ml100k(dataset_cfg, cache_dir(paths_cfg))
+        if dataset.get("path"):
+            return local_ml100k(dataset["path"])
+        return builtin_ml100k(dataset, cache if cache is not None else cache_dir())
     if fmt == "ml-1m":
-        container = Container(_required_path(dataset_cfg, "the folder (or ml-1m.zip) with ratings.dat and movies.dat"))
+        container = Container(_required_path(dataset, "the folder (or ml-1m.zip) with ratings.dat and movies.dat"))
         return Source(container, "ml-1m", f"local MovieLens-1M copy {container.path}")
     if fmt == "recbole":
-        container = Container(_required_path(dataset_cfg, "the folder with <stem>.inter and <stem>.item"))
-        stem = dataset_cfg.get("stem") or container.path.name
+        container = Container(_required_path(dataset, "the folder with <stem>.inter and <stem>.item"))
+        stem = dataset.get("stem") or container.path.name
         if container.path.is_file():
-            stem = dataset_cfg.get("stem") or container.path.stem
+            stem = dataset.get("stem") or container.path.stem
         return Source(container, "recbole", f"local RecBole atomic files {container.path}/{stem}.inter", stem=stem)
     if fmt == "csv":
-        file = Path(_required_path(dataset_cfg, "the interactions CSV file")).expanduser()
+        file = Path(_required_path(dataset, "the interactions CSV file")).expanduser()
         if not file.is_file():
             raise DataError(f"{file} does not exist or is not a file; dataset.path must be the interactions CSV")
         return Source(Container(file.parent), "csv", f"local CSV {file}")
@@ -169,20 +169,20 @@ LAYOUT_FILES = {
 }
 
 
-def source_signature(dataset_cfg) -> str:
+def source_signature(dataset) -> str:
     """What identifies the input without fetching anything: the SHA-256 of the local files, or the name of
     the built-in data (its three sources hold the same MovieLens-100K)."""
-    if dataset_cfg.get("format") == "ml-100k" and not dataset_cfg.get("path"):
+    if dataset.get("format") == "ml-100k" and not dataset.get("path"):
         return "builtin:ml-100k"
-    if dataset_cfg.get("format") == "csv":
+    if dataset.get("format") == "csv":
         sha = hashlib.sha256()
         for key in ("path", "items_path"):
-            value = dataset_cfg.get(key)
+            value = dataset.get(key)
             if value:
                 file = Path(str(value)).expanduser()
                 if not file.is_file():
                     raise DataError(f"{file} (dataset.{key}) does not exist")
                 sha.update(file.read_bytes())
         return sha.hexdigest()
-    source = locate(dataset_cfg, None)
+    source = locate(dataset, None)
     return source.container.digest(LAYOUT_FILES[source.layout](source))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
@@ -29,21 +28,21 @@ from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.module import StudentModule
 
 
-def build_distilled_sasrec(num_items: int, student_cfg, ed_cfg, llm_embeddings: torch.Tensor | None,
+def build_distilled_sasrec(num_items: int, student: dict, ed: dict, llm_embeddings: torch.Tensor | None,
                            uniform_dropout: bool = True) -> DistilledSASRec:
     return DistilledSASRec(
         num_items,
         llm_embeddings=llm_embeddings,
-        gamma=float(ed_cfg.gamma),
-        mlp_layers=int(ed_cfg.mlp_layers),
-        mlp_hidden=int(ed_cfg.mlp_hidden),
-        normalize=str(ed_cfg.normalize),
-        max_len=int(student_cfg.max_len),
-        hidden_size=int(student_cfg.hidden_size),
-        num_blocks=int(student_cfg.num_blocks),
-        num_heads=int(student_cfg.num_heads),
-        dropout=float(student_cfg.dropout),
-        norm_first=bool(student_cfg.norm_first),
+        gamma=float(ed["gamma"]),
+        mlp_layers=int(ed["mlp_layers"]),
+        mlp_hidden=int(ed["mlp_hidden"]),
+        normalize=str(ed["normalize"]),
+        max_len=int(student["max_len"]),
+        hidden_size=int(student["hidden_size"]),
+        num_blocks=int(student["num_blocks"]),
+        num_heads=int(student["num_heads"]),
+        dropout=float(student["dropout"]),
+        norm_first=bool(student["norm_first"]),
         uniform_dropout=uniform_dropout,
     )
 
@@ -64,21 +63,20 @@ class DistillModule(StudentModule):
     def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None,
                  llm_embeddings: torch.Tensor | None = None):
         super().__init__(num_items, cfg, dataset_meta)
-        c = OmegaConf.create(cfg)
-        self.model = build_distilled_sasrec(num_items, c.student, c.distill.ed, llm_embeddings,
-                                            bool(c.efficiency.get("uniform_dropout", True)))
-        self.model.gradient_checkpointing = bool(c.efficiency.gradient_checkpointing)
-        kd = c.distill.kd
-        self.kd_weight = float(kd.weight)
+        self.model = build_distilled_sasrec(num_items, cfg["student"], cfg["distill"]["ed"], llm_embeddings,
+                                            bool(self.efficiency.uniform_dropout))
+        self.model.gradient_checkpointing = bool(self.efficiency.gradient_checkpointing)
+        kd = cfg["distill"]["kd"]
+        self.kd_weight = float(kd["weight"])
         self.kd_lambda = float(kd["lambda"])
-        self.a_pos, self.a_conf, self.a_cons = float(kd.a_pos), float(kd.a_conf), float(kd.a_cons)
-        self.kd_negatives = int(kd.num_negatives)
-        self.average_over = str(kd.get("average_over", "teacher_positions"))
+        self.a_pos, self.a_conf, self.a_cons = float(kd["a_pos"]), float(kd["a_conf"]), float(kd["a_cons"])
+        self.kd_negatives = int(kd["num_negatives"])
+        self.average_over = str(kd["average_over"])
         if self.average_over not in AVERAGE_OVER:
             raise ConfigError(f"distill.kd.average_over={self.average_over!r} is not valid; choose one of: "
                               f"{', '.join(AVERAGE_OVER)}")
-        self.consistency_k = None if kd.consistency_k is None else int(kd.consistency_k)
-        self.student_negatives = int(c.student.num_negatives) if self.loss_name == "bce" else 0
+        self.consistency_k = None if kd["consistency_k"] is None else int(kd["consistency_k"])
+        self.student_negatives = int(cfg["student"]["num_negatives"]) if self.loss_name == "bce" else 0
 
     def training_step(self, batch, batch_idx):
         with self.model.shared_item_table():

@@ -1,11 +1,11 @@
-"""DataLoader keyword arguments from the efficiency config."""
+"""DataLoader keyword arguments from the efficiency settings."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from recdistill.engine.settings import Efficiency
 
 
-def dataloader_kwargs(eff: DictConfig, accelerator: str, shuffle: bool = False) -> dict:
+def dataloader_kwargs(eff: Efficiency, accelerator: str, shuffle: bool = False) -> dict:
     """The DataLoader knobs: num_workers, pin_memory, persistent_workers, prefetch_factor.
 
     ``persistent_workers`` and ``prefetch_factor`` only exist for worker processes, so they are passed

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-from omegaconf import DictConfig
 
+from recdistill.engine.settings import Efficiency, OptimizerSettings
 from recdistill.errors import ConfigError
 
 SCHEDULERS = ("cosine", "onecycle", "constant")
@@ -72,7 +72,8 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def configure_optimizers(lightning_module, train_cfg: DictConfig, eff: DictConfig, model: torch.nn.Module | None = None):
+def configure_optimizers(lightning_module, optim: OptimizerSettings, eff: Efficiency,
+                         model: torch.nn.Module | None = None):
     """The body of ``LightningModule.configure_optimizers`` for every workload.
 
     Total optimizer steps come from ``trainer.estimated_stepping_batches`` (which already divides by
@@ -81,9 +82,9 @@ def configure_optimizers(lightning_module, train_cfg: DictConfig, eff: DictConfi
     model = model if model is not None else lightning_module
     optimizer = build_optimizer(
         model,
-        lr=float(train_cfg.lr),
-        weight_decay=float(train_cfg.get("weight_decay", 0.0)),
-        betas=tuple(train_cfg.get("betas", (0.9, 0.999))),
+        lr=float(optim.lr),
+        weight_decay=float(optim.weight_decay),
+        betas=tuple(optim.betas),
         fused=eff.fused_adamw,
     )
     total = lightning_module.trainer.estimated_stepping_batches

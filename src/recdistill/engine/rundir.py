@@ -16,7 +16,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
 
 RUN_DIR_ENV = "RECDISTILL_RUN_DIR"  # the run folder, inherited by DDP child processes
 
@@ -124,8 +123,9 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
-    def write_config(self, cfg: DictConfig) -> Path:
-        return atomic_write_text(self.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    def write_config(self, text: str) -> Path:
+        """``config.yaml``: the run's resolved config as YAML text (the recipe renders it)."""
+        return atomic_write_text(self.path / "config.yaml", text)
 
     def write_json(self, name: str, obj) -> Path:
         return atomic_write_json(self.path / name, obj)
@@ -134,7 +134,7 @@ class RunDir:
         with open(self.path / name, encoding="utf-8") as fh:
             return json.load(fh)
 
-    def finish(self, workload: str, cfg: DictConfig, metrics: dict, stages: list[dict], env: dict,
+    def finish(self, workload: str, metrics: dict, stages: list[dict], env: dict,
                extra: dict | None = None) -> dict:
         """Write metrics.json, stages.json, environment.json and append the run's record to results.jsonl."""
         self.write_json("metrics.json", metrics)

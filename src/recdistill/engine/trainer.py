@@ -1,4 +1,4 @@
-"""Build a Lightning Trainer from the efficiency config."""
+"""Build a Lightning Trainer from the efficiency settings (:class:`recdistill.engine.settings.Efficiency`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import warnings
 import lightning as L
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from omegaconf import DictConfig
 
-from recdistill.config import check_positive
 from recdistill.engine.precision import resolve_accelerator, resolve_precision
 from recdistill.engine.rundir import RunDir
+from recdistill.engine.settings import Efficiency
 from recdistill.errors import ConfigError
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
@@ -31,7 +30,7 @@ def quiet_lightning() -> None:
 
 
 def build_trainer(
-    eff: DictConfig,
+    eff: Efficiency,
     run_dir: RunDir | None,
     callbacks: list | None = None,
     max_epochs: int | None = None,
@@ -44,8 +43,10 @@ def build_trainer(
     **extra,
 ) -> L.Trainer:
     """A Trainer with accelerator, devices, strategy, precision, accumulation, clipping and
-    determinism taken from ``eff`` (the ``efficiency`` config group)."""
-    check_positive(eff, "accumulate_grad_batches")
+    determinism taken from ``eff`` (the ``efficiency`` settings)."""
+    accumulate = eff.accumulate_grad_batches
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate <= 0:
+        raise ConfigError(f"efficiency.accumulate_grad_batches={accumulate!r} is not valid; expected a number > 0")
     if str(eff.strategy) not in STRATEGIES:
         raise ConfigError(f"efficiency.strategy={eff.strategy!r} is not valid; choose one of: {', '.join(STRATEGIES)}")
     accelerator = resolve_accelerator(eff.accelerator)

@@ -7,10 +7,9 @@ import math
 
 import lightning as L
 import torch
-from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from recdistill.engine import configure_optimizers, dataloader_kwargs, resolve_accelerator
+from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers, dataloader_kwargs, resolve_accelerator
 from recdistill.lm.model import GPT, GPTConfig
 from recdistill.lm.tokens import TokenFile, TokenWindows
 
@@ -20,13 +19,13 @@ class LMModule(L.LightningModule):
     exponential. ``compile=True`` runs the forward pass through ``torch.compile`` while the state dict
     keeps the plain model's keys."""
 
-    def __init__(self, model_config: dict, train_cfg: DictConfig | None = None, eff_cfg: DictConfig | None = None,
+    def __init__(self, model_config: dict, optim: OptimizerSettings | None = None, eff_cfg: Efficiency | None = None,
                  meta: dict | None = None, compile: bool = False):
         super().__init__()
         # Saved into every checkpoint so `lm eval` / `lm generate` can rebuild the model from the file alone.
         self.save_hyperparameters({"model_config": model_config, "meta": meta or {}})
         self.model = GPT(GPTConfig.from_dict(model_config))
-        self.train_cfg, self.eff_cfg = train_cfg, eff_cfg
+        self.optim, self.eff_cfg = optim, eff_cfg
         # Kept in a tuple so the compiled wrapper is not registered as a submodule (its state-dict keys
         # would gain an "_orig_mod." prefix).
         self._forward = (torch.compile(self.model),) if compile else (self.model,)
@@ -61,12 +60,12 @@ class LMModule(L.LightningModule):
         self.log("val/ppl", math.exp(min(loss, 50.0)))
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.train_cfg, self.eff_cfg, model=self.model)
+        return configure_optimizers(self, self.optim, self.eff_cfg, model=self.model)
 
 
 class LMDataModule(L.LightningDataModule):
     def __init__(self, tokens: TokenFile, context: int, batch_size: int, eval_batch_size: int,
-                 eff_cfg: DictConfig, train_stride: int | None = None):
+                 eff_cfg: Efficiency, train_stride: int | None = None):
         super().__init__()
         self.tokens, self.context = tokens, context
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

@@ -11,12 +11,10 @@ On the command line (and in a profile):
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
-
+from recdistill.config import has_key
 from recdistill.errors import ConfigError
 
 PIPELINE_KEYS = ("paths", "pipeline", "profile")
-_ABSENT = object()
 
 
 def split_stage_prefix(item: str, stages: tuple[str, ...]) -> tuple[str | None, str]:
@@ -47,7 +45,7 @@ def route(items: list[str], stages: tuple[str, ...]) -> tuple[list[str], list[st
     return pipeline, common, per_stage
 
 
-def applies_to(cfg: DictConfig, item: str) -> bool:
+def applies_to(cfg, item: str) -> bool:
     """Does a ``key=value`` override name a key (or a config group) that ``cfg`` has?"""
     key = item.split("=", 1)[0].strip()
     if key.startswith("+"):
@@ -55,4 +53,4 @@ def applies_to(cfg: DictConfig, item: str) -> bool:
     choices = cfg.get("choices") or {}
     if "." not in key and key in choices:
         return True
-    return OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
+    return has_key(cfg, key)

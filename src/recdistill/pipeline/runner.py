@@ -15,9 +15,7 @@ import resource
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from recdistill.config import compose, config_hash
+from recdistill.config import compose, config_hash, to_plain
 from recdistill.engine.memory import peak_memory, reset_peak_memory
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.pipeline.manifest import Manifest
@@ -43,24 +41,24 @@ def _check_stage_name(value: str, what: str) -> int:
     return ORDER.index(value)
 
 
-def _pipeline_config(args) -> DictConfig:
+def _pipeline_config(args):
     pipeline_items, _, _ = route(list(args.overrides or []), CONFIGURED_STAGES)
     return compose("pipeline", [f"profile={args.profile}", *pipeline_items], args.config or [])
 
 
-def _folder(cfg: DictConfig) -> Path:
+def _folder(cfg) -> Path:
     if cfg.pipeline.dir:
         return Path(str(cfg.pipeline.dir)).expanduser()
     return Path(str(cfg.paths.runs_dir)).expanduser() / f"pipeline-{cfg.profile.name}"
 
 
-def _path_overrides(cfg: DictConfig, folder: Path) -> list[str]:
+def _path_overrides(cfg, folder: Path) -> list[str]:
     """Every stage shares the pipeline's data and cache folders and writes its runs into the pipeline folder."""
     return [f"paths.data_dir={cfg.paths.data_dir}", f"paths.cache_dir={cfg.paths.cache_dir}",
             f"paths.runs_dir={folder}"]
 
 
-def compose_stage(name: str, overrides: list[str], announce: bool = False) -> DictConfig:
+def compose_stage(name: str, overrides: list[str], announce: bool = False):
     """The stage's config, composed as its command composes it (``bench --apply-best`` settings included)."""
     try:
         return load_config(STAGES[name].root, overrides, applied=True, announce=announce)
@@ -71,7 +69,7 @@ def compose_stage(name: str, overrides: list[str], announce: bool = False) -> Di
         raise ConfigError(f"stage {name}: {exc}") from exc
 
 
-def stage_overrides(name: str, cfg: DictConfig, folder: Path, common: list[str], per_stage: dict[str, list[str]],
+def stage_overrides(name: str, cfg, folder: Path, common: list[str], per_stage: dict[str, list[str]],
                     upstream: dict[str, dict]) -> list[str]:
     """Paths, then the overrides for every stage that apply here, then the profile's and the command
     line's for this stage, then the links to earlier outputs (last, so nothing can undo them)."""
@@ -82,7 +80,7 @@ def stage_overrides(name: str, cfg: DictConfig, folder: Path, common: list[str],
     return base + shared + own + STAGES[name].link(upstream, folder)
 
 
-def _check_common(common: list[str], cfg: DictConfig, folder: Path) -> None:
+def _check_common(common: list[str], cfg, folder: Path) -> None:
     """An override meant for every stage must fit at least one of them (even one after pipeline.until)."""
     bases = []
     for name in ORDER:
@@ -99,9 +97,9 @@ def _check_common(common: list[str], cfg: DictConfig, folder: Path) -> None:
                               f"stage as STAGE:{item} (stages: {', '.join(CONFIGURED_STAGES)})")
 
 
-def _key(cfg: DictConfig | None, inputs: dict[str, dict]) -> tuple[str, str]:
+def _key(cfg, inputs: dict[str, dict]) -> tuple[str, str]:
     """(config hash, key): the key also covers the outputs this stage reads."""
-    container = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
+    container = to_plain(cfg)
     for section, field in UNHASHED:
         if isinstance(container.get(section), dict):
             container[section].pop(field, None)
@@ -156,7 +154,7 @@ def run_pipeline(args) -> dict:
     _check_common(common, cfg, folder)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(folder, str(cfg.profile.name))
-    manifest.data["pipeline_config"] = OmegaConf.to_container(cfg, resolve=True)
+    manifest.data["pipeline_config"] = to_plain(cfg)
     names = ORDER[: last + 1]
     print(f"pipeline {cfg.profile.name}: {folder} ({cfg.profile.description})")
     results: dict[str, dict] = {}

@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig
-
 from recdistill.errors import RecdistillError
 
 
 @dataclass
 class StageContext:
     name: str
-    cfg: DictConfig | None            # the stage's resolved config (None for the report)
+    cfg: object | None                # the stage's composed config (None for the report)
     overrides: list[str]              # the overrides its config was composed from (recorded in the manifest)
     folder: Path                      # the pipeline folder
     upstream: dict[str, dict]         # outputs of earlier stages, by stage name (absolute paths)

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 from recdistill.bench.applied import applied_config_files, applied_config_path
-from recdistill.bench.apply_best import choose_best, format_diff, settings_diff, write_best
+from recdistill.bench.apply_best import choose_best, format_diff, write_best
 from recdistill.bench.grid import expand_grid, format_value, load_sweep_file, parse_grid_args
 from recdistill.bench.sweep import base_overrides, load_sweep, render, rows_of, run_trials, write_plan
-from recdistill.bench.validate import load_validator, validate_plan
-from recdistill.config import compose
+from recdistill.recipes.bench_checks import load_validator, settings_diff, validate_plan
+from recdistill.config import compose, to_plain
 from recdistill.errors import ConfigError
 
 
@@ -52,16 +52,16 @@ def bench_command(args) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workload = args.workload
     bench_overrides, trial_overrides = _split_overrides(list(args.overrides))
-    bench = compose("bench", [f"bench={workload}", *bench_overrides]).bench
+    bench = to_plain(compose("bench", [f"bench={workload}", *bench_overrides]).bench)
     plan = sweep_plan(args)
     config_files = [str(p) for p in applied_config_files(workload)] + [str(Path(c).resolve()) for c in args.config]
     base = base_overrides(bench, plan, trial_overrides)
-    validate_plan(str(bench.config_root), plan.keys, [t.overrides for t in plan.trials],
-                  [t.settings for t in plan.trials], base, config_files, tuple(bench.auto_keys or ()),
+    validate_plan(str(bench["config_root"]), plan.keys, [t.overrides for t in plan.trials],
+                  [t.settings for t in plan.trials], base, config_files, tuple(bench["auto_keys"] or ()),
                   load_validator(bench.get("validate"), bench.get("validate_section")))
     if args.apply_best:  # check the metric's syntax now, not after the sweep
         from recdistill.bench.apply_best import parse_spec
-        parse_spec(args.apply_best, [], bench.metric)
+        parse_spec(args.apply_best, [], bench["metric"])
     out = Path(args.out or f"bench_runs/{workload}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     spec = write_plan(out, workload, bench, plan, base, config_files)
@@ -79,7 +79,7 @@ def bench_command(args) -> int:
 def apply_best(out: Path, spec: dict, records: list[dict], metric_spec: str, workload: str, bench) -> Path:
     rows = rows_of(spec, records)
     best, column, direction = choose_best(rows, metric_spec, spec.get("metric"))
-    diff = settings_diff(str(bench.config_root), best_settings(spec, best["trial"]), spec["keys"])
+    diff = settings_diff(str(bench["config_root"]), best_settings(spec, best["trial"]), spec["keys"])
     path = applied_config_path(workload)  # where later runs look: ./ or $RECDISTILL_CONFIG_DIR
     source = f"recdistill bench {workload} --apply-best {metric_spec} (trial {best['trial']} of {out})"
     merged = write_best(path, diff, source)

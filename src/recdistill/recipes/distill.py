@@ -85,7 +85,7 @@ def train_distill(cfg: DictConfig) -> RunResult:
                     "teacher": teacher.manifest.get("teacher"),
                     "embedding_dim": None if teacher.embeddings is None else int(teacher.embeddings.shape[1])}
     if trainer.is_global_zero:
-        run.finish("distill", cfg, metrics, meter.records, describe_environment(),
+        run.finish("distill", metrics, meter.records, describe_environment(),
                    extra={"best_checkpoint": best, "dataset": data.meta(), "teacher_outputs": teacher_info})
     return RunResult(run.path, metrics, meter.records, {"best_checkpoint": best}, {"teacher": teacher_info})
 

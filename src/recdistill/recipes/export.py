@@ -66,7 +66,7 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
                 "config_hash": stable_hash(identity_src)}
     return LLMRanker(teacher, encoder, settings, data.num_items, identity, listed=int(t.export.listed_candidates),
                      chunk_size=int(t.eval.candidate_batch_size), norm=str(t.eval.score_norm),
-                     kv_cache=bool(t.eval.get("kv_cache", True)),
+                     kv_cache=bool(t.eval.kv_cache),
                      embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
                      seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar))
 
@@ -75,9 +75,9 @@ def run_export(cfg: DictConfig) -> ExportResult:
     settings = export_settings(cfg)
     settings.check()
     data = prepared_data(cfg)
-    if str(cfg.teacher.get("kind", "llm")) == "student":
+    if str(cfg.teacher.kind) == "student":
         ranker = student_ranker(teacher_checkpoints(cfg.teacher), data, bool(cfg.teacher.exclude_seen),
-                                resolve_device(str(cfg.teacher.get("device", "auto"))))
+                                resolve_device(str(cfg.teacher.device)))
     else:
         ranker = llm_ranker(cfg, data)
     out_dir = Path(settings.out_dir).expanduser() if settings.out_dir else default_out_dir(cfg.paths.runs_dir,

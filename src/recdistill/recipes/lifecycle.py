@@ -12,10 +12,10 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from recdistill.data.prepared import PreparedData, load_prepared
-from recdistill.engine import RunDir, StageMeter, build_trainer, seed_everything
+from recdistill.engine import Efficiency, OptimizerSettings, RunDir, StageMeter, build_trainer, seed_everything
 from recdistill.errors import RecdistillError
 
 
@@ -55,8 +55,17 @@ def open_run(cfg: DictConfig, name: str | None = None) -> RunDir:
     the main process only: DDP children share the parent's folder)."""
     run = RunDir.create(cfg.paths.runs_dir, str(name if name is not None else cfg.run.name))
     if is_main_process():
-        run.write_config(cfg)
+        run.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     return run
+
+
+def efficiency(cfg: DictConfig) -> Efficiency:
+    """The ``efficiency`` group as the engine's settings."""
+    return Efficiency.from_dict(OmegaConf.to_container(cfg.efficiency, resolve=True))
+
+
+def optimizer_settings(cfg: DictConfig) -> OptimizerSettings:
+    return OptimizerSettings.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
 
 
 def collect(results: list[dict]) -> dict:
@@ -89,7 +98,7 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
     if int(cfg.train.early_stopping_patience) > 0:
         callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
-    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
+    trainer = build_trainer(efficiency(cfg), run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
                             max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
                             progress_bar=bool(cfg.run.progress_bar))
@@ -97,7 +106,7 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
         from recdistill.engine.batch_size import find_training_batch_size
 
         dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
-                                                 cfg.efficiency.get("batch_size_search"), run).batch_size
+                                                 efficiency(cfg).batch_size_search, run).batch_size
     trainer.fit(module, datamodule=dm)
     best = checkpoints.best_model_path
     if not best:

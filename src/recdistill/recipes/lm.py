@@ -28,7 +28,7 @@ from recdistill.lm.tokenizer import TOKENIZERS, load_tokenizer
 from recdistill.lm.tokens import TokenFile, TokenWindows, corpus_fingerprint, write_token_files
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
-from recdistill.recipes.lifecycle import RunResult, open_run, seed_run
+from recdistill.recipes.lifecycle import RunResult, efficiency, open_run, optimizer_settings, seed_run
 
 PHASES = ("pretrain", "finetune")
 DEFAULT_CORPUS = {"pretrain": "shakespeare", "finetune": "chitchat"}
@@ -81,7 +81,7 @@ def model_config(cfg: DictConfig, vocab_size: int, base: GPTConfig | None = None
     lm = cfg.lm
     runtime = dict(dropout=float(lm.dropout), attention=str(lm.attention),
                    gradient_checkpointing=bool(cfg.efficiency.gradient_checkpointing),
-                   uniform_dropout=bool(cfg.efficiency.get("uniform_dropout", False)))
+                   uniform_dropout=bool(cfg.efficiency.uniform_dropout))
     if base is None:
         return preset_config(str(lm.preset), vocab_size, **{k: lm[k] for k in SHAPE_KNOBS}, **runtime)
     for knob in SHAPE_KNOBS:
@@ -116,7 +116,7 @@ def train_lm(cfg: DictConfig) -> RunResult:
     """The whole recipe; ``artefacts["checkpoint"]`` is the best checkpoint (lowest val loss)."""
     validate_lm_config(cfg)
     check_knobs_take_effect(cfg, "lm", "lm train", unused=BATCH_SEARCH)
-    eff, tcfg = cfg.efficiency, cfg.train
+    eff, tcfg = efficiency(cfg), cfg.train
     seed_run(cfg)
     corpus = resolve_corpus(cfg)
 
@@ -138,7 +138,7 @@ def train_lm(cfg: DictConfig) -> RunResult:
 
     meta = {"tokenizer": tokenizer.name, "corpus": corpus, "phase": str(cfg.lm.phase), "tokens": str(tokens.folder),
             "init_from": init_meta.get("checkpoint")}
-    module = LMModule(model_cfg.to_dict(), tcfg, eff, meta=meta, compile=bool(eff.compile))
+    module = LMModule(model_cfg.to_dict(), optimizer_settings(cfg), eff, meta=meta, compile=bool(eff.compile))
     if base is not None:
         module.model.load_state_dict(pretrained.state_dict())
         del pretrained
@@ -180,7 +180,7 @@ def train_lm(cfg: DictConfig) -> RunResult:
     metrics.update(evaluate_fp32_and_int8(
         lambda: load_lm(best_path)[0], val_windows, meter.tracker, int(tcfg.eval_batch_size), tcfg.eval_max_batches,
         int8=cfg.lm.quantize == "int8", progress=bool(cfg.run.progress_bar)))
-    run.finish("lm", cfg, metrics, meter.records, describe_environment(),
+    run.finish("lm", metrics, meter.records, describe_environment(),
                extra={"checkpoint": best.best_model_path, "name": name})
     return RunResult(run.path, metrics, meter.records, {"checkpoint": best_path}, {"name": name})
 
@@ -213,7 +213,7 @@ def evaluate_command(args) -> int:
     metrics.update(evaluate_fp32_and_int8(lambda: load_lm(ckpt)[0], windows, meter.tracker,
                                           int(cfg.train.eval_batch_size), cfg.train.eval_max_batches, int8=True,
                                           progress=bool(cfg.run.progress_bar)))
-    run.finish("lm_eval", cfg, metrics, meter.records, describe_environment(),
+    run.finish("lm_eval", metrics, meter.records, describe_environment(),
                extra={"checkpoint": str(ckpt), "corpus": corpus})
     _print_metrics(metrics, run.path)
     return 0

@@ -19,7 +19,7 @@ from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, desc
 from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
-from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, fit_select_evaluate, open_run,
+from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
                                           prepared_data, print_ranking_result, seed_run)
 from recdistill.student.checkpoint import read_checkpoint
 from recdistill.student.module import LOSSES, StudentModule
@@ -70,7 +70,7 @@ def build_datamodule(cfg: DictConfig, data: PreparedData, accelerator: str, data
         max_len=int(cfg.student.max_len),
         batch_size=AUTO_BATCH_START if batch_size == "auto" else int(batch_size),
         eval_batch_size=int(cfg.train.eval_batch_size),
-        loader_kwargs=dataloader_kwargs(cfg.efficiency, accelerator),
+        loader_kwargs=dataloader_kwargs(efficiency(cfg), accelerator),
         num_negatives=num_negatives,
         negatives_from_history=bool(cfg.student.negatives_from_history),
         sampled_negatives=int(cfg.eval.sampled_negatives),
@@ -94,7 +94,7 @@ def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
     if trainer.is_global_zero:
-        run.finish("student", cfg, metrics, meter.records, describe_environment(),
+        run.finish("student", metrics, meter.records, describe_environment(),
                    extra={"best_checkpoint": best, "dataset": data.meta()})
     return RunResult(run.path, metrics, meter.records, {"best_checkpoint": best})
 
@@ -134,12 +134,12 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
     module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
     module.model.load_state_dict({k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
     meter = StageMeter(items_fn=batch_counts, unit="sequences")
-    trainer = build_trainer(cfg.efficiency, run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),
+    trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),
                             loggers=run is not None)
     metrics = collect([*trainer.validate(module, datamodule=dm, verbose=False),
                        *trainer.test(module, datamodule=dm, verbose=False)])
     if run is not None and trainer.is_global_zero:
-        run.finish("student-eval", cfg, metrics, meter.records, describe_environment(),
+        run.finish("student-eval", metrics, meter.records, describe_environment(),
                    extra={"checkpoint": str(checkpoint), "dataset": data.meta()})
     return RunResult(run.path if run else None, metrics, meter.records, {"checkpoint": str(checkpoint)})
 

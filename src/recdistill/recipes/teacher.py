@@ -18,7 +18,8 @@ from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, desc
 from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
-from recdistill.recipes.lifecycle import RunResult, collect, open_run, prepared_data, seed_run
+from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
+                                          seed_run)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -35,8 +36,8 @@ def cache_dir(cfg: DictConfig) -> str:
 def validate_teacher_config(cfg: DictConfig) -> None:
     """Check the ``teacher`` group of a composed config (keys named in full in the messages)."""
     t = cfg.teacher
-    if str(t.get("kind", "llm")) != "llm":
-        raise ConfigError(f"teacher={t.get('kind')} cannot be trained here; `recdistill train teacher` trains an LLM "
+    if str(t.kind) != "llm":
+        raise ConfigError(f"teacher={t.kind} cannot be trained here; `recdistill train teacher` trains an LLM "
                           "teacher (teacher=ilora or teacher=lora)")
     check_choice(cfg, "teacher.mode", MODES)
     for key in ("lora.r", "lora.num_experts", "lora.alpha", "prompt.history_items", "prompt.num_candidates",
@@ -47,7 +48,7 @@ def validate_teacher_config(cfg: DictConfig) -> None:
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
     if t.prompt.max_tokens is not None:
         check_positive(cfg, "teacher.prompt.max_tokens")
-    if bool(cfg.efficiency.get("compile", False)):
+    if bool(cfg.efficiency.compile):
         # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes
         # on a CPU and was not measured; refusing beats a knob that silently does nothing.
         raise ConfigError("efficiency.compile=true is not supported by the teacher yet; use efficiency.compile=false")
@@ -82,7 +83,7 @@ def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
     """The ``llm`` group (a plain dict) with ``efficiency.gradient_checkpointing`` folded in (either switch
     turns it on)."""
     merged = OmegaConf.to_container(llm_cfg, resolve=True)
-    if eff is not None and bool(eff.get("gradient_checkpointing", False)):
+    if eff is not None and bool(eff.gradient_checkpointing):
         merged["gradient_checkpointing"] = True
     return merged
 
@@ -99,7 +100,7 @@ def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     accelerator = resolve_accelerator(cfg.efficiency.accelerator)
     t = cfg.teacher
     return TeacherDataModule(data, encoder, prompt_settings(t.prompt, student), int(cfg.train.batch_size),
-                             int(cfg.train.eval_batch_size), dataloader_kwargs(cfg.efficiency, accelerator),
+                             int(cfg.train.eval_batch_size), dataloader_kwargs(efficiency(cfg), accelerator),
                              str(t.data.train_positions), int(t.data.last_n),
                              None if t.data.limit_users is None else int(t.data.limit_users))
 
@@ -130,7 +131,7 @@ def train_teacher(cfg: DictConfig) -> RunResult:
     llm_cfg = effective_llm_config(cfg.llm, cfg.efficiency)
     spec = teacher_spec(cfg.teacher)
     teacher, loaded = build_teacher(llm_cfg, spec, student, cache_dir(cfg),
-                                    uniform_dropout=bool(cfg.efficiency.get("uniform_dropout", True)))
+                                    uniform_dropout=bool(cfg.efficiency.uniform_dropout))
     encoder = build_encoder(loaded.tokenizer, data, cfg.teacher.prompt.file)
     dm = _datamodule(cfg, data, encoder, student)
     run = open_run(cfg)
@@ -138,8 +139,8 @@ def train_teacher(cfg: DictConfig) -> RunResult:
     run.write_json("prompt_report.json", report)
     print(f"prompts: {json.dumps(report)}")
 
-    module = TeacherModule(teacher, encoder, data.titles, cfg.train, cfg.efficiency, cfg.teacher.eval,
-                           int(cfg.teacher.prompt.num_candidates))
+    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
+                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
     callbacks = [meter]
@@ -149,7 +150,7 @@ def train_teacher(cfg: DictConfig) -> RunResult:
                                   monitor=checkpoint_monitor(cfg) if validate else None, mode="max", save_top_k=1,
                                   save_last=True)
         callbacks.append(ckpt_cb)
-    trainer = build_trainer(cfg.efficiency, run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
+    trainer = build_trainer(efficiency(cfg), run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
                             max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
                             limit_val_batches=cfg.train.limit_val_batches, limit_test_batches=cfg.train.limit_test_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
@@ -172,7 +173,7 @@ def train_teacher(cfg: DictConfig) -> RunResult:
         "best_checkpoint": best or None,
     })
     metrics.update(_steps_summary(meter.records))
-    run.finish("teacher", cfg, metrics, meter.records, describe_environment(),
+    run.finish("teacher", metrics, meter.records, describe_environment(),
                extra={"adapter": str(adapter_dir), "prompt_report": report, "student": student_meta.get("path")})
     return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter_dir)}, {"prompt_report": report})
 
@@ -202,14 +203,14 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     run = open_run(cfg, f"{cfg.run.name}-eval")
     eval_cfg = OmegaConf.merge(cfg, {"teacher": teacher_cfg})
     dm = _datamodule(eval_cfg, data, encoder, teacher.student)
-    module = TeacherModule(teacher, encoder, data.titles, cfg.train, cfg.efficiency, teacher_cfg.eval,
-                           int(teacher_cfg.prompt.num_candidates))
+    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
+                           OmegaConf.to_container(teacher_cfg.eval, resolve=True), int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
-    trainer = build_trainer(cfg.efficiency, run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
+    trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
     metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
-    run.finish("teacher-eval", cfg, metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+    run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
     return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
 
 

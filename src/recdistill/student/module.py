@@ -16,9 +16,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from recdistill.engine import configure_optimizers
+from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
 from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
 from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.sasrec import SASRec
@@ -26,10 +25,11 @@ from recdistill.student.sasrec import SASRec
 LOSSES = ("ce", "bce")
 
 
-def build_sasrec(num_items: int, student_cfg, uniform_dropout: bool = True) -> SASRec:
-    return SASRec(num_items=num_items, max_len=int(student_cfg.max_len), hidden_size=int(student_cfg.hidden_size),
-                  num_blocks=int(student_cfg.num_blocks), num_heads=int(student_cfg.num_heads),
-                  dropout=float(student_cfg.dropout), norm_first=bool(student_cfg.norm_first),
+def build_sasrec(num_items: int, student: dict, uniform_dropout: bool = True) -> SASRec:
+    """A SASRec from the ``student`` group's values (a dict)."""
+    return SASRec(num_items=num_items, max_len=int(student["max_len"]), hidden_size=int(student["hidden_size"]),
+                  num_blocks=int(student["num_blocks"]), num_heads=int(student["num_heads"]),
+                  dropout=float(student["dropout"]), norm_first=bool(student["norm_first"]),
                   uniform_dropout=uniform_dropout)
 
 
@@ -57,17 +57,20 @@ class StudentModule(L.LightningModule):
     """Holds a :class:`SASRec` as ``self.model`` (the checkpoint's ``model.*`` keys)."""
 
     def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None):
+        """``cfg``: the run's resolved config as plain containers (the recipe converts it); it is saved
+        whole in the checkpoint, which is how ``eval student`` and ``load_student`` rebuild the run."""
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters({"num_items": int(num_items), "cfg": cfg, "dataset_meta": dataset_meta or {}})
-        cfg = OmegaConf.create(cfg)
-        self.cfg = cfg
-        self.model = build_sasrec(num_items, cfg.student, bool(cfg.efficiency.get("uniform_dropout", True)))
-        self.model.gradient_checkpointing = bool(cfg.efficiency.gradient_checkpointing)
-        self.loss_name = str(cfg.student.loss)
-        self.ks = [int(k) for k in cfg.eval.ks]
-        self.exclude_seen = bool(cfg.eval.exclude_seen)
-        self.sampled = int(cfg.eval.sampled_negatives)
+        student, evaluation = cfg["student"], cfg["eval"]
+        self.optim = OptimizerSettings.from_dict(cfg["train"])
+        self.efficiency = Efficiency.from_dict(cfg["efficiency"])
+        self.model = build_sasrec(num_items, student, bool(self.efficiency.uniform_dropout))
+        self.model.gradient_checkpointing = bool(self.efficiency.gradient_checkpointing)
+        self.loss_name = str(student["loss"])
+        self.ks = [int(k) for k in evaluation["ks"]]
+        self.exclude_seen = bool(evaluation["exclude_seen"])
+        self.sampled = int(evaluation["sampled_negatives"])
         self._outputs: list[torch.Tensor] = []
 
     def compile_model(self, compile_setting) -> None:
@@ -85,7 +88,7 @@ class StudentModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.cfg.train, self.cfg.efficiency, model=self.model)
+        return configure_optimizers(self, self.optim, self.efficiency, model=self.model)
 
     def optimizer_zero_grad(self, epoch, batch_idx, optimizer):
         optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ import math
 import lightning as L
 import torch
 
-from recdistill.engine import configure_optimizers
+from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
 from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
 from recdistill.teacher.model import ILoRATeacher
 from recdistill.teacher.scoring import score
@@ -20,17 +20,18 @@ class TeacherModule(L.LightningModule):
         teacher: the :class:`ILoRATeacher`.
         encoder: the :class:`PromptEncoder` (title ids for scoring, the tokenizer for generation).
         titles: ``titles[i]`` item i's title (generation metrics compare text).
-        train_cfg, eff: the ``train`` and ``efficiency`` config groups.
-        eval_cfg: ``teacher.eval`` (method, score_norm, candidate_batch_size, max_new_tokens).
+        optim, eff: the optimizer and efficiency settings.
+        eval_cfg: the ``teacher.eval`` values as a dict (method, score_norm, candidate_batch_size,
+            max_new_tokens, kv_cache).
     """
 
-    def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str], train_cfg, eff, eval_cfg,
-                 num_candidates: int = 20):
+    def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str], optim: OptimizerSettings, eff: Efficiency,
+                 eval_cfg: dict, num_candidates: int = 20):
         super().__init__()
         self.teacher = teacher
         self.encoder = encoder
         self.titles = titles
-        self.train_cfg, self.eff, self.eval_cfg = train_cfg, eff, eval_cfg
+        self.optim, self.eff, self.eval_cfg = optim, eff, eval_cfg
         self.num_candidates = num_candidates
         # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
         self.strict_loading = False
@@ -49,7 +50,7 @@ class TeacherModule(L.LightningModule):
         return out.loss
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.train_cfg, self.eff, model=self.teacher)
+        return configure_optimizers(self, self.optim, self.eff, model=self.teacher)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = {f"teacher.{k}" for k in self.teacher.trainable_state_dict()}
@@ -58,17 +59,17 @@ class TeacherModule(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------------
     def _eval_step(self, split: str, batch) -> None:
         acc = self._eval.setdefault(split, {"ranks": [], "gen": []})
-        method = str(self.eval_cfg.method)
+        method = str(self.eval_cfg["method"])
         loss = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                             labels=batch["labels"]).loss
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
         if method in ("likelihood", "both"):
             scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
-                           self.encoder.slot_id, int(self.eval_cfg.candidate_batch_size),
-                           str(self.eval_cfg.score_norm), kv_cache=bool(self.eval_cfg.get("kv_cache", True)))
+                           self.encoder.slot_id, int(self.eval_cfg["candidate_batch_size"]),
+                           str(self.eval_cfg["score_norm"]), kv_cache=bool(self.eval_cfg["kv_cache"]))
             acc["ranks"].append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
         if method in ("generate", "both"):
-            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg.max_new_tokens))
+            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg["max_new_tokens"]))
             cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
             targets = [self.titles[int(t)] for t in batch["target"].tolist()]
             acc["gen"].append((texts, cands, targets))

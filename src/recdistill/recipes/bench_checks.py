@@ -1,5 +1,7 @@
-"""Check a whole sweep before any trial runs: every key exists, every value has the right type, and every
-combination composes into a valid config. A typo found after three hours of trials is a wasted evening."""
+"""The bench recipe's config work. Check a whole sweep before any trial runs: every key exists, every value
+has the right type, and every combination composes into a valid config (a typo found after three hours of
+trials is a wasted evening). And, for ``--apply-best``, which settings of the best trial differ from the
+defaults."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import importlib
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import compose
+from recdistill.bench.grid import format_value
 from recdistill.config.compose import config_groups
 from recdistill.errors import ConfigError
 
@@ -85,3 +88,36 @@ def validate_plan(root: str, keys: list[str], trials_overrides: list[list[str]],
         except ConfigError as exc:
             raise ConfigError(f"trial {' '.join(overrides) or 'baseline'}: {exc}") from exc
     return defaults
+
+
+def _flat(cfg: DictConfig, prefix: str) -> dict[str, object]:
+    node = OmegaConf.select(cfg, prefix)
+    if isinstance(node, DictConfig):
+        container = OmegaConf.to_container(node, resolve=True)
+        out: dict[str, object] = {}
+
+        def walk(value, dotted):
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, f"{dotted}.{k}")
+            else:
+                out[dotted] = value
+
+        walk(container, prefix)
+        return out
+    return {prefix: OmegaConf.to_container(node) if OmegaConf.is_config(node) else node}
+
+
+def settings_diff(root: str, settings: dict, keys: list[str]) -> dict[str, tuple[object, object]]:
+    """``{dotted key: (default, best)}`` for the swept keys (whole sections for group choices) that differ."""
+    defaults = compose(root)
+    overrides = [f"{k}={format_value(v)}" for k, v in settings.items()]
+    best = compose(root, overrides)
+    diff: dict[str, tuple[object, object]] = {}
+    for key in keys:
+        new = _flat(best, key)  # a group choice (efficiency=none) compares its whole section
+        old = _flat(defaults, key)
+        for dotted, value in new.items():
+            if old.get(dotted, object()) != value:
+                diff[dotted] = (old.get(dotted), value)
+    return diff

@@ -1,0 +1,55 @@
+"""The settings the engine reads, as plain dataclasses: the ``efficiency`` group and the optimizer part of
+the ``train`` group. A recipe builds them from the config (``Efficiency.from_dict``); they have no defaults
+of their own (those live in ``config/conf/efficiency/default.yaml`` and the ``train/*.yaml`` files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The ``efficiency`` group, field for field (see ``config/conf/efficiency/default.yaml``)."""
+
+    accelerator: str
+    devices: int | str
+    strategy: str
+    num_nodes: int
+    precision: str
+    accumulate_grad_batches: int
+    gradient_clip_val: float | None
+    gradient_checkpointing: bool
+    uniform_dropout: bool
+    fused_adamw: bool | str
+    compile: bool | str
+    scheduler: str
+    warmup_ratio: float
+    min_lr_ratio: float
+    num_workers: int
+    pin_memory: bool | str
+    persistent_workers: bool
+    prefetch_factor: int
+    matmul_precision: str
+    deterministic: bool
+    seed: int
+    measure_warmup_steps: int
+    batch_size_search: dict
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Efficiency":
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """AdamW's settings from the ``train`` group."""
+
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+
+    @classmethod
+    def from_dict(cls, train: dict) -> "OptimizerSettings":
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in train.items() if k in names}
+        return cls(float(values["lr"]), float(values["weight_decay"]), tuple(values["betas"]))

@@ -31,6 +31,7 @@ from recdistill.config import compose
 from recdistill.recipes.prepare import ensure_prepared_from
 from recdistill.data.prepared import load_prepared
 from recdistill.recipes.distill import build_distill_datamodule as distill_datamodule
+from recdistill.recipes.lifecycle import efficiency
 from recdistill.distill.module import DistillModule
 from recdistill.engine import atomic_write_json, atomic_write_text, build_trainer, describe_environment
 from recdistill.export import load_teacher_outputs
@@ -98,7 +99,7 @@ def time_variant(name: str, cfg, data, teacher, epochs: int) -> dict:
         emb = teacher.embeddings if cfg.distill.ed.gamma > 0 else None
         module = DistillModule(data.num_items, plain, llm_embeddings=emb)
     clock = EpochClock()
-    trainer = build_trainer(cfg.efficiency, None, callbacks=[clock], max_epochs=epochs, limit_val_batches=0,
+    trainer = build_trainer(efficiency(cfg), None, callbacks=[clock], max_epochs=epochs, limit_val_batches=0,
                             progress_bar=False, loggers=False)
     trainer.fit(module, datamodule=dm)
     last = clock.epochs[-1]

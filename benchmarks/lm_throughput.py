@@ -96,6 +96,7 @@ def worker(args) -> dict:
     else:
         from recdistill.config import compose
         from recdistill.engine import StageMeter, build_trainer
+        from recdistill.recipes.lifecycle import efficiency, optimizer_settings
         from recdistill.recipes.lm import model_config
         from recdistill.lm.module import LMDataModule, LMModule, tokens_in_batch
 
@@ -109,10 +110,10 @@ def worker(args) -> dict:
                              f"lm.dropout={args.dropout}", f"train.batch_size={batch}", f"train.max_steps={total_steps}",
                              "efficiency.accelerator=cpu", f"efficiency.measure_warmup_steps={args.warmup}"])
         model_cfg = model_config(cfg, tokens.vocab_size)
-        module = LMModule(model_cfg.to_dict(), cfg.train, cfg.efficiency, compile=bool(cfg.efficiency.compile))
-        data = LMDataModule(tokens, context, batch, batch, cfg.efficiency)
+        module = LMModule(model_cfg.to_dict(), optimizer_settings(cfg), efficiency(cfg), compile=bool(cfg.efficiency.compile))
+        data = LMDataModule(tokens, context, batch, batch, efficiency(cfg))
         meter = StageMeter(items_fn=tokens_in_batch, unit="tokens", warmup_steps=args.warmup)
-        trainer = build_trainer(cfg.efficiency, None, callbacks=[meter], max_epochs=-1, max_steps=total_steps,
+        trainer = build_trainer(efficiency(cfg), None, callbacks=[meter], max_epochs=-1, max_steps=total_steps,
                                 limit_val_batches=0, progress_bar=False, loggers=False)
         result["rss_start_mb"] = rss_now_mb()
         trainer.fit(module, datamodule=data)

@@ -93,8 +93,10 @@ def worker(args) -> dict:
     step_times: list[float] = []
     if args.variant == "ours_ilora":
         import lightning as L
-        from omegaconf import OmegaConf
 
+        from recdistill.config import compose
+        from recdistill.engine import OptimizerSettings
+        from recdistill.recipes.lifecycle import efficiency
         from recdistill.teacher.build import build_teacher
         from recdistill.teacher.model import TeacherSpec
         from recdistill.teacher.module import TeacherModule
@@ -102,9 +104,9 @@ def worker(args) -> dict:
 
         teacher, loaded = build_teacher(llm_config(args.llm), TeacherSpec("ilora", MoLoRAConfig()), student, cache_dir())
         enc, batches = _batches(args, loaded.tokenizer, data, student)
-        eff = OmegaConf.create({"fused_adamw": "auto", "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
-        train_cfg = OmegaConf.create({"lr": 8e-4, "weight_decay": 0.0, "betas": [0.9, 0.999]})
-        module = TeacherModule(teacher, enc, data.titles, train_cfg, eff, OmegaConf.create({}))
+        eff = efficiency(compose("teacher", ["efficiency.fused_adamw=auto", "efficiency.scheduler=cosine",
+                                             "efficiency.warmup_ratio=0.0", "efficiency.min_lr_ratio=0.0"]))
+        module = TeacherModule(teacher, enc, data.titles, OptimizerSettings(8e-4, 0.0, (0.9, 0.999)), eff, {})
 
         class Timer(L.Callback):
             def on_train_batch_start(self, *a):

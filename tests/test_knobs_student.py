@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from recdistill.config import compose
 from recdistill.engine import build_trainer
 from recdistill.errors import ConfigError
-from recdistill.recipes.lifecycle import prepared_data
+from recdistill.recipes.lifecycle import efficiency, prepared_data
 from recdistill.recipes.student import build_datamodule, train_student
 from recdistill.student.module import StudentModule
 
@@ -32,7 +32,7 @@ def _pieces(prepared, tmp_path, *overrides):
 
 
 def _fit(cfg, dm, module, callbacks=(), batches=2):
-    trainer = build_trainer(cfg.efficiency, None, callbacks=list(callbacks), max_epochs=1, limit_train_batches=batches,
+    trainer = build_trainer(efficiency(cfg), None, callbacks=list(callbacks), max_epochs=1, limit_train_batches=batches,
                             limit_val_batches=0, progress_bar=False, loggers=False)
     trainer.fit(module, datamodule=dm)
     return trainer

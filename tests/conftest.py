@@ -65,3 +65,35 @@ def cache_dir(tmp_path_factory):
     """The recdistill cache folder for tests: RECDISTILL_CACHE if set (so ML-100K is fetched once per
     machine), else the user's default cache."""
     return os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
+
+
+@pytest.fixture(scope="session")
+def tiny_recommenders(tmp_path_factory):
+    """A tiny trained student and a tiny distilled student (taught by a bigger tiny student through
+    `recdistill export` with teacher=student, embedding distillation on), on one tiny prepared dataset.
+    Returns ``{"prepared", "runs", "student", "distill"}`` (checkpoint paths) plus the training metrics."""
+    from omegaconf import OmegaConf
+
+    from recdistill.config import compose
+    from recdistill.data.prepared import load_prepared
+    from recdistill.distill.commands import train_distill
+    from recdistill.export.from_config import export_with_config, student_ranker
+    from recdistill.student.commands import train_student
+
+    root = tmp_path_factory.mktemp("recommenders")
+    prepared = make_tiny_prepared(root / "data" / "tiny")
+    common = [f"prepared={prepared}", f"paths.runs_dir={root / 'runs'}", "student.max_len=8",
+              "student.hidden_size=16", "student.num_blocks=1", "train.max_epochs=1", "train.batch_size=16",
+              "run.progress_bar=false", "eval.sampled_negatives=10"]
+    student = train_student(compose("student", [*common, "run.name=student"]))
+    teacher = train_student(compose("student", [*common, "student.hidden_size=24", "run.name=teacher"]))
+    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
+    export.update({"candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
+    teacher_cfg = OmegaConf.create({"checkpoint": teacher["best_checkpoint"], "exclude_seen": True, "device": "cpu"})
+    outputs = root / "teacher_outputs"
+    export_with_config(export, student_ranker(teacher_cfg, export, load_prepared(prepared)), load_prepared(prepared),
+                       outputs)
+    distilled = train_distill(compose("distill", [*common, f"distill.teacher_outputs={outputs}", "run.name=distill"]))
+    return {"prepared": prepared, "runs": root / "runs", "student": student["best_checkpoint"],
+            "distill": distilled["best_checkpoint"], "student_metrics": student["metrics"],
+            "distill_metrics": distilled["metrics"]}

@@ -29,29 +29,13 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_student(path: str | Path) -> tuple[SASRec, dict]:
-    """The trained SASRec (on the CPU, in eval mode) and its metadata.
+    """The trained SASRec (student or distilled student; on the CPU, in eval mode) and its metadata.
 
     ``meta``: ``num_items``, ``dataset`` (name), ``dataset_fingerprint``, ``model_config`` (the
-    constructor's arguments), ``epoch``, ``global_step``, ``cfg`` (the run's resolved config, a dict).
+    constructor's arguments), ``epoch``, ``global_step``, ``cfg`` (the run's resolved config, a dict),
+    ``path``, ``kind``. See :func:`recdistill.student.recommender.load_recommender`.
     """
-    ckpt = read_checkpoint(path)
-    hp = ckpt["hyper_parameters"]
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    s = hp["cfg"]["student"]
-    model = SASRec(num_items=int(hp["num_items"]), max_len=int(s["max_len"]), hidden_size=int(s["hidden_size"]),
-                   num_blocks=int(s["num_blocks"]), num_heads=int(s["num_heads"]), dropout=float(s["dropout"]),
-                   norm_first=bool(s["norm_first"]))
-    model.load_state_dict(state)
-    model.eval()
-    dataset_meta = hp.get("dataset_meta", {})
-    meta = {
-        "num_items": int(hp["num_items"]),
-        "dataset": dataset_meta.get("name"),
-        "dataset_fingerprint": dataset_meta.get("fingerprint"),
-        "model_config": dict(model.config),
-        "epoch": ckpt.get("epoch"),
-        "global_step": ckpt.get("global_step"),
-        "cfg": hp["cfg"],
-        "path": str(Path(path)),
-    }
-    return model, meta
+    from recdistill.student.recommender import load_recommender
+
+    rec = load_recommender(path)
+    return rec.model, rec.meta()

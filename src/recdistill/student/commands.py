@@ -27,7 +27,7 @@ from recdistill.engine import (
     seed_everything,
 )
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.student.checkpoint import read_checkpoint
+from recdistill.student.recommender import check_same_dataset, load_recommender
 from recdistill.student.module import LOSSES, StudentModule
 
 CHECKPOINT_TEMPLATE = "student-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
@@ -170,27 +170,25 @@ def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     return result
 
 
-def evaluate_checkpoint(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True) -> dict:
-    """Evaluate a student checkpoint on val and test with the config it was trained with (``overrides``
-    may change evaluation and efficiency settings, e.g. ``eval.exclude_seen=false``)."""
-    ckpt = read_checkpoint(checkpoint)
-    cfg = _config_for_checkpoint(ckpt["hyper_parameters"]["cfg"], overrides, extra_files)
+def evaluate_checkpoint(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True,
+                        kind: str | None = "student") -> dict:
+    """Evaluate a student (``kind="student"``) or distilled-student (``kind="distill"``; ``None``: either)
+    checkpoint on val and test with the config it was trained with (``overrides`` may change evaluation
+    and efficiency settings, e.g. ``eval.exclude_seen=false``). Every check runs before the run folder
+    is made, so a refused checkpoint leaves nothing behind."""
+    rec = load_recommender(checkpoint, expect_kind=kind)
+    cfg = _config_for_checkpoint(rec.cfg, overrides, extra_files)
     validate_config(cfg)
     seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))
     data = prepared_data(cfg)
-    expected = ckpt["hyper_parameters"].get("dataset_meta", {}).get("fingerprint")
-    if expected and data.fingerprint and expected != data.fingerprint:
-        raise RecdistillError(f"{checkpoint} was trained on dataset fingerprint {expected}, but the prepared "
-                              f"data at {data.path} has {data.fingerprint}; prepare the same dataset settings")
-    if int(ckpt["hyper_parameters"]["num_items"]) != data.num_items:
-        raise RecdistillError(f"{checkpoint} has {ckpt['hyper_parameters']['num_items']} items, the data {data.num_items}")
+    check_same_dataset(rec, data.fingerprint, data.num_items, str(data.path))
     run = RunDir.create(cfg.paths.runs_dir, f"{cfg.run.name}-eval") if write_run else None
     if run is not None and _is_main_process():
         run.write_config(cfg)
     accelerator = resolve_accelerator(cfg.efficiency.accelerator)
     dm = build_datamodule(cfg, data, accelerator)
     module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), _dataset_meta(data))
-    module.model.load_state_dict({k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    module.model = rec.model  # the student's or the distilled student's SASRec; evaluation is the same code
     meter = StageMeter(items_fn=_batch_counts, unit="sequences")
     trainer = build_trainer(cfg.efficiency, run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),
                             loggers=run is not None)
@@ -201,7 +199,7 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides=(), extra_files=(), wr
     result = {"run_dir": str(run.path) if run else None, "metrics": metrics, "checkpoint": str(checkpoint),
               "stages": meter.records}
     if run is not None and trainer.is_global_zero:
-        run.finish("student-eval", cfg, metrics, meter.records, describe_environment(),
+        run.finish(f"{rec.kind}-eval", cfg, metrics, meter.records, describe_environment(),
                    extra={"checkpoint": str(checkpoint), "dataset": _dataset_meta(data)})
     return result
 
@@ -254,7 +252,8 @@ def train(args) -> int:
 
 
 def evaluate(args) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.overrides, args.config)
-    _print_result(result, f"student checkpoint {args.checkpoint}")
+    kind = getattr(args, "kind", "student")  # `eval student` or `eval distill`
+    result = evaluate_checkpoint(args.checkpoint, args.overrides, args.config, kind=kind)
+    _print_result(result, f"{'distilled student' if kind == 'distill' else 'student'} checkpoint {args.checkpoint}")
     return 0
 

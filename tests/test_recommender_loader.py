@@ -1,0 +1,77 @@
+"""One loader for every recommender checkpoint: kind detection, the right model, exact re-evaluation,
+clear errors for the wrong kind or another dataset, and no run folder left behind by a refusal."""
+
+import json
+
+import pytest
+import torch
+
+from recdistill.cli import main
+from recdistill.distill.embedding import DistilledSASRec
+from recdistill.errors import RecdistillError
+from recdistill.student.checkpoint import load_student
+from recdistill.student.commands import evaluate_checkpoint
+from recdistill.student.recommender import check_same_dataset, load_recommender
+from recdistill.student.sasrec import SASRec
+from tests.conftest import make_tiny_prepared
+
+
+def test_kinds_and_models(tiny_recommenders):
+    student = load_recommender(tiny_recommenders["student"])
+    distilled = load_recommender(tiny_recommenders["distill"])
+    assert student.kind == "student" and type(student.model) is SASRec
+    assert distilled.kind == "distill" and isinstance(distilled.model, DistilledSASRec)
+    assert distilled.model.uses_llm and distilled.model.llm_embeddings.shape == (41, 24)
+    for rec in (student, distilled):
+        assert rec.num_items == 40 and rec.dataset_fingerprint.startswith("tiny-") and not rec.model.training
+    # the rebuilt distilled model holds the saved weights, LLM buffer included
+    saved = torch.load(tiny_recommenders["distill"], map_location="cpu", weights_only=True)["state_dict"]
+    assert torch.equal(distilled.model.llm_embeddings, saved["model.llm_embeddings"])
+    # load_student (used by teacher=student export) now takes a distilled student too
+    model, meta = load_student(tiny_recommenders["distill"])
+    assert meta["kind"] == "distill" and isinstance(model, DistilledSASRec)
+
+
+@pytest.mark.parametrize("kind", ["student", "distill"])
+def test_eval_reproduces_training_metrics_exactly(tiny_recommenders, tmp_path, kind):
+    result = evaluate_checkpoint(tiny_recommenders[kind], [f"paths.runs_dir={tmp_path}", "run.progress_bar=false"],
+                                 kind=kind)
+    trained = tiny_recommenders[f"{kind}_metrics"]
+    shared = [k for k in result["metrics"] if k in trained]
+    assert len(shared) > 20
+    for key in shared:
+        assert result["metrics"][key] == trained[key], key
+
+
+def test_wrong_kind_is_a_clear_error_and_leaves_no_run(tiny_recommenders, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code = main(["eval", "student", str(tiny_recommenders["distill"]), f"paths.runs_dir={runs}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a distilled student" in err and "recdistill eval distill" in err
+    code = main(["eval", "distill", str(tiny_recommenders["student"]), f"paths.runs_dir={runs}"])
+    assert code == 2 and "recdistill eval student" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_other_dataset_is_a_clear_error_and_leaves_no_run(tiny_recommenders, tmp_path, capsys):
+    other = make_tiny_prepared(tmp_path / "other", num_items=50, seed=5)
+    runs = tmp_path / "runs"
+    code = main(["eval", "distill", str(tiny_recommenders["distill"]), f"prepared={other}", f"paths.runs_dir={runs}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fingerprint" in err and str(other) in err
+    assert not runs.exists()
+    rec = load_recommender(tiny_recommenders["student"])
+    with pytest.raises(RecdistillError, match="has 40 items"):
+        check_same_dataset(rec, None, 50, "elsewhere")
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(RecdistillError, match="no checkpoint at"):
+        load_recommender(tmp_path / "missing.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    with pytest.raises(RecdistillError, match="is not a recommender checkpoint"):
+        load_recommender(bad)
+    (tmp_path / "text.ckpt").write_text(json.dumps({"a": 1}))
+    with pytest.raises(RecdistillError, match="cannot read"):
+        load_recommender(tmp_path / "text.ckpt")

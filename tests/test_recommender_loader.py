@@ -66,7 +66,7 @@ def test_other_dataset_is_a_clear_error_and_leaves_no_run(tiny_recommenders, tmp
 
 
 def test_not_a_checkpoint(tmp_path):
-    with pytest.raises(RecdistillError, match="no checkpoint at"):
+    with pytest.raises(RecdistillError, match="no student checkpoint"):
         load_recommender(tmp_path / "missing.ckpt")
     bad = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {}}, bad)

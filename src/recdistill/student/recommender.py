@@ -54,7 +54,7 @@ def read_recommender_checkpoint(path: str | Path) -> dict:
     """The checkpoint as a dict (tensors and plain containers only), or a clear error."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise RecdistillError(f"no checkpoint at {path}; pass a .ckpt file from a run's checkpoints/ folder")
+        raise RecdistillError(f"no student checkpoint (plain or distilled) at {path}; pass a .ckpt file from a run's checkpoints/ folder")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

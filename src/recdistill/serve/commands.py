@@ -97,3 +97,18 @@ def export_model(args) -> int:
     path = export(rec.model, served.catalogue, out, meta, args.format)
     print(f"exported the {rec.kind} model to {path} (item table and user histories beside it)")
     return 0
+
+
+def serve(args) -> int:
+    import uvicorn
+
+    from recdistill.serve.http_app import build_app
+    from recdistill.serve.source import open_model
+
+    served = open_model(args.model, args.data, args.threads)
+    app = build_app(served, max_k=args.max_k, max_batch=args.max_batch)
+    where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "reachable from the network"
+    print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on http://{args.host}:{args.port} ({where})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0

@@ -56,10 +56,10 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
     collate = PromptCollator(encoder.slot_id, settings.student_len, with_prompts=True)
     batches = [collate([ds[i] for i in range(s, min(s + args.teacher_batch, len(ds)))])
                for s in range(0, len(ds), args.teacher_batch)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     scores = torch.cat([score_candidates(teacher, b, encoder.title_ids, encoder.eos_id, encoder.slot_id, 40)
                         for b in batches])
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     target_index = torch.cat([b["target_index"] for b in batches])
     k = settings.num_candidates
     teacher_q = candidate_metrics(target_ranks(scores.float(), target_index), k)
@@ -70,6 +70,7 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
     return {"llm": "SmolLM2-135M-Instruct (fp32) + iLoRA adapters", "adapter": args.teacher_adapter or "untrained",
             "users": len(ds), "candidates": k, "batch": args.teacher_batch, "load_s": round(load_s, 1),
             "seconds": round(seconds, 2), "seconds_per_user": round(seconds / len(ds), 3),
+            "cpu_seconds_per_user": round(cpu_seconds / len(ds), 3),
             "mean_prompt_tokens": round(float(np.mean([int(b["prompt_mask"].sum()) / len(b["prompt_mask"])
                                                        for b in batches])), 1),
             "teacher_" + key: round(teacher_q[key], 4), "student_" + key: round(student_q[key], 4),

@@ -115,7 +115,7 @@ def test_cli_serves_a_checkpoint_on_loopback(tiny_recommenders):
     proc = subprocess.Popen([sys.executable, "-m", "recdistill", "serve", str(tiny_recommenders["student"]),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.time() + 60
+        base, deadline = f"http://127.0.0.1:{port}", time.time() + 120
         while time.time() < deadline:
             try:
                 status, health = _call(base, "GET", "/health")

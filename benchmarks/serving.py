@@ -78,6 +78,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=200, help="batch-1 calls per backend")
     p.add_argument("--http-requests", type=int, default=400, help="requests per concurrency level")
+    p.add_argument("--note", default="", help="a sentence on how the models were trained, printed with the results")
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,7 +112,7 @@ def main() -> int:
 
     teacher = teacher_cost_and_quality(args, data, rec)
     result = {"student": {"checkpoint": args.student, "kind": rec.kind, "model": rec.model_config},
-              "student_speed": speed, "http": http, "teacher": teacher, "threads": args.threads,
+              "note": args.note, "student_speed": speed, "http": http, "teacher": teacher, "threads": args.threads,
               "load_average_before": load_before, "load_average_after": load_average(),
               "machine": "2-core CPU VM, no GPU, shared with other jobs while this ran (see the load averages)"}
     best_batched = max(s["all_users_users_per_s"] for s in speed)

@@ -13,7 +13,7 @@ def render(r: dict) -> str:
              f"Student: `{r['student']['checkpoint']}` ({r['student']['kind']}, hidden "
              f"{r['student']['model']['hidden_size']}, {r['student']['model']['num_blocks']} blocks, max_len "
              f"{r['student']['model']['max_len']}); one recommendation = pad the history, score the whole catalogue, "
-             "leave seen items out, top-10.", "",
+             "leave seen items out, top-10." + (f" {r['note']}" if r.get("note") else ""), "",
              "## Student, in process", "",
              "| backend | batch 1 p50 ms | batch 1 p99 ms | batch 1 users/s | batch 64 p50 ms | batch 64 users/s | "
              "all users in one call, users/s | CPU ms per user: batch 1 / 64 / all | users per CPU-second, all |",
@@ -48,8 +48,8 @@ def render(r: dict) -> str:
               f"time ({r['cheaper_x_batched']:,.0f} times in wall time, batched; "
               f"{r['cheaper_x_batch1_http']:,.0f} times for one user through HTTP)**"
               + (f", at {100 * t['student_' + key] / t['teacher_' + key]:.0f} % of the teacher's NDCG@10 on these "
-                 f"{t['users']} users." if t["teacher_" + key] > 0 else
-                 f"; the teacher's NDCG@10 on these {t['users']} users is 0, so no ratio of quality is given.")]
+                 f"{t['users']} users." if t["teacher_" + key] > 0 and t["adapter"] != "untrained" else
+                 ". No ratio of quality is given: the teacher measured here is not a trained one (below).")]
     if t["adapter"] == "untrained":
         lines += ["", "The teacher's adapters here are untrained (no trained SmolLM2 teacher existed on this "
                   "machine): its cost is that of the trained teacher (same model, same prompts, same scoring), "

@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
@@ -48,7 +49,13 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     first = exc.errors()[0] if exc.errors() else {}
     if first.get("type") == "json_invalid":
         return 400, f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse the body')}"
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    loc = [p for p in first.get("loc", ()) if p != "body"]
+    if not loc and first.get("type") == "missing":
+        return 400, 'the body is empty; send JSON such as {"history": [1, 2], "k": 10} or {"user": 1}'
+    if len(loc) >= 2 and loc[0] == "history" and isinstance(loc[1], int):
+        # the union int | title reports one error per member; one sentence says it better
+        return 422, f"history[{loc[1]}]: expected an item id (integer) or a title (string of at most 500 characters)"
+    where = ".".join(str(p) for p in loc) or "body"
     more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
     return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
 
@@ -63,6 +70,16 @@ def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
     async def on_validation_error(request: Request, exc: RequestValidationError):
         status, message = _validation_message(exc)
         return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no endpoint {request.url.path}; see GET /health, GET /items/{{id}}, POST /recommend, POST /recommend/batch"
+        elif exc.status_code == 400:
+            message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
+        return JSONResponse({"error": message}, status_code=exc.status_code)
 
     @app.exception_handler(BadRequest)
     async def on_bad_request(request: Request, exc: BadRequest):

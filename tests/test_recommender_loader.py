@@ -75,3 +75,35 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "text.ckpt").write_text(json.dumps({"a": 1}))
     with pytest.raises(RecdistillError, match="cannot read"):
         load_recommender(tmp_path / "text.ckpt")
+
+
+@pytest.mark.slow
+def test_ml100k_student_and_distilled_reload_exactly(tmp_path, cache_dir):
+    """On real ML-100K (first 200 users, a small SASRec, one epoch): `eval student` and `eval distill`
+    give the training runs' metrics exactly, and `recommend` works on both checkpoints."""
+    from omegaconf import OmegaConf
+
+    from recdistill.config import compose
+    from recdistill.data.prepared import load_prepared
+    from recdistill.distill.commands import train_distill
+    from recdistill.export.from_config import export_with_config, student_ranker
+    from recdistill.student.commands import train_student
+
+    common = [f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={cache_dir}", f"paths.runs_dir={tmp_path / 'runs'}",
+              "dataset.limit=200", "student.hidden_size=16", "student.num_blocks=1", "train.max_epochs=1",
+              "run.progress_bar=false"]
+    student = train_student(compose("student", common))
+    data = load_prepared(tmp_path / "data" / "ml-100k")
+    export = OmegaConf.load(compose.__globals__["_conf_root"]() / "export" / "default.yaml")
+    export.update({"positions": "last", "last_n": 3, "candidates": "all", "top_k": 5, "progress_bar": False})
+    ranker = student_ranker(OmegaConf.create({"checkpoint": student["best_checkpoint"], "exclude_seen": True,
+                                              "device": "cpu"}), export, data)
+    export_with_config(export, ranker, data, tmp_path / "outputs")
+    distilled = train_distill(compose("distill", [*common, f"distill.teacher_outputs={tmp_path / 'outputs'}"]))
+    for kind, trained in (("student", student), ("distill", distilled)):
+        again = evaluate_checkpoint(trained["best_checkpoint"], [f"paths.runs_dir={tmp_path / 'runs'}",
+                                                                 "run.progress_bar=false"], kind=kind)["metrics"]
+        assert all(again[k] == v for k, v in trained["metrics"].items() if k in again), kind
+        out = tmp_path / f"{kind}.jsonl"
+        assert main(["recommend", trained["best_checkpoint"], "--users", "1,2", "--out", str(out)]) == 0
+        assert len(out.read_text().splitlines()) == 20

@@ -177,6 +177,8 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides=(), extra_files=(), wr
     and efficiency settings, e.g. ``eval.exclude_seen=false``). Every check runs before the run folder
     is made, so a refused checkpoint leaves nothing behind."""
     rec = load_recommender(checkpoint, expect_kind=kind)
+    if not any(str(o).startswith("run.name=") for o in overrides):
+        overrides = [f"run.name={rec.kind}", *overrides]  # the run folder says what was evaluated: <kind>-eval
     cfg = _config_for_checkpoint(rec.cfg, overrides, extra_files)
     validate_config(cfg)
     seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))

@@ -109,3 +109,14 @@ def test_other_dataset_and_missing_history(tiny_recommenders, tmp_path, capsys):
     with pytest.raises(RecdistillError, match="no history file"):
         from recdistill.serve.catalogue import read_history_file
         read_history_file(tmp_path / "nope.txt")
+
+
+def test_missing_training_dataset_asks_for_data(tiny_recommenders, tmp_path, capsys):
+    ckpt = torch.load(tiny_recommenders["student"], map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["cfg"]["prepared"] = str(tmp_path / "gone")
+    ckpt["hyper_parameters"]["dataset_meta"]["path"] = str(tmp_path / "gone")
+    moved = tmp_path / "moved.ckpt"
+    torch.save(ckpt, moved)
+    assert main(["recommend", str(moved), "--users", "1"]) == 2
+    assert "pass its folder with --data" in capsys.readouterr().err
+    assert main(["recommend", str(moved), "--users", "1", "--data", str(tiny_recommenders["prepared"])]) == 0

@@ -28,11 +28,7 @@ def prepared_folder_for(rec, data_dir: str | Path | None) -> Path:
     """``data_dir`` if given, else the prepared dataset folder the checkpoint was trained on."""
     if data_dir:
         return Path(data_dir).expanduser()
-    recorded = (rec.cfg.get("prepared") or None) if isinstance(rec.cfg, dict) else None
-    if not recorded:
-        from recdistill.student.recommender import read_recommender_checkpoint
-
-        recorded = read_recommender_checkpoint(rec.path)["hyper_parameters"].get("dataset_meta", {}).get("path")
+    recorded = (rec.cfg.get("prepared") if isinstance(rec.cfg, dict) else None) or rec.dataset_path
     if not recorded or not Path(recorded).expanduser().is_dir():
         raise RecdistillError(f"cannot find the prepared dataset {rec.path} was trained on ({recorded}); "
                               "pass its folder with --data (e.g. --data data/ml-100k)")

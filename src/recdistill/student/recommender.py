@@ -38,6 +38,7 @@ class Recommender:
     epoch: int | None = None
     global_step: int | None = None
     cfg: dict = field(default_factory=dict)  # the training run's resolved config
+    dataset_path: str | None = None          # the prepared dataset folder it was trained on, as recorded
 
     @property
     def model_config(self) -> dict:
@@ -111,7 +112,8 @@ def load_recommender(path: str | Path, expect_kind: str | None = None) -> Recomm
     dataset_meta = hp.get("dataset_meta") or {}
     return Recommender(model=model, kind=kind, num_items=num_items, dataset=dataset_meta.get("name"),
                        dataset_fingerprint=dataset_meta.get("fingerprint"), path=str(path),
-                       epoch=ckpt.get("epoch"), global_step=ckpt.get("global_step"), cfg=hp["cfg"])
+                       epoch=ckpt.get("epoch"), global_step=ckpt.get("global_step"), cfg=hp["cfg"],
+                       dataset_path=dataset_meta.get("path"))
 
 
 def check_same_dataset(rec: Recommender, fingerprint: str | None, num_items: int, where: str) -> None:

@@ -65,3 +65,35 @@ def cache_dir(tmp_path_factory):
     """The recdistill cache folder for tests: RECDISTILL_CACHE if set (so ML-100K is fetched once per
     machine), else the user's default cache."""
     return os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
+
+
+@pytest.fixture(scope="session")
+def tiny_recommenders(tmp_path_factory):
+    """A tiny trained student and a tiny distilled student (taught by a bigger tiny student through
+    `recdistill export` with teacher=student, embedding distillation on), on one tiny prepared dataset.
+    Returns ``{"prepared", "runs", "student", "distill"}`` (checkpoint paths) plus the training metrics."""
+    from omegaconf import OmegaConf
+
+    from recdistill.config import compose
+    from recdistill.config.compose import conf_root
+    from recdistill.data.prepared import load_prepared
+    from recdistill.export.build import ExportSettings, export_files, student_ranker
+    from recdistill.recipes.distill import train_distill
+    from recdistill.recipes.student import train_student
+
+    root = tmp_path_factory.mktemp("recommenders")
+    prepared = make_tiny_prepared(root / "data" / "tiny")
+    common = [f"prepared={prepared}", f"paths.runs_dir={root / 'runs'}", "student.max_len=8",
+              "student.hidden_size=16", "student.num_blocks=1", "train.max_epochs=1", "train.batch_size=16",
+              "run.progress_bar=false", "eval.sampled_negatives=10"]
+    student = train_student(compose("student", [*common, "run.name=student"]))
+    teacher = train_student(compose("student", [*common, "student.hidden_size=24", "run.name=teacher"]))
+    export = ExportSettings(**{**OmegaConf.to_container(OmegaConf.load(conf_root() / "export" / "default.yaml")),
+                               "candidates": "all", "top_k": 5, "shard_rows": 50, "progress_bar": False})
+    outputs = root / "teacher_outputs"
+    data = load_prepared(prepared)
+    export_files(export, student_ranker([teacher.artefacts["best_checkpoint"]], data, True, "cpu"), data, outputs)
+    distilled = train_distill(compose("distill", [*common, f"distill.teacher_outputs={outputs}", "run.name=distill"]))
+    return {"prepared": prepared, "runs": root / "runs", "student": student.artefacts["best_checkpoint"],
+            "distill": distilled.artefacts["best_checkpoint"], "student_metrics": student.metrics,
+            "distill_metrics": distilled.metrics}

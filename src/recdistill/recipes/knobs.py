@@ -1,6 +1,9 @@
 """Every ``efficiency`` knob a command accepts takes effect in that command: a command lists the knobs it
 uses, and a changed value of any other one is refused before anything runs (rather than accepted and
-silently ignored, e.g. ``efficiency.scheduler`` in an evaluation, which never steps an optimizer)."""
+silently ignored, e.g. ``efficiency.scheduler`` in an evaluation, which never steps an optimizer).
+
+Commands that read no config accept no knob at all: ``recommend``, ``export-model`` and ``serve`` take
+only flags (``recipes/serve.py``); ``eval distill`` uses :data:`EVALUATION`, like ``eval student``."""
 
 from __future__ import annotations
 

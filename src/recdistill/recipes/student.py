@@ -1,7 +1,8 @@
-"""``recdistill train student`` and ``recdistill eval student``: the SASRec student's recipe.
+"""``recdistill train student``, ``recdistill eval student`` and ``eval distill``: the SASRec student's recipe.
 
 :func:`train_student` (a composed config -> :class:`RunResult` with the best checkpoint) and
-:func:`evaluate_student` (a checkpoint, evaluated with the config it was trained with). The data module
+:func:`evaluate_student` (a student or distilled-student checkpoint, evaluated with the config it was
+trained with). The data module
 built here serves distillation too (:mod:`recdistill.recipes.distill`).
 """
 
@@ -21,7 +22,7 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
                                           prepared_data, print_ranking_result, seed_run)
-from recdistill.student.checkpoint import read_checkpoint
+from recdistill.student.checkpoint import load_recommender
 from recdistill.student.module import LOSSES, StudentModule
 
 CHECKPOINT_TEMPLATE = "student-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
@@ -118,28 +119,32 @@ def config_for_checkpoint(saved: dict, overrides=(), extra_files=()) -> DictConf
         return compose("student", [*group_choices, *overrides], [saved_file, *extra_files])
 
 
-def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True) -> RunResult:
-    """Evaluate a student checkpoint on val and test with the config it was trained with (``overrides``
-    may change evaluation and efficiency settings, e.g. ``eval.exclude_seen=false``)."""
-    ckpt = read_checkpoint(checkpoint)
-    hp = ckpt["hyper_parameters"]
-    cfg = config_for_checkpoint(hp["cfg"], overrides, extra_files)
-    check_knobs_take_effect(cfg, "student", "eval student", EVALUATION)
+def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True,
+                     kind: str | None = "student") -> RunResult:
+    """Evaluate a student (``kind="student"``) or distilled-student (``kind="distill"``; ``None``: either)
+    checkpoint on val and test with the config it was trained with (``overrides`` may change evaluation
+    and efficiency settings, e.g. ``eval.exclude_seen=false``). Every check runs before the run folder
+    is made, so a refused checkpoint leaves nothing behind."""
+    rec = load_recommender(checkpoint, expect_kind=kind)
+    if not any(str(o).startswith("run.name=") for o in overrides):
+        overrides = [f"run.name={rec.kind}", *overrides]  # the run folder says what was evaluated: <kind>-eval
+    cfg = config_for_checkpoint(rec.cfg, overrides, extra_files)
+    check_knobs_take_effect(cfg, "student", f"eval {rec.kind}", EVALUATION)
     validate_student_config(cfg)
     seed_run(cfg)
     data = prepared_data(cfg)
-    data.check_matches(str(checkpoint), hp.get("dataset_meta", {}).get("fingerprint"), hp["num_items"])
+    rec.check_dataset(data)
     run = open_run(cfg, f"{cfg.run.name}-eval") if write_run else None
     dm = build_datamodule(cfg, data, resolve_accelerator(cfg.efficiency.accelerator))
     module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
-    module.model.load_state_dict({k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")})
+    module.model = rec.model  # the student's or the distilled student's SASRec; evaluation is the same code
     meter = StageMeter(items_fn=batch_counts, unit="sequences")
     trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),
                             loggers=run is not None)
     metrics = collect([*trainer.validate(module, datamodule=dm, verbose=False),
                        *trainer.test(module, datamodule=dm, verbose=False)])
     if run is not None and trainer.is_global_zero:
-        run.finish("student-eval", metrics, meter.records, describe_environment(),
+        run.finish(f"{rec.kind}-eval", metrics, meter.records, describe_environment(),
                    extra={"checkpoint": str(checkpoint), "dataset": data.meta()})
     return RunResult(run.path if run else None, metrics, meter.records, {"checkpoint": str(checkpoint)})
 
@@ -153,6 +158,7 @@ def train_command(args) -> int:
 
 
 def evaluate_command(args) -> int:
-    result = evaluate_student(args.checkpoint, args.overrides, args.config)
-    print_ranking_result(result, f"student checkpoint {args.checkpoint}")
+    kind = getattr(args, "kind", "student")  # `eval student` or `eval distill`
+    result = evaluate_student(args.checkpoint, args.overrides, args.config, kind=kind)
+    print_ranking_result(result, f"{'distilled student' if kind == 'distill' else 'student'} checkpoint {args.checkpoint}")
     return 0

@@ -1,11 +1,19 @@
-"""Load a trained student from a Lightning checkpoint written by ``recdistill train student``.
+"""The one loader for every recommender checkpoint the toolkit writes.
 
-The checkpoint holds the LightningModule's state (``model.*`` keys are the SASRec's) and, as plain
-hyper-parameters, the run's resolved config, the catalogue size and the dataset's name and fingerprint.
+``recdistill train student`` and ``recdistill train distill`` both save a Lightning checkpoint whose
+``model.*`` keys are a SASRec's and whose hyper-parameters hold the run's resolved config, the catalogue
+size and the dataset's name, fingerprint and folder. A distilled student's SASRec is a
+:class:`~recdistill.distill.embedding.DistilledSASRec`: with embedding distillation on it also holds the
+LLM item embeddings (a buffer) and their projection. :func:`load_recommender` reads the checkpoint
+(``weights_only``: no code runs from the file), says which kind it is, rebuilds the right model and, given
+the prepared data it is meant for, checks that it belongs to it (``PreparedData.check_matches``).
+Everything that uses a trained recommender (evaluation, the teacher's frozen student, export, recommend,
+ONNX export, the HTTP service) loads it here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,54 +21,126 @@ import torch
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.student.sasrec import SASRec
 
+KINDS = ("student", "distill")
+KIND_NAMES = {"student": "student (`recdistill train student`)",
+              "distill": "distilled student (`recdistill train distill`)"}
+
+
+@dataclass
+class Recommender:
+    """A trained recommender on the CPU, in eval mode, and what its checkpoint says about it."""
+
+    model: SASRec
+    kind: str                           # "student" | "distill"
+    num_items: int
+    dataset: str | None
+    dataset_fingerprint: str | None
+    path: str
+    epoch: int | None = None
+    global_step: int | None = None
+    cfg: dict = field(default_factory=dict)  # the training run's resolved config
+    dataset_path: str | None = None          # the prepared dataset folder it was trained on, as recorded
+
+    @property
+    def model_config(self) -> dict:
+        return dict(self.model.config)
+
+    def meta(self) -> dict:
+        """The plain-dict metadata ``load_student`` returns."""
+        return {"num_items": self.num_items, "dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+                "model_config": self.model_config, "epoch": self.epoch, "global_step": self.global_step,
+                "cfg": self.cfg, "path": self.path, "kind": self.kind}
+
+    def check_dataset(self, data, what: str | None = None) -> None:
+        """A clear error when it was trained on another dataset than ``data`` (a ``PreparedData``)."""
+        what = what or ("distilled student checkpoint" if self.kind == "distill" else "student checkpoint")
+        data.check_matches(f"the {what} {self.path}", self.dataset_fingerprint, self.num_items)
+
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
+    """The checkpoint as a dict (tensors and plain containers only), or a clear error."""
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise RecdistillError(f"no student checkpoint at {path}; pass a .ckpt file from a run's checkpoints/ folder")
+        raise RecdistillError(f"no student checkpoint (plain or distilled) at {path}; pass a .ckpt file from a "
+                              "run's checkpoints/ folder")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise RecdistillError(f"cannot read {path} as a student checkpoint: {exc}") from exc
+        raise RecdistillError(f"cannot read {path} as a recommender checkpoint: {str(exc).splitlines()[0]}") from exc
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if "cfg" not in hp or "num_items" not in hp or "state_dict" not in ckpt:
-        raise RecdistillError(f"{path} is not a student checkpoint written by `recdistill train student`")
+    if not isinstance(hp, dict) or "cfg" not in hp or "num_items" not in hp or "state_dict" not in ckpt:
+        raise RecdistillError(f"{path} is not a recommender checkpoint written by `recdistill train student` "
+                              "or `recdistill train distill`")
     return ckpt
 
 
-def load_student(path: str | Path) -> tuple[SASRec, dict]:
-    """The trained SASRec (on the CPU, in eval mode) and its metadata.
+def checkpoint_kind(ckpt: dict) -> str:
+    """``distill`` when the run had a ``distill`` section or the weights hold LLM embeddings, else ``student``."""
+    cfg = ckpt["hyper_parameters"]["cfg"]
+    if "distill" in cfg or any(k.startswith("model.llm_") for k in ckpt["state_dict"]):
+        return "distill"
+    return "student"
 
-    ``meta``: ``num_items``, ``dataset`` (name), ``dataset_fingerprint``, ``model_config`` (the
-    constructor's arguments), ``epoch``, ``global_step``, ``cfg`` (the run's resolved config, a dict).
-    """
+
+def _build_model(kind: str, num_items: int, cfg: dict, state: dict) -> SASRec:
+    s = cfg["student"]
+    sasrec = dict(max_len=int(s["max_len"]), hidden_size=int(s["hidden_size"]), num_blocks=int(s["num_blocks"]),
+                  num_heads=int(s["num_heads"]), dropout=float(s["dropout"]), norm_first=bool(s["norm_first"]))
+    if kind == "student":
+        return SASRec(num_items=num_items, **sasrec)
+    from recdistill.distill.embedding import DistilledSASRec
+
+    ed = cfg["distill"]["ed"]
+    # The LLM embeddings are a buffer in the checkpoint: a placeholder of the saved shape is built here and
+    # overwritten by load_state_dict (its normalisation was applied before it was saved).
+    llm = state.get("llm_embeddings")
+    return DistilledSASRec(num_items, llm_embeddings=None if llm is None else torch.zeros_like(llm),
+                           gamma=float(ed["gamma"]), mlp_layers=int(ed["mlp_layers"]),
+                           mlp_hidden=int(ed["mlp_hidden"]), normalize="none", **sasrec)
+
+
+def load_recommender(path: str | Path | None, expect_kind: str | None = None, data=None,
+                     what: str | None = None) -> Recommender:
+    """Load a student or distilled-student checkpoint. ``expect_kind`` makes the other kind an error;
+    ``data`` (a ``PreparedData``) makes a checkpoint of another dataset an error; ``what`` names the
+    checkpoint in messages (e.g. ``teacher checkpoint``)."""
+    if not path:
+        raise ConfigError(f"no {what or 'student checkpoint'} given")
     ckpt = read_checkpoint(path)
+    kind = checkpoint_kind(ckpt)
+    if expect_kind is not None and kind != expect_kind:
+        raise RecdistillError(f"{path} is a {KIND_NAMES[kind]} checkpoint, not a {KIND_NAMES[expect_kind]} one; "
+                              f"use `recdistill eval {kind}`")
     hp = ckpt["hyper_parameters"]
+    num_items = int(hp["num_items"])
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    s = hp["cfg"]["student"]
-    model = SASRec(num_items=int(hp["num_items"]), max_len=int(s["max_len"]), hidden_size=int(s["hidden_size"]),
-                   num_blocks=int(s["num_blocks"]), num_heads=int(s["num_heads"]), dropout=float(s["dropout"]),
-                   norm_first=bool(s["norm_first"]))
-    model.load_state_dict(state)
+    model = _build_model(kind, num_items, hp["cfg"], state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise RecdistillError(f"{path}: the weights do not fit the {KIND_NAMES[kind]} model its config "
+                              f"describes: {str(exc).splitlines()[0]}") from exc
     model.eval()
-    dataset_meta = hp.get("dataset_meta", {})
-    meta = {
-        "num_items": int(hp["num_items"]),
-        "dataset": dataset_meta.get("name"),
-        "dataset_fingerprint": dataset_meta.get("fingerprint"),
-        "model_config": dict(model.config),
-        "epoch": ckpt.get("epoch"),
-        "global_step": ckpt.get("global_step"),
-        "cfg": hp["cfg"],
-        "path": str(Path(path)),
-    }
-    return model, meta
+    dataset_meta = hp.get("dataset_meta") or {}
+    rec = Recommender(model=model, kind=kind, num_items=num_items, dataset=dataset_meta.get("name"),
+                      dataset_fingerprint=dataset_meta.get("fingerprint"), path=str(Path(path).expanduser()),
+                      epoch=ckpt.get("epoch"), global_step=ckpt.get("global_step"), cfg=hp["cfg"],
+                      dataset_path=dataset_meta.get("path"))
+    if data is not None:
+        rec.check_dataset(data, what)
+    return rec
+
+
+def load_student(path: str | Path) -> tuple[SASRec, dict]:
+    """:func:`load_recommender` as ``(model, meta)``: the trained SASRec (student or distilled student; on
+    the CPU, in eval mode) and ``meta``: ``num_items``, ``dataset`` (name), ``dataset_fingerprint``,
+    ``model_config`` (the constructor's arguments), ``epoch``, ``global_step``, ``cfg`` (the run's resolved
+    config, a dict), ``path``, ``kind``."""
+    rec = load_recommender(path)
+    return rec.model, rec.meta()
 
 
 def load_student_for(path: str | Path | None, data, what: str = "student checkpoint") -> tuple[SASRec, dict]:
-    """``load_student(path)`` plus the check that it was trained on the prepared dataset ``data``."""
-    if not path:
-        raise ConfigError(f"no {what} given")
-    model, meta = load_student(Path(path).expanduser())
-    data.check_matches(f"the {what} {meta['path']}", meta.get("dataset_fingerprint"), meta["num_items"])
-    return model, meta
+    """:func:`load_student` plus the check that it was trained on the prepared dataset ``data``."""
+    rec = load_recommender(path, data=data, what=what)
+    return rec.model, rec.meta()

@@ -118,7 +118,7 @@ class SASRec(nn.Module):
         # allowed[b, 1, i, j]: query i may attend to key j (j <= i, j not padding). Every position may
         # attend to itself, so the softmax of a padded row is defined (its output is zeroed anyway).
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
-        eye = torch.eye(length, dtype=torch.bool, device=seq.device)
+        eye = torch.eye(length, device=seq.device).bool()  # float EyeLike: ONNX Runtime has no bool kernel
         allowed = ((causal & real[:, None, :]) | eye).unsqueeze(1)
         for block in self.blocks:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():

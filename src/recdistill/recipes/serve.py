@@ -1,0 +1,115 @@
+"""``recdistill recommend``, ``export-model`` and ``serve``: open the model, call the components in
+``recdistill.serve``, print. No work happens here.
+
+These commands read no config (their few settings are flags, checked here or by the component they go
+to), so they accept no ``efficiency`` knob (see :mod:`recdistill.recipes.knobs`)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from recdistill.errors import RecdistillError
+
+
+def _histories_requested(args, served) -> tuple[list, list]:
+    """(labels, histories) for --history / --history-file / --users / --all-users."""
+    from recdistill.serve.catalogue import read_history_file
+
+    chosen = [name for name, value in (("--history", args.history), ("--history-file", args.history_file),
+                                       ("--users", args.users), ("--all-users", args.all_users)) if value]
+    if len(chosen) != 1:
+        raise RecdistillError("choose exactly one of --users, --all-users, --history, --history-file"
+                              + (f" (got {', '.join(chosen)})" if chosen else ""))
+    cat = served.catalogue
+    if args.history or args.history_file:
+        tokens = args.history if args.history else read_history_file(args.history_file)
+        if not tokens:
+            raise RecdistillError("the history is empty; give at least one item id or title")
+        return ["history"], [cat.item_ids(tokens)]
+    if args.all_users:
+        users = cat.users()
+    else:
+        try:
+            users = [int(u) for u in args.users.replace(",", " ").split()]
+        except ValueError:
+            raise RecdistillError(f"--users {args.users!r} is not a list of user ids, e.g. --users 1,2,3") from None
+    return users, [cat.history(u) for u in users]
+
+
+def write_rows(rows: list[dict], out: Path) -> None:
+    """Parquet (``.parquet``) or JSON lines (``.jsonl``), written to a temporary name and renamed."""
+    from recdistill.engine.rundir import atomic_write_bytes, atomic_write_text
+    from recdistill.serve.catalogue import as_frame
+
+    frame = as_frame(rows)
+    if out.suffix == ".parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(out, buffer.getvalue())
+    elif out.suffix in (".jsonl", ".json"):
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+
+
+def print_table(rows: list[dict], max_users: int = 5) -> None:
+    users = list(dict.fromkeys(r["user"] for r in rows))
+    for user in users[:max_users]:
+        print(f"\nuser {user}")
+        print(f"  {'rank':>4}  {'item':>6}  {'score':>8}  title")
+        for r in (r for r in rows if r["user"] == user):
+            print(f"  {r['rank']:>4}  {r['item']:>6}  {r['score']:>8.3f}  {r['title']}")
+    if len(users) > max_users:
+        print(f"\n... and {len(users) - max_users} more users (write them all with --out FILE.parquet)")
+
+
+def recommend_command(args) -> int:
+    from recdistill.serve.recommend import recommend_histories, recommendation_rows
+    from recdistill.serve.source import open_model
+
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None and out.suffix not in (".parquet", ".jsonl", ".json"):
+        raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+    served = open_model(args.model, args.data)
+    labels, histories = _histories_requested(args, served)
+    results = recommend_histories(served.scorer, served.max_len, histories, args.k,
+                                  exclude_seen=not args.include_seen, batch_size=args.batch_size,
+                                  progress=len(histories) > args.batch_size and not args.no_progress)
+    rows = recommendation_rows(labels, results, served.catalogue)
+    if out is not None:
+        write_rows(rows, out)
+        print(f"wrote {len(rows)} recommendations for {len(labels)} users to {out}")
+    if out is None or len(labels) <= 5:
+        print_table(rows)
+    return 0
+
+
+def export_model_command(args) -> int:
+    from recdistill.serve.onnx_export import export_model
+    from recdistill.serve.source import open_recommender
+
+    rec, catalogue = open_recommender(args.checkpoint, args.data)
+    out = Path(args.out) if args.out else Path(args.checkpoint).expanduser().with_suffix("").parent / (
+        Path(args.checkpoint).stem.split("-epoch")[0] + f"-{args.format}")
+    meta = {"kind": rec.kind, "checkpoint": str(args.checkpoint), "dataset": rec.dataset,
+            "dataset_fingerprint": rec.dataset_fingerprint, "model": rec.model_config}
+    path = export_model(rec.model, catalogue, out, meta, args.format)
+    print(f"exported the {rec.kind} model to {path} (item table and user histories beside it)")
+    return 0
+
+
+def serve_command(args) -> int:
+    import uvicorn
+
+    from recdistill.serve.http_app import build_app
+    from recdistill.serve.source import open_model
+
+    served = open_model(args.model, args.data, args.threads)
+    app = build_app(served, max_k=args.max_k, max_batch=args.max_batch)
+    where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "reachable from the network"
+    print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on http://{args.host}:{args.port} ({where})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0

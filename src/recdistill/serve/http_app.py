@@ -1,0 +1,150 @@
+"""The HTTP service: ``POST /recommend``, ``POST /recommend/batch``, ``GET /health``, ``GET /items/{id}``.
+
+Built on FastAPI + uvicorn: a well-kept ASGI stack where pydantic checks every request body (a wrong type
+names the field), and uvicorn is a production server. LitServe was the other candidate; its strength is
+batching requests across clients onto a GPU, while here one scorer call takes a whole batch request and the
+model runs on a CPU in about a millisecond, so it would add a dependency for nothing.
+
+Every bad input gets a 4xx whose ``error`` says what was wrong; the service keeps serving afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from recdistill.errors import RecdistillError
+from recdistill.serve.recommend import top_k
+from recdistill.serve.scorers import pad_histories
+
+MAX_HISTORY = 10_000  # items accepted in one history (seen-item exclusion reads them all)
+Title = Annotated[str, StringConstraints(strict=True, max_length=500)]
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    history: list[StrictInt | Title] | None = Field(None, description="item ids or titles, oldest first")
+    user: StrictInt | None = Field(None, description="a user id of the dataset (their whole history is used)")
+    k: StrictInt = 10
+    exclude_seen: StrictBool = True
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[RecommendRequest]
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        return 400, f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse the body')}"
+    loc = [p for p in first.get("loc", ()) if p != "body"]
+    if not loc and first.get("type") == "missing":
+        return 400, 'the body is empty; send JSON such as {"history": [1, 2], "k": 10} or {"user": 1}'
+    if len(loc) >= 2 and loc[0] == "history" and isinstance(loc[1], int):
+        # the union int | title reports one error per member; one sentence says it better
+        return 422, f"history[{loc[1]}]: expected an item id (integer) or a title (string of at most 500 characters)"
+    where = ".".join(str(p) for p in loc) or "body"
+    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
+
+
+def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
+    """The app over a :class:`recdistill.serve.source.ServedModel`."""
+    catalogue = served.catalogue
+    max_k = min(int(max_k), catalogue.num_items)
+    app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec")
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError):
+        status, message = _validation_message(exc)
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no endpoint {request.url.path}; see GET /health, GET /items/{{id}}, POST /recommend, POST /recommend/batch"
+        elif exc.status_code == 400:
+            message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
+        return JSONResponse({"error": message}, status_code=exc.status_code)
+
+    @app.exception_handler(BadRequest)
+    async def on_bad_request(request: Request, exc: BadRequest):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    def resolve(req: RecommendRequest) -> tuple[np.ndarray, str | None]:
+        if (req.history is None) == (req.user is None):
+            raise BadRequest(422, 'give either "history" (item ids or titles) or "user" (a user id), not both or neither')
+        if not 1 <= req.k <= max_k:
+            raise BadRequest(422, f"k={req.k} is out of range; expected 1..{max_k}")
+        if req.user is not None:
+            if req.user not in catalogue.histories:
+                raise BadRequest(404, f"unknown user {req.user}: user ids run from 1 to {len(catalogue.histories)}")
+            history = catalogue.histories[req.user]
+        else:
+            if not req.history:
+                raise BadRequest(422, "history is empty; give at least one item id or title")
+            if len(req.history) > MAX_HISTORY:
+                raise BadRequest(413, f"history has {len(req.history)} items; at most {MAX_HISTORY} are accepted")
+            try:
+                history = catalogue.item_ids(req.history)
+            except RecdistillError as exc:
+                raise BadRequest(422, str(exc)) from None
+        note = None
+        if len(history) > served.max_len:
+            note = (f"history cut: the model reads the last {served.max_len} of its {len(history)} items "
+                    f"({len(history) - served.max_len} older ones ignored; all are still excluded as seen)")
+        return history, note
+
+    def answer(reqs: list[RecommendRequest]) -> list[dict]:
+        resolved = [resolve(r) for r in reqs]
+        histories = [h for h, _ in resolved]
+        padded, _ = pad_histories(histories, served.max_len)
+        scores = served.scorer(padded)
+        out = []
+        for row, (req, (history, note)) in enumerate(zip(reqs, resolved)):
+            (ids, values), = top_k(scores[row:row + 1], [history], req.k, req.exclude_seen)
+            body = {"user": req.user, "k": req.k, "items": [
+                {"item": int(i), "original_id": str(catalogue.original_ids[i]), "title": str(catalogue.titles[i]),
+                 "score": float(s)} for i, s in zip(ids, values)]}
+            if note:
+                body["note"] = note
+            out.append(body)
+        return out
+
+    # plain `def` endpoints: FastAPI runs them in its thread pool, so scoring never blocks the event loop
+    @app.post("/recommend")
+    def recommend(req: RecommendRequest) -> dict:
+        return answer([req])[0]
+
+    @app.post("/recommend/batch")
+    def recommend_batch(batch: BatchRequest) -> dict:
+        if not 1 <= len(batch.requests) <= max_batch:
+            raise BadRequest(422, f"requests has {len(batch.requests)} entries; expected 1..{max_batch}")
+        return {"results": answer(batch.requests)}
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", **served.describe(), "max_k": max_k, "max_batch": max_batch}
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict:
+        if not 1 <= item_id <= catalogue.num_items:
+            raise BadRequest(404, f"unknown item id {item_id}: item ids run from 1 to {catalogue.num_items}")
+        return {"item": item_id, "original_id": str(catalogue.original_ids[item_id]),
+                "title": str(catalogue.titles[item_id])}
+
+    return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -31,6 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+if importlib.util.find_spec("recdistill") is None:  # a bare checkout on the GPU machine: use its src/
+    sys.path.insert(1, str(HERE.parent / "src"))
 
 # name, "module.function", arguments, time limit in seconds on a GPU; in order of importance, since arms
 # start only while the budget lasts.
@@ -105,7 +108,7 @@ def _child(args, name: str, limit: float, scratch: Path) -> list[dict]:
         os.killpg(proc.pid, signal.SIGKILL)  # the arm and any compile workers it started
         out, _ = proc.communicate()
         stages = [line for line in out.splitlines() if line.startswith("stage:")]
-        return [{"arm": name, "status": "timeout", "reason": f"stopped at its {limit:.0f} s limit"
+        return [{"arm": name, "status": "timeout", "reason": f"stopped at its {round(limit, 1):g} s limit"
                  + (f" ({stages[-1]})" if stages else "")}]
     if proc.returncode != 0 or not result.is_file():
         tail = " | ".join(out.strip().splitlines()[-6:])
@@ -126,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--in-process", action="store_true", help="run arms in this process, without time limits")
     p.add_argument("--only", nargs="*", help="arm names to run (default: all)")
     p.add_argument("--budget-s", type=float, default=450.0, help="no arm starts after this many seconds")
+    p.add_argument("--arm-limit-s", type=float, help="cap every arm's time limit at this many seconds")
     p.add_argument("--loop-seconds", type=float, default=6.0, help="each timed loop stops after this long")
     p.add_argument("--peak-tflops", type=float, help="the GPU's peak bf16 TFLOP/s for MFU (default: from its name)")
     p.add_argument("--threads", type=int, help="torch CPU threads (the CPU test uses 1)")
@@ -199,7 +203,7 @@ def _run(args) -> int:
                     traceback.print_exc()
                     rows.append({"arm": name, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
             else:
-                rows += _child(args, name, min(limit, left), scratch)
+                rows += _child(args, name, min(limit, left, args.arm_limit_s or limit), scratch)
             for r in rows:
                 if r["arm"] == name and r["status"] != "ok":
                     print(f"    {r['status']}: {r.get('reason', '')[:300]}", flush=True)

@@ -95,4 +95,20 @@ def test_precision_check_fails_loudly_when_memory_does_not_change():
     rows = _precision_rows((5000.0, 3000.0, 1500.0))
     rows[1]["activation_dtype"] = "float32"  # autocast that did not take effect
     assert precision_check(rows, cuda=False)["status"] == "fail"
-    assert precision_check(rows[:2], cuda=True)["detail"].startswith("could not compare: bf16-true")
+    rows[2]["status"] = "timeout"
+    assert precision_check(rows, cuda=True)["detail"].startswith("could not compare: bf16-true")
+    assert precision_check(rows[:2], cuda=True)["status"] == "n/a"
+
+
+def test_arms_run_in_child_processes_and_stop_at_their_time_limit(tmp_path):
+    """The path a GPU run takes: one process per arm, rows handed back in a file; an arm past its limit is
+    killed and reported, which fails the run."""
+    gpu_check = _gpu_check()
+    base = ["--device", "cpu", "--tiny", "--threads", "1"]
+    assert gpu_check.main([*base, "--out", str(tmp_path / "a"), "--only", "precision-fp32"]) == 0
+    row = json.loads((tmp_path / "a" / "gpu_check_tiny.json").read_text())["rows"][0]
+    assert row["status"] == "ok" and row["activation_dtype"] == "float32"
+    assert gpu_check.main([*base, "--out", str(tmp_path / "b"), "--only", "lm-small", "--arm-limit-s", "0.5"]) == 1
+    record = json.loads((tmp_path / "b" / "gpu_check_tiny.json").read_text())
+    assert record["rows"] == [{"arm": "lm-small", "status": "timeout", "reason": "stopped at its 0.5 s limit"}]
+    assert record["verdict"] == "fail"

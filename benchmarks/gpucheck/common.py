@@ -35,8 +35,9 @@ LLM_SHAPES = {
 NUM_ITEMS = 1682  # ML-100K's catalogue, for the student and the placeholder slots
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s; the first whose name
-# appears as a word in the device name is used. H100/H200 are the SXM figures.
-PEAK_BF16_TFLOPS = [("H100 PCIe", 756.0), ("H200", 989.4), ("H100", 989.4), ("A100", 312.0), ("L40S", 362.1),
+# appears as a word in the device name is used. H100/H200 are the SXM figures; the NVL cards run at
+# lower clocks and get no figure here (pass --peak-tflops).
+PEAK_BF16_TFLOPS = [("H200 NVL", None), ("H100 NVL", None), ("H100 PCIe", 756.0), ("H200", 989.4), ("H100", 989.4), ("A100", 312.0), ("L40S", 362.1),
                     ("L4", 121.0), ("A10", 125.0), ("A6000", 154.8)]
 
 
@@ -60,6 +61,10 @@ class Context:
     def base_dtype(self) -> torch.dtype:
         """The LLM's dtype under ``llm.dtype=auto``: bf16 on a GPU, fp32 on a CPU (see teacher/llm.py)."""
         return torch.bfloat16 if self.cuda else torch.float32
+
+    def label(self, name: str) -> str:
+        """How a shape is named in the record: ``tiny (for <name>)`` under ``--tiny``."""
+        return f"tiny (for {name})" if self.tiny else name
 
     def shape(self, name: str) -> dict:
         return LLM_SHAPES["tiny" if self.tiny else name]
@@ -198,5 +203,7 @@ def flops_per_token(shape: dict, seq_len: int) -> float:
 def peak_bf16_tflops(device_name: str) -> tuple[float | None, str]:
     for key, tflops in PEAK_BF16_TFLOPS:
         if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", device_name):
+            if tflops is None:
+                break
             return tflops, f"{key}: {tflops} TFLOP/s dense bf16 (NVIDIA data sheet)"
     return None, f"no peak known for {device_name!r}; pass --peak-tflops to get MFU"

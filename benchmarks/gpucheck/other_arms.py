@@ -150,7 +150,7 @@ def lm_preset(ctx: Context, preset: str) -> list[dict]:
             opt.zero_grad(set_to_none=True)
 
         row = timed_steps(step, ctx)
-        rows.append({"setting": f"efficiency={eff_name}", "preset": preset, **eff, "batch": batch,
+        rows.append({"setting": f"efficiency={eff_name}", "preset": ctx.label(preset), **eff, "batch": batch,
                      "context": cfg.context_length, "parameters": model.num_parameters(),
                      "tokens_per_s": round(batch * cfg.context_length / row["step_s"], 1), **row})
         del model, opt

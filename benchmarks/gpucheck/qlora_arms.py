@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch
 
 from gpucheck.common import Context, build_llm, free, make_teacher, require, require_cuda, teacher_batch
-from gpucheck.teacher_arms import train_row
+from gpucheck.teacher_arms import sizes, train_row
 
 NO_TOKENIZER = "none: the check feeds random token ids"
 
@@ -46,7 +46,7 @@ def qlora_step(ctx: Context, shape_name: str) -> list[dict]:
     require_cuda(ctx, "QLoRA (bitsandbytes NF4)")
     require("bitsandbytes", "omegaconf")
     shape = ctx.shape(shape_name)
-    batch, seq = (8 if shape_name == "llama2-7b" else 16), 512
+    batch, seq = sizes(ctx, 8 if shape_name == "llama2-7b" else 16, 512)
     print(f"stage: saving the random {shape_name} base", flush=True)
     folder, save_s = _saved_base(ctx, shape_name, ctx.base_dtype)
     print("stage: loading it in NF4", flush=True)
@@ -54,7 +54,7 @@ def qlora_step(ctx: Context, shape_name: str) -> list[dict]:
     print("stage: training steps", flush=True)
     teacher = make_teacher(loaded.model, ctx.device, quantized=True)
     row = train_row(ctx, teacher, shape, batch, seq)
-    return [{"setting": "ilora qlora-nf4 sdpa", "shape": shape_name, "batch": batch, "seq_len": seq,
+    return [{"setting": "ilora qlora-nf4 sdpa", "shape": ctx.label(shape_name), "batch": batch, "seq_len": seq,
              "save_s": save_s, "load_nf4_s": load_s, **row}]
 
 

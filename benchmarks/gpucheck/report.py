@@ -17,6 +17,8 @@ def _rel(a: float, b: float) -> float:
 def precision_check(rows: list[dict], cuda: bool) -> dict:
     """fp32, bf16-mixed and bf16-true must give the dtypes they promise, and on CUDA different peaks."""
     name = "precision takes effect (fp32 / bf16-mixed / bf16-true)"
+    if not {"precision-fp32", "precision-bf16-mixed", "precision-bf16-true"} <= {r["arm"] for r in rows}:
+        return {"check": name, "status": "n/a", "detail": "needs all three precision arms; not all selected (--only)"}
     got = {r["setting"]: r for r in rows if r["arm"].startswith("precision-") and r["status"] == "ok"}
     missing = [s for s in ("fp32", "bf16-mixed", "bf16-true") if s not in got]
     if missing:
@@ -48,10 +50,11 @@ def precision_check(rows: list[dict], cuda: bool) -> dict:
 def roundtrip_check(rows: list[dict]) -> dict:
     name = "adapters save -> load onto a fresh base -> same logits"
     row = next((r for r in rows if r["arm"] == "qlora-roundtrip"), None)
-    if row is None or row["status"] != "ok":
-        why = "not run" if row is None else f"{row['status']}: {row.get('reason', '')}"
-        status = "n/a" if row is not None and row["status"] == "skipped" else "fail"
-        return {"check": name, "status": status, "detail": why}
+    if row is None:
+        return {"check": name, "status": "n/a", "detail": "not selected (--only)"}
+    if row["status"] != "ok":
+        return {"check": name, "status": "n/a" if row["status"] == "skipped" else "fail",
+                "detail": f"{row['status']}: {row.get('reason', '')}"}
     tol = ROUNDTRIP_TOLERANCE * max(1.0, row["logit_scale"])
     loaded, without = row["max_abs_diff_loaded"], row["max_abs_diff_without_adapters"]
     detail = (f"{row['quantization']}: max |logit difference| after loading {loaded:.3g} (tolerance {tol:.3g}); "
@@ -63,9 +66,11 @@ def roundtrip_check(rows: list[dict]) -> dict:
 def batch_size_check(rows: list[dict], cuda: bool) -> dict:
     name = "train.batch_size=auto finds a size"
     row = next((r for r in rows if r["arm"] == "batch-size-auto"), None)
-    if row is None or row["status"] != "ok":
-        return {"check": name, "status": "n/a" if row and row["status"] == "skipped" else "fail",
-                "detail": "not run" if row is None else row.get("reason", row["status"])}
+    if row is None:
+        return {"check": name, "status": "n/a", "detail": "not selected (--only)"}
+    if row["status"] != "ok":
+        return {"check": name, "status": "n/a" if row["status"] == "skipped" else "fail",
+                "detail": f"{row['status']}: {row.get('reason', '')}"}
     hit_oom = any(not t["fits"] for t in row["tries"])
     ok = row["found_batch_size"] >= 1 and (hit_oom or not cuda)
     return {"check": name, "status": "pass" if ok else "fail",
@@ -114,6 +119,13 @@ def render(record: dict) -> str:
               f"Wall time {record['wall_s']:.0f} s (budget {record['budget_s']:.0f} s){', tiny shapes' if record['tiny'] else ''}.",
               "", f"**Verdict: {record['verdict'].upper()}**", "", "| check | status | detail |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['status']} | {c['detail']} |" for c in record["checks"]]
+    teacher = next((r for r in record["rows"] if r["arm"] == "adapters-llama2-7b" and r.get("setting", "").startswith("ilora")
+                    and r["status"] == "ok"), None)
+    if teacher:
+        mfu = f", MFU {teacher['mfu']:.1%}" if teacher.get("mfu") is not None else ""
+        lines += ["", f"Teacher on the Llama-2-7B shape ({teacher['setting']}, batch {teacher['batch']} x {teacher['seq_len']} "
+                  f"tokens): {teacher['tokens_per_s']:,.0f} tokens/s{mfu}. FLOPs per token: 4 N + 12 L d T (frozen base, "
+                  "adapters trained; see docs/gpu.md)."]
     if record["lm_summary"]:
         lines += ["", "LM presets, default efficiency against efficiency=none (seed 002 claimed about 38 % less memory):", "",
                   "| preset | peak memory change | tokens/s ratio |", "|---|---|---|"]

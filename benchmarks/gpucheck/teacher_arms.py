@@ -26,7 +26,7 @@ def _autocast(ctx: Context):
     return torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda)
 
 
-def _sizes(ctx: Context, batch: int, seq: int) -> tuple[int, int]:
+def sizes(ctx: Context, batch: int, seq: int) -> tuple[int, int]:
     return (2, 64) if ctx.tiny else (batch, seq)
 
 
@@ -70,7 +70,7 @@ def precision(ctx: Context, setting: str) -> list[dict]:
         raise Skip("the GPU's default (bf16 base under bf16-mixed); on a CPU llm.dtype=auto is fp32: the fp32 arm")
     lightning_precision, base_dtype = PRECISIONS[setting]
     shape = ctx.shape("smollm2-135m")
-    batch, seq = _sizes(ctx, 16, 512)
+    batch, seq = sizes(ctx, 16, 512)
     torch.set_float32_matmul_precision("high")  # efficiency.matmul_precision's default
     fabric = Fabric(accelerator="cuda" if ctx.cuda else "cpu", devices=1, precision=lightning_precision)
     inner = make_teacher(build_llm(shape, base_dtype, "sdpa", ctx.device), ctx.device)
@@ -100,10 +100,10 @@ def precision(ctx: Context, setting: str) -> list[dict]:
 def adapters_attention(ctx: Context, shape_name: str) -> list[dict]:
     """iLoRA adapters on a bf16 base with each attention kernel, and PEFT's plain LoRA with SDPA."""
     shape = ctx.shape(shape_name)
-    batch, seq = _sizes(ctx, 8 if shape_name == "llama2-7b" else 16, 512)
+    batch, seq = sizes(ctx, 8 if shape_name == "llama2-7b" else 16, 512)
     rows = []
     for mode, attn in (("ilora", "sdpa"), ("ilora", "eager"), ("ilora", "flash_attention_2"), ("lora", "sdpa")):
-        head = {"setting": f"{mode} {str(ctx.base_dtype)[6:]} {attn}", "shape": shape_name, "batch": batch, "seq_len": seq}
+        head = {"setting": f"{mode} {str(ctx.base_dtype)[6:]} {attn}", "shape": ctx.label(shape_name), "batch": batch, "seq_len": seq}
         if attn == "flash_attention_2" and not (ctx.cuda and importlib.util.find_spec("flash_attn")):
             rows.append({**head, "status": "skipped", "reason": "needs CUDA and the flash-attn package"
                          + ("" if ctx.cuda else " (no CUDA here)")})
@@ -118,7 +118,7 @@ def adapters_attention(ctx: Context, shape_name: str) -> list[dict]:
 def accumulation(ctx: Context) -> list[dict]:
     """Gradient accumulation 1 / 4 / 8 at micro-batch 8 (seed 001, section 5): memory should not grow."""
     shape = ctx.shape("smollm2-135m")
-    batch, seq = _sizes(ctx, 8, 512)
+    batch, seq = sizes(ctx, 8, 512)
     teacher = make_teacher(build_llm(shape, ctx.base_dtype, "sdpa", ctx.device), ctx.device)
     rows = []
     for k in (1, 4, 8):
@@ -145,7 +145,7 @@ def inference_batch(ctx: Context) -> list[dict]:
     from recdistill.teacher.scoring import score_candidates
 
     shape = ctx.shape("smollm2-135m")
-    prompts, seq = _sizes(ctx, 16, 256)
+    prompts, seq = sizes(ctx, 16, 256)
     candidates = 20
     teacher = make_teacher(build_llm(shape, ctx.base_dtype, "sdpa", ctx.device), ctx.device).eval()
     batch, titles = _scoring_batch(ctx, shape, prompts, seq, candidates)
@@ -171,7 +171,7 @@ def batch_size_auto(ctx: Context) -> list[dict]:
     from recdistill.engine.batch_size import SearchSettings, search_batch_size, training_step_fn
 
     shape = ctx.shape("smollm2-135m")
-    _, seq = _sizes(ctx, 8, 512)
+    _, seq = sizes(ctx, 8, 512)
     cap_gib = None
     if ctx.cuda:
         cap_gib = 16.0

@@ -203,7 +203,12 @@ def _run(args) -> int:
                     traceback.print_exc()
                     rows.append({"arm": name, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
             else:
-                rows += _child(args, name, min(limit, left, args.arm_limit_s or limit), scratch)
+                allowed = min(limit, args.arm_limit_s or limit)
+                got = _child(args, name, min(allowed, left), scratch)
+                if left < allowed and got[0]["status"] == "timeout":  # the budget, not the arm's own limit
+                    got = [{"arm": name, "status": "skipped", "reason": f"overall budget ran out during the arm "
+                            f"({left:.0f} s were left); run it alone with --only {name}"}]
+                rows += got
             for r in rows:
                 if r["arm"] == name and r["status"] != "ok":
                     print(f"    {r['status']}: {r.get('reason', '')[:300]}", flush=True)

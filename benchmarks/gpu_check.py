@@ -104,6 +104,9 @@ def _child(args, name: str, limit: float, scratch: Path) -> list[dict]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=limit)
+    except KeyboardInterrupt:  # the child runs in its own session: Ctrl-C does not reach it
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the arm and any compile workers it started
         out, _ = proc.communicate()
@@ -230,6 +233,9 @@ def _run(args) -> int:
     md = render(record)
     _write(out / f"{stem}.md", md)
     print(md)
+    for c in verdicts:
+        if c["status"] == "fail":
+            print(f"GPU CHECK FAILED: {c['check']}: {c['detail']}", file=sys.stderr)
     return 1 if failed else 0
 
 

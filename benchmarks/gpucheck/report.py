@@ -100,6 +100,23 @@ def lm_summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+def adapters_table(rows: list[dict]) -> list[str]:
+    """Seed 001's section 4 on one page: LoRA vs QLoRA vs attention kernel, both shapes."""
+    picked = [r for r in rows if r["arm"].startswith(("adapters-", "qlora-smollm2", "qlora-llama2"))]
+    if not picked:
+        return []
+    out = ["", "LoRA vs QLoRA NF4 vs attention kernel (seed 001, section 4):", "",
+           "| shape | setting | status | step s | tokens/s | MFU | peak allocated MB | peak reserved MB |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(picked, key=lambda r: r["arm"].split("-", 1)[1]):
+        shape = r.get("shape", r["arm"].split("-", 1)[1])
+        status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+        out.append(f"| {shape} | {r.get('setting', 'ilora qlora-nf4 sdpa')} | {status} | {_cell(r.get('step_s'))} | "
+                   f"{_cell(r.get('tokens_per_s'))} | {_cell(r.get('mfu'))} | {_cell(r.get('peak_allocated_mb'))} | "
+                   f"{_cell(r.get('peak_reserved_mb'))} |")
+    return out
+
+
 SKIP_COLUMNS = {"arm", "tries", "rule", "reason", "status", "note"}
 
 
@@ -126,6 +143,7 @@ def render(record: dict) -> str:
         lines += ["", f"Teacher on the Llama-2-7B shape ({teacher['setting']}, batch {teacher['batch']} x {teacher['seq_len']} "
                   f"tokens): {teacher['tokens_per_s']:,.0f} tokens/s{mfu}. FLOPs per token: 4 N + 12 L d T (frozen base, "
                   "adapters trained; see docs/gpu.md)."]
+    lines += adapters_table(record["rows"])
     if record["lm_summary"]:
         lines += ["", "LM presets, default efficiency against efficiency=none (seed 002 claimed about 38 % less memory):", "",
                   "| preset | peak memory change | tokens/s ratio |", "|---|---|---|"]

@@ -71,7 +71,7 @@ def environment(device: str) -> dict:
     import torch
 
     env = {"device": device, "torch": torch.__version__, "cuda": torch.version.cuda, "device_name": "cpu"}
-    for dist in ("transformers", "peft", "lightning", "bitsandbytes", "omegaconf"):
+    for dist in ("transformers", "peft", "lightning", "bitsandbytes"):
         env[dist] = _version(dist)
     env["flash_attn"] = _version("flash-attn")
     if device == "cuda":

@@ -4,6 +4,8 @@ MFU is measured against.
 
 Nothing here downloads: the LLMs are ``LlamaForCausalLM`` built from a config (speed and memory do not
 depend on the weights), the student is a randomly initialised SASRec, the data are random ids.
+The arms use recdistill's components directly (they take plain settings; only ``recipes/`` and ``config/``
+read OmegaConf), so a GPU machine needs no omegaconf.
 """
 
 from __future__ import annotations
@@ -58,9 +60,27 @@ class Context:
         return self.device == "cuda"
 
     @property
+    def accelerator(self) -> str:
+        return "gpu" if self.cuda else "cpu"
+
+    @property
+    def precision(self) -> str:
+        """``efficiency.precision=auto`` as the engine resolves it here (bf16-mixed on a bf16 GPU, 32-true on a CPU)."""
+        from recdistill.engine.precision import resolve_precision
+
+        return resolve_precision("auto", self.accelerator)
+
+    @property
     def base_dtype(self) -> torch.dtype:
-        """The LLM's dtype under ``llm.dtype=auto``: bf16 on a GPU, fp32 on a CPU (see teacher/llm.py)."""
-        return torch.bfloat16 if self.cuda else torch.float32
+        """The LLM's dtype under ``llm.dtype=auto`` as the engine resolves it on a GPU; fp32 under ``--device cpu``
+        (the engine's CPU rule, which it would not apply on a machine that also has CUDA)."""
+        from recdistill.engine.precision import resolve_dtype
+
+        return resolve_dtype("auto") if self.cuda else torch.float32
+
+    def autocast(self):
+        """The autocast of :attr:`precision` (see :func:`autocast`)."""
+        return autocast(self.device, self.precision)
 
     def label(self, name: str) -> str:
         """How a shape is named in the record: ``tiny (for <name>)`` under ``--tiny``."""
@@ -70,12 +90,18 @@ class Context:
         return LLM_SHAPES["tiny" if self.tiny else name]
 
 
+def autocast(device: str, precision: str):
+    """The autocast Lightning applies under a resolved precision: bf16 for ``bf16-mixed``, fp16 for
+    ``16-mixed``, none otherwise (``*-true`` precisions convert the module instead)."""
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    return torch.autocast(device, dtype=dtype, enabled=precision.endswith("-mixed"))
+
+
 def require(*modules: str) -> None:
     """Raise :class:`Skip` naming the first missing module."""
     for m in modules:
         if importlib.util.find_spec(m) is None:
-            hint = {"omegaconf": "carry its wheel (pip install --target <dir> omegaconf; see docs/gpu.md)",
-                    "bitsandbytes": "pip install bitsandbytes (CUDA wheel)",
+            hint = {"bitsandbytes": "pip install bitsandbytes (CUDA wheel)",
                     "flash_attn": "pip install flash-attn --no-build-isolation"}.get(m, f"pip install {m}")
             raise Skip(f"needs the {m} package, not installed here: {hint}")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from gpucheck.common import NUM_ITEMS, Context, free, make_student, require, reset_peaks, sync, timed_steps
+from gpucheck.common import NUM_ITEMS, Context, autocast, free, make_student, reset_peaks, sync, timed_steps
 
 ML100K_USERS, ML100K_INTERACTIONS = 943, 100_000
 
@@ -36,21 +36,21 @@ def _student_windows(ctx: Context, max_len: int = 50) -> tuple[torch.Tensor, tor
 
 def student_epoch(ctx: Context) -> list[dict]:
     """One epoch of the student's training (``student.module.sequence_loss``, full-catalogue CE, batch 128,
-    fused AdamW, bf16 autocast on a GPU) after a one-epoch warm-up. The data sit on the device: the real
-    DataLoader adds host-to-device copies, small at this size."""
-    require("omegaconf")  # recdistill.student.module imports it
+    the engine's AdamW and autocast under the ``auto`` settings: fused and bf16 on a GPU) after a one-epoch
+    warm-up. The data sit on the device: the real DataLoader adds host-to-device copies, small at this size."""
+    from recdistill.engine.optim import build_optimizer
     from recdistill.student.module import sequence_loss
 
     inputs, targets = _student_windows(ctx)
     model = make_student(ctx.device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), fused=ctx.cuda)
+    opt = build_optimizer(model, lr=1e-3, betas=(0.9, 0.98), fused="auto")
     batch = 128
 
     def epoch():
         order = torch.randperm(len(inputs), device=ctx.device)
         for i in range(0, len(order), batch):
             rows = order[i:i + batch]
-            with torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda):
+            with ctx.autocast():
                 loss = sequence_loss(model, {"inputs": inputs[rows], "targets": targets[rows]}, "ce")
             loss.backward()
             opt.step()
@@ -67,7 +67,7 @@ def student_compile(ctx: Context) -> list[dict]:
     """``efficiency.compile=true`` on the student as ``StudentModule.compile_model`` does it
     (``nn.Module.compile``, inductor): the first compiled step's time (the compile) and the steady step,
     against eager. On a CPU the test compiles with the ``eager`` backend (inductor needs minutes there)."""
-    require("omegaconf")
+    from recdistill.engine.optim import build_optimizer
     from recdistill.student.module import sequence_loss
 
     inputs, targets = _student_windows(ctx)
@@ -76,10 +76,10 @@ def student_compile(ctx: Context) -> list[dict]:
     rows = []
     for compiled in (False, True):
         model = make_student(ctx.device).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=ctx.cuda)
+        opt = build_optimizer(model, lr=1e-3, fused="auto")
 
         def step():
-            with torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda):
+            with ctx.autocast():
                 sequence_loss(model, b, "ce").backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -100,57 +100,51 @@ def student_compile(ctx: Context) -> list[dict]:
     return rows
 
 
-def _efficiency(name: str) -> dict:
-    """An ``efficiency`` config file of the package, read with PyYAML (a transformers dependency) so these
-    arms need no omegaconf."""
+def _efficiency(name: str):
+    """An ``efficiency`` config file of the package as the engine's :class:`Efficiency`. The files are plain
+    YAML (no interpolation), so PyYAML (a transformers dependency) reads them without omegaconf."""
     import yaml
 
     import recdistill
+    from recdistill.engine.settings import Efficiency
 
     path = Path(recdistill.__file__).parent / "config" / "conf" / "efficiency" / f"{name}.yaml"
-    return yaml.safe_load(path.read_text())
-
-
-def _resolved(eff: dict, ctx: Context) -> dict:
-    """``auto`` values as the engine resolves them (engine/precision.py, engine/optim.py), restated here
-    because importing recdistill.engine needs omegaconf."""
-    precision = eff["precision"]
-    if precision == "auto":
-        precision = "bf16-mixed" if ctx.cuda and torch.cuda.is_bf16_supported() else "32-true"
-    fused = eff["fused_adamw"]
-    fused = ctx.cuda if fused == "auto" else bool(fused)
-    return {"precision": precision, "fused_adamw": fused, "uniform_dropout": bool(eff["uniform_dropout"]),
-            "matmul_precision": eff["matmul_precision"], "gradient_checkpointing": bool(eff["gradient_checkpointing"])}
+    return Efficiency.from_dict(yaml.safe_load(path.read_text()))
 
 
 def lm_preset(ctx: Context, preset: str) -> list[dict]:
     """The LM (``recdistill.lm.model.GPT``, byte vocabulary, dropout 0.1, the lm defaults) at batch 8 and
     the preset's full context: ``efficiency=none`` against ``efficiency=default`` as resolved on this
-    device. Same seed and data for both."""
+    device by the engine (``resolve_precision``, ``build_optimizer``'s fused rule). Same seed and data for both."""
+    from recdistill.engine.optim import build_optimizer
+    from recdistill.engine.precision import resolve_precision
     from recdistill.lm.model import GPT, preset_config
 
     name, batch, context = ("tiny", 2, 64) if ctx.tiny else (preset, 8, None)
     rows = []
     for eff_name in ("none", "default"):
-        eff = _resolved(_efficiency(eff_name), ctx)
-        cfg = preset_config(name, 257, context_length=context, dropout=0.1, uniform_dropout=eff["uniform_dropout"],
-                            gradient_checkpointing=eff["gradient_checkpointing"])
-        torch.set_float32_matmul_precision(eff["matmul_precision"])
+        eff = _efficiency(eff_name)
+        precision = resolve_precision(eff.precision, ctx.accelerator)
+        cfg = preset_config(name, 257, context_length=context, dropout=0.1, uniform_dropout=eff.uniform_dropout,
+                            gradient_checkpointing=eff.gradient_checkpointing)
+        torch.set_float32_matmul_precision(eff.matmul_precision)
         torch.manual_seed(0)
         model = GPT(cfg).to(ctx.device).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=eff["fused_adamw"])
+        opt = build_optimizer(model, lr=3e-4, fused=eff.fused_adamw)
         x = torch.randint(0, 257, (batch, cfg.context_length + 1), device=ctx.device)
-        mixed = eff["precision"] == "bf16-mixed"
+        settings = {"precision": precision, "fused_adamw": bool(opt.defaults["fused"]),
+                    "uniform_dropout": eff.uniform_dropout, "matmul_precision": eff.matmul_precision,
+                    "gradient_checkpointing": eff.gradient_checkpointing}
 
         def step():
-            with torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=mixed):
+            with autocast(ctx.device, precision):
                 loss = model.loss(x[:, :-1], x[:, 1:])
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
         row = timed_steps(step, ctx)
-        rows.append({"setting": f"efficiency={eff_name}", "preset": ctx.label(preset), **eff, "batch": batch,
+        rows.append({"setting": f"efficiency={eff_name}", "preset": ctx.label(preset), **settings, "batch": batch,
                      "context": cfg.context_length, "parameters": model.num_parameters(),
                      "tokens_per_s": round(batch * cfg.context_length / row["step_s"], 1), **row})
         del model, opt

@@ -7,7 +7,6 @@ model is first saved to the scratch folder and then loaded through the project's
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import torch
 
@@ -28,23 +27,19 @@ def _saved_base(ctx: Context, shape_name: str, dtype: torch.dtype) -> tuple[str,
     return str(folder), round(time.perf_counter() - start, 2)
 
 
-def _llm_cfg(folder: str, quantization: str, dtype: str):
-    """The ``llm`` config group as ``load_llm`` reads it (attribute access only)."""
-    return SimpleNamespace(source=folder, dtype=dtype, attn_implementation="sdpa", quantization=quantization,
-                           gradient_checkpointing=False)
-
-
 def _load(ctx: Context, folder: str, quantization: str, dtype: str):
-    from recdistill.teacher.llm import load_llm
+    from recdistill.teacher.llm import LLMSettings, load_llm
 
+    settings = LLMSettings(source=folder, dtype=dtype, attn_implementation="sdpa", quantization=quantization,
+                           gradient_checkpointing=False)
     start = time.perf_counter()
-    loaded = load_llm(_llm_cfg(folder, quantization, dtype), str(ctx.scratch), tokenizer=NO_TOKENIZER)
+    loaded = load_llm(settings, str(ctx.scratch), tokenizer=NO_TOKENIZER)
     return loaded, round(time.perf_counter() - start, 2)
 
 
 def qlora_step(ctx: Context, shape_name: str) -> list[dict]:
     require_cuda(ctx, "QLoRA (bitsandbytes NF4)")
-    require("bitsandbytes", "omegaconf")
+    require("bitsandbytes")
     shape = ctx.shape(shape_name)
     batch, seq = sizes(ctx, 8 if shape_name == "llama2-7b" else 16, 512)
     print(f"stage: saving the random {shape_name} base", flush=True)
@@ -60,7 +55,7 @@ def qlora_step(ctx: Context, shape_name: str) -> list[dict]:
 
 def _logits(teacher, batch: dict, ctx: Context) -> torch.Tensor:
     teacher.eval()
-    with torch.no_grad(), torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda):
+    with torch.no_grad(), ctx.autocast():
         return teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
 
 
@@ -68,7 +63,6 @@ def roundtrip(ctx: Context) -> list[dict]:
     """Train the adapters a few steps, save them (``teacher.checkpoint.save_adapter``), build a fresh
     quantized base, load them (``load_adapter_weights``) and compare logits on the same batch. Also the
     fresh model's logits before loading, to show the adapters carry something the comparison would miss."""
-    require("omegaconf")
     import importlib.util
 
     from recdistill.teacher.checkpoint import load_adapter_weights, save_adapter
@@ -87,7 +81,7 @@ def roundtrip(ctx: Context) -> list[dict]:
     train = teacher_batch(4, 64, shape["vocab_size"], ctx.device)
     teacher.train()
     for _ in range(3):  # so the LoRA B matrices are no longer zero
-        with torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda):
+        with ctx.autocast():
             teacher(**train).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

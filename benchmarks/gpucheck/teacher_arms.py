@@ -5,34 +5,30 @@ Every arm returns a list of rows (dicts); ``status`` is ``ok`` or ``skipped`` (w
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import time
 
 import torch
 
-from gpucheck.common import (Context, Skip, build_llm, flops_per_token, free, make_teacher, require, teacher_batch,
+from gpucheck.common import (Context, Skip, build_llm, flops_per_token, free, make_teacher, teacher_batch,
                              timed_steps)
 
 # setting -> (Lightning precision, dtype the LLM is built in). "gpu-default" is what the recipe runs on a
-# GPU by default: llm.dtype=auto (bf16 base) under efficiency.precision=auto (bf16-mixed).
+# GPU by default: llm.dtype=auto under efficiency.precision=auto, both as the engine resolves them
+# (Context.base_dtype, Context.precision: a bf16 base under bf16-mixed on a bf16 GPU).
 PRECISIONS = {"fp32": ("32-true", torch.float32), "bf16-mixed": ("bf16-mixed", torch.float32),
-              "bf16-true": ("bf16-true", torch.float32), "gpu-default": ("bf16-mixed", torch.bfloat16)}
-
-
-def _autocast(ctx: Context):
-    """bf16 autocast, as ``efficiency.precision=auto`` gives on a GPU (bf16-mixed); off on a CPU, where
-    ``auto`` means fp32 (no native bf16: the CPU test would crawl)."""
-    return torch.autocast(ctx.device, dtype=torch.bfloat16, enabled=ctx.cuda)
+              "bf16-true": ("bf16-true", torch.float32)}
 
 
 def sizes(ctx: Context, batch: int, seq: int) -> tuple[int, int]:
     return (2, 64) if ctx.tiny else (batch, seq)
 
 
-def _optimizer(teacher, ctx: Context, lr: float = 1e-4):
-    params = [p for p in teacher.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, fused=ctx.cuda)  # efficiency.fused_adamw=auto: fused on CUDA
+def _optimizer(teacher, lr: float = 1e-4):
+    """The engine's AdamW under ``efficiency.fused_adamw=auto`` (fused when every parameter is on CUDA)."""
+    from recdistill.engine.optim import build_optimizer
+
+    return build_optimizer(teacher, lr=lr, fused="auto")
 
 
 def _throughput(row: dict, ctx: Context, shape: dict, tokens: int, seq: int) -> dict:
@@ -43,14 +39,15 @@ def _throughput(row: dict, ctx: Context, shape: dict, tokens: int, seq: int) -> 
 
 
 def train_row(ctx: Context, teacher, shape: dict, batch: int, seq: int, accumulate: int = 1) -> dict:
-    """Time ``accumulate`` forward+backward passes and one AdamW step under bf16 autocast."""
+    """Time ``accumulate`` forward+backward passes and one AdamW step under the autocast of
+    ``efficiency.precision=auto`` (bf16 on a GPU, none on a CPU)."""
     b = teacher_batch(batch, seq, shape["vocab_size"], ctx.device)
-    opt = _optimizer(teacher, ctx)
+    opt = _optimizer(teacher)
     teacher.train()
 
     def step():
         for _ in range(accumulate):
-            with _autocast(ctx):
+            with ctx.autocast():
                 loss = teacher(**b).loss / accumulate
             loss.backward()
         opt.step()
@@ -68,14 +65,14 @@ def precision(ctx: Context, setting: str) -> list[dict]:
 
     if setting == "gpu-default" and not ctx.cuda:
         raise Skip("the GPU's default (bf16 base under bf16-mixed); on a CPU llm.dtype=auto is fp32: the fp32 arm")
-    lightning_precision, base_dtype = PRECISIONS[setting]
+    lightning_precision, base_dtype = (ctx.precision, ctx.base_dtype) if setting == "gpu-default" else PRECISIONS[setting]
     shape = ctx.shape("smollm2-135m")
     batch, seq = sizes(ctx, 16, 512)
     torch.set_float32_matmul_precision("high")  # efficiency.matmul_precision's default
     fabric = Fabric(accelerator="cuda" if ctx.cuda else "cpu", devices=1, precision=lightning_precision)
     inner = make_teacher(build_llm(shape, base_dtype, "sdpa", ctx.device), ctx.device)
     teacher = fabric.setup_module(inner)
-    opt = fabric.setup_optimizers(_optimizer(teacher, ctx))
+    opt = fabric.setup_optimizers(_optimizer(teacher))
     b = teacher_batch(batch, seq, shape["vocab_size"], ctx.device)
     teacher.train()
     # Fabric casts outputs back to fp32, so the dtype is read inside: the first decoder layer's MLP output.
@@ -155,7 +152,7 @@ def inference_batch(ctx: Context) -> list[dict]:
     rows, first = [], None
     for chunk in (64, 256):
         def step():
-            with _autocast(ctx):
+            with ctx.autocast():
                 step.scores = score_candidates(teacher, batch, titles, eos_id=2, pad_id=0, chunk_size=chunk)
 
         row = timed_steps(step, ctx, warmup=1, max_steps=5)
@@ -170,7 +167,6 @@ def batch_size_auto(ctx: Context) -> list[dict]:
     """``train.batch_size=auto``'s search (``engine.batch_size``) on the teacher's training step. On CUDA the
     process is capped at 16 GiB (``torch.cuda.set_per_process_memory_fraction``) so the doubling meets a
     real out-of-memory in seconds instead of filling a 141 GB card; the answer is for that cap."""
-    require("omegaconf")  # recdistill.engine's package imports it
     from recdistill.engine.batch_size import SearchSettings, search_batch_size, training_step_fn
 
     shape = ctx.shape("smollm2-135m")
@@ -185,7 +181,7 @@ def batch_size_auto(ctx: Context) -> list[dict]:
         settings = SearchSettings(margin=0.1, start=2, max_batch_size=4, cpu_memory_mb=64_000)
     teacher = make_teacher(build_llm(shape, ctx.base_dtype, "sdpa", ctx.device), ctx.device)
     step = training_step_fn(teacher, lambda b: teacher(**b).loss,
-                            lambda n: teacher_batch(n, seq, shape["vocab_size"], "cpu", seed=n), ctx.device, "bf16-mixed")
+                            lambda n: teacher_batch(n, seq, shape["vocab_size"], "cpu", seed=n), ctx.device, ctx.precision)
     start = time.perf_counter()
     result = search_batch_size(step, ctx.device, settings, num_examples=100_000)
     return [{"setting": "train.batch_size=auto", "seq_len": seq, "memory_cap_gib": cap_gib,

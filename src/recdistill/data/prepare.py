@@ -20,7 +20,7 @@ from recdistill.data import readers
 from recdistill.data.prepared import write_prepared
 from recdistill.data.sources import Source, locate, source_signature
 from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
-from recdistill.data.textfile import Container
+from recdistill.data.files import Container
 from recdistill.config.validate import check_choice, check_positive
 from recdistill.errors import ConfigError, DataError
 

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from recdistill.data.textfile import Container
+from recdistill.data.files import Container
 from recdistill.errors import DataError
 from recdistill.wheels import Wheel, fetch_wheel
 

@@ -18,8 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.data import readers
 from recdistill.data.prepared import write_prepared
-from recdistill.data.sources import Source, locate, source_signature
-from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
+from recdistill.data.sources import Source, csv_file, locate, source_signature
+from recdistill.data.lock import prepare_lock
+from recdistill.data.split import DUPLICATE_POLICIES, SplitOptions, SplitResult, leave_one_out
+from recdistill.data.stats_checks import check_stats
 from recdistill.data.files import Container
 from recdistill.config.validate import check_choice, check_positive
 from recdistill.errors import ConfigError, DataError
@@ -40,6 +42,8 @@ def _plain(dataset_cfg) -> dict:
 def fingerprint(dataset_cfg) -> str:
     """Hash of the dataset config (less the keys above), the input files' content and FORMAT_VERSION."""
     settings = {k: v for k, v in _plain(dataset_cfg).items() if k not in _NOT_FINGERPRINTED}
+    if settings.get("duplicates") == "drop":  # the default: folders prepared before the knob existed stay valid
+        settings.pop("duplicates")
     blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset_cfg)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -51,6 +55,8 @@ FORMATS = ("ml-100k", "ml-1m", "recbole", "csv")
 def validate_dataset(cfg: DictConfig) -> None:
     """Check the dataset knobs; each error names the key and what is allowed."""
     check_choice(cfg, "dataset.format", FORMATS)
+    if cfg.dataset.get("duplicates") is not None:
+        check_choice(cfg, "dataset.duplicates", DUPLICATE_POLICIES)
     value = cfg.dataset.get("min_user_interactions")
     if not isinstance(value, int) or isinstance(value, bool) or value < 3:
         raise ConfigError(f"dataset.min_user_interactions={value!r} is not valid; expected a whole number >= 3 "
@@ -97,9 +103,7 @@ def _read_csv(dataset_cfg):
         timestamp_col=get("timestamp_col"), rating_col=get("rating_col"),
         title_col=None if get("items_path") else get("title_col"), **common, **genres)
     if get("items_path"):
-        items_file = Path(str(get("items_path"))).expanduser()
-        if not items_file.is_file():
-            raise DataError(f"{items_file} (dataset.items_path) does not exist")
+        items_file = csv_file(get("items_path"), "items_path")
         items = readers.read_items_csv(Container(items_file.parent).read(items_file.name), item_col=get("item_col"),
                                        title_col=get("title_col") or "title", **common, **genres)
     return interactions, items
@@ -114,9 +118,10 @@ def build_stats(split: SplitResult, source: Source, dataset_cfg, fp: str) -> dic
     counts = split.counts
     cells = counts["users"] * counts["items"]
     return {
-        **{k: counts[k] for k in ("users", "items", "interactions", "train_interactions",
+        **{k: counts[k] for k in ("users", "items", "interactions", "user_item_pairs", "train_interactions",
                                   "val_interactions", "test_interactions", "dropped_users")},
-        "sparsity": round(1.0 - counts["interactions"] / cells, 6) if cells else None,
+        # distinct (user, item) pairs, not interactions: repeats must not push it below 0
+        "sparsity": round(1.0 - counts["user_item_pairs"] / cells, 6) if cells else None,
         "sequence_length": _length_stats(split.lengths),          # all of a user's interactions
         "train_sequence_length": _length_stats(split.lengths - 2),  # what training sees
         "filtering": {k: v for k, v in counts.items() if k.startswith(("raw_", "removed_", "users_beyond",
@@ -133,11 +138,7 @@ def build_stats(split: SplitResult, source: Source, dataset_cfg, fp: str) -> dic
 def _lock(cfg):
     """A lock per prepared folder, so processes started together (DDP ranks, parallel sweeps) prepare it
     once: the others wait, then find it up to date."""
-    from filelock import FileLock
-
-    path = prepared_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.parent / f".{path.name}.lock"))
+    return prepare_lock(prepared_path(cfg))
 
 
 def _prepare(cfg) -> Path:
@@ -147,7 +148,7 @@ def _prepare(cfg) -> Path:
     source = locate(dataset_cfg, cfg.get("paths"))
     interactions, items = read_source(source, dataset_cfg)
     split = leave_one_out(interactions, items, SplitOptions.from_config(dataset_cfg))
-    stats = build_stats(split, source, dataset_cfg, fp)
+    stats = check_stats(build_stats(split, source, dataset_cfg, fp))
     return write_prepared(prepared_path(cfg), split.train, split.val, split.test, split.items, split.users, stats)
 
 

@@ -154,11 +154,21 @@ def locate(dataset_cfg, paths_cfg) -> Source:
             stem = dataset_cfg.get("stem") or container.path.stem
         return Source(container, "recbole", f"local RecBole atomic files {container.path}/{stem}.inter", stem=stem)
     if fmt == "csv":
-        file = Path(_required_path(dataset_cfg, "the interactions CSV file")).expanduser()
-        if not file.is_file():
-            raise DataError(f"{file} does not exist or is not a file; dataset.path must be the interactions CSV")
+        file = csv_file(_required_path(dataset_cfg, "the interactions CSV file"), "path")
         return Source(Container(file.parent), "csv", f"local CSV {file}")
     raise DataError(f"unknown dataset.format {fmt!r}; choose one of: ml-100k, ml-1m, recbole, csv")
+
+
+def csv_file(value, key: str) -> Path:
+    """``dataset.<key>`` as an existing file; a folder or a missing path is named as what it is."""
+    file = Path(str(value)).expanduser()
+    if file.is_dir():
+        csvs = sorted(p.name for p in file.glob("*.csv"))[:3]
+        hint = f" (it holds {', '.join(csvs)})" if csvs else ""
+        raise DataError(f"{file} (dataset.{key}) is a folder{hint}; dataset.{key} must be the CSV file itself")
+    if not file.is_file():
+        raise DataError(f"{file} (dataset.{key}) does not exist")
+    return file
 
 
 # Files each layout reads, so the fingerprint can hash them.
@@ -179,9 +189,7 @@ def source_signature(dataset_cfg) -> str:
         for key in ("path", "items_path"):
             value = dataset_cfg.get(key)
             if value:
-                file = Path(str(value)).expanduser()
-                if not file.is_file():
-                    raise DataError(f"{file} (dataset.{key}) does not exist")
+                file = csv_file(value, key)
                 sha.update(file.read_bytes())
         return sha.hexdigest()
     source = locate(dataset_cfg, None)

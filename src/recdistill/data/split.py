@@ -2,6 +2,9 @@
 
 Order of work:
 
+0. ``duplicates``: rows equal in user, item, timestamp and rating to an earlier row are dropped
+   (``drop``, the default, counted as ``removed_duplicates``), kept (``keep``) or refused (``error``).
+   The same item again at another time is not a duplicate: it is a repeat and stays in the sequence.
 1. ``rating_threshold``: keep interactions with rating >= threshold (needs a rating column).
 2. ``min_item_interactions`` and ``min_user_interactions``: drop items, then users, with fewer
    interactions, repeated until nothing changes (a k-core); users dropped here are counted.
@@ -28,18 +31,22 @@ from recdistill.errors import DataError
 MIN_USER_INTERACTIONS = 3
 
 
+DUPLICATE_POLICIES = ("drop", "keep", "error")
+
+
 @dataclass
 class SplitOptions:
     min_user_interactions: int = MIN_USER_INTERACTIONS
     min_item_interactions: int = 0
     rating_threshold: float | None = None
     limit: int | None = None
+    duplicates: str = "drop"   # one of DUPLICATE_POLICIES
 
     @classmethod
     def from_config(cls, dataset_cfg) -> "SplitOptions":
         get = dataset_cfg.get
         return cls(int(get("min_user_interactions", MIN_USER_INTERACTIONS)), int(get("min_item_interactions", 0)),
-                   get("rating_threshold"), get("limit"))
+                   get("rating_threshold"), get("limit"), str(get("duplicates", "drop")))
 
 
 @dataclass
@@ -95,7 +102,7 @@ def filter_interactions(frame: pd.DataFrame, options: SplitOptions, user_codes: 
     if options.min_user_interactions < MIN_USER_INTERACTIONS:
         raise DataError(f"dataset.min_user_interactions={options.min_user_interactions} is too small; "
                         f"leave-one-out needs at least {MIN_USER_INTERACTIONS} (train, validation, test)")
-    keep = np.ones(len(frame), dtype=bool)
+    keep = ~_duplicates(frame, options.duplicates, user_codes, item_codes, counts)
     if options.rating_threshold is not None:
         rating = frame["rating"].to_numpy(np.float64)
         if np.isnan(rating).all():
@@ -125,6 +132,29 @@ def filter_interactions(frame: pd.DataFrame, options: SplitOptions, user_codes: 
         keep &= rank[user_codes] <= int(options.limit)
         counts["users_beyond_limit"] = max(0, users_after - int(options.limit))
     return keep, counts
+
+
+def _duplicates(frame: pd.DataFrame, policy: str, user_codes: np.ndarray, item_codes: np.ndarray,
+                counts: dict) -> np.ndarray:
+    """Mask of the rows to drop as duplicates of an earlier row (see step 0); counts them."""
+    if policy not in DUPLICATE_POLICIES:
+        raise DataError(f"dataset.duplicates={policy!r} is not valid; choose one of: {', '.join(DUPLICATE_POLICIES)}")
+    fields = pd.DataFrame({"user": user_codes, "item": item_codes, "timestamp": frame["timestamp"].to_numpy(),
+                           "rating": frame["rating"].to_numpy(np.float64)})
+    repeated = fields.duplicated(keep="first").to_numpy().copy()
+    counts["raw_duplicate_rows"] = int(repeated.sum())
+    if policy == "error" and repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
+        same = fields.eq(fields.iloc[row]) | (fields.isna() & fields.iloc[row].isna())
+        first = int(np.flatnonzero(same.all(axis=1).to_numpy())[0])
+        lines = frame["line"].to_numpy() if "line" in frame else np.arange(1, len(frame) + 1)
+        raise DataError(f"{frame.attrs.get('file', 'dataset')}, line {int(lines[row])}: repeats line "
+                        f"{int(lines[first])} (same user, item, timestamp and rating); {counts['raw_duplicate_rows']} "
+                        "such rows in all. Set dataset.duplicates=drop to drop them or keep to keep them")
+    if policy != "drop":
+        repeated[:] = False
+    counts["removed_duplicates"] = int(repeated.sum())
+    return repeated
 
 
 def leave_one_out(interactions: pd.DataFrame, items: pd.DataFrame | None,
@@ -166,6 +196,7 @@ def leave_one_out(interactions: pd.DataFrame, items: pd.DataFrame | None,
         "users": len(user_ids),
         "items": len(item_ids),
         "interactions": int(lengths.sum()),
+        "user_item_pairs": int(len(pd.unique(users.astype(np.int64) * (len(item_ids) + 1) + item_col))),
         "train_interactions": int((lengths - 2).sum()),
         "val_interactions": len(val),
         "test_interactions": len(test),

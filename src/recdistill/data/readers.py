@@ -1,6 +1,7 @@
 """Readers: one per file format, all returning the same two frames.
 
-* interactions: ``user`` and ``item`` (original ids: int64 for the MovieLens formats, str otherwise),
+* interactions: ``user`` and ``item`` (original ids as categoricals: int64 categories for the MovieLens
+  formats, str otherwise),
   ``timestamp`` (int64),
   ``rating`` (float64, NaN when the format has none), ``line`` (int64, the line in the source file);
   rows in file order (the split relies on it to break timestamp ties).
@@ -49,7 +50,7 @@ def split_title_year(title: str) -> tuple[str, int | None]:
 def _interactions(table: Columns, user: str, item: str, timestamp: str, rating: str | None,
                   numeric_ids: bool) -> pd.DataFrame:
     if numeric_ids:
-        users, items = table.integers(user, "user id"), table.integers(item, "item id")
+        users, items = table.integer_labels(user, "user id"), table.integer_labels(item, "item id")
         stamps = table.integers(timestamp, "timestamp (whole seconds)")
     else:
         users, items = table.labels(user), table.labels(item)
@@ -88,7 +89,7 @@ def _check_unique_items(table: Columns, ids: list[str]) -> None:
 def read_ml100k_ratings(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame:
     """u.data: ``user \\t item \\t rating \\t timestamp``, no header."""
     columns = ["user_id", "item_id", "rating", "timestamp"]
-    table = read_columns(raw, TextFormat("\t", encoding), columns)
+    table = read_columns(raw, TextFormat("\t", encoding), columns, labels=("user_id", "item_id"))
     return _interactions(table, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
 
 
@@ -122,7 +123,8 @@ def read_ml100k(container: Container, encoding: str = "latin-1") -> tuple[pd.Dat
 def read_ml1m(container: Container, encoding: str = "latin-1") -> tuple[pd.DataFrame, pd.DataFrame]:
     """ratings.dat ``UserID::MovieID::Rating::Timestamp``; movies.dat ``MovieID::Title (year)::G1|G2``."""
     ratings = read_columns(container.read("ratings.dat", "UserID::MovieID::Rating::Timestamp lines"),
-                           TextFormat("::", encoding), ["user_id", "item_id", "rating", "timestamp"])
+                           TextFormat("::", encoding), ["user_id", "item_id", "rating", "timestamp"],
+                           labels=("user_id", "item_id"))
     interactions = _interactions(ratings, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
     movies = read_columns(container.read("movies.dat", "MovieID::Title::Genres lines"),
                           TextFormat("::", encoding), ["item_id", "title", "genres"])

@@ -70,21 +70,43 @@ class Columns:
 
     def labels(self, key: str) -> pd.Categorical:
         """Column ``key`` as ids kept as text (surrounding spaces removed), one category per distinct id."""
+        codes, dictionary = self._dictionary(key)
+        names = pd.Index(pc.utf8_trim_whitespace(dictionary).to_pylist(), dtype=object)
+        return _merged(codes, names)
+
+    def integer_labels(self, key: str, what: str) -> pd.Categorical:
+        """Column ``key`` as whole-number ids (int64 categories): "007" and "7" are one id; an id that is
+        not a whole number or does not fit 64 bits is an error naming its first line."""
+        codes, dictionary = self._dictionary(key)
+        trimmed = pc.utf8_trim_whitespace(dictionary)
+        try:
+            values = pc.cast(trimmed, pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad = np.array([_check_integer(v) is not None for v in trimmed.to_pylist()])
+            rows = np.flatnonzero(bad[codes])
+            if not len(rows):
+                raise DataError(f"{self.name}: column {key} ({what}) could not be read as whole numbers") from None
+            row = int(rows[0])
+            problem = _check_integer(str(trimmed[int(codes[row])].as_py()))
+            raise self.error(row, f"{problem.format(what=what, key=key)}, found {self._value(key, row)!r}"
+                             + (_LABEL_HINT if "64-bit" in problem else "")) from None
+        return _merged(codes, pd.Index(values))
+
+    def _dictionary(self, key: str) -> tuple[np.ndarray, pa.Array]:
+        """(code per row, the distinct strings) of column ``key``."""
         column = self.table.column(key)
         if not pa.types.is_dictionary(column.type):
             column = column.dictionary_encode()
-        combined = column.unify_dictionaries().combine_chunks() if column.num_chunks else \
-            pa.array([], pa.dictionary(pa.int32(), pa.string()))
-        codes = combined.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-        names = pd.Index(pc.utf8_trim_whitespace(combined.dictionary).to_pylist(), dtype=object)
-        # stripping can make two spellings (" 7" and "7") one id: factorize the stripped names again
-        remap, categories = pd.factorize(names)
-        return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=pd.Index(categories, dtype=object))
+        if column.num_chunks == 0:
+            return np.zeros(0, dtype=np.int32), pa.array([], pa.string())
+        combined = column.unify_dictionaries().combine_chunks()
+        return combined.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), combined.dictionary
 
     # --- locating the first bad value -----------------------------------------------------------------
 
     def _value(self, key: str, row: int) -> str:
-        return str(self.table.column(key)[row].as_py())
+        value = self.table.column(key)[row]
+        return str(value.as_py() if not isinstance(value, pa.DictionaryScalar) else value.value.as_py())
 
     def _cast(self, key: str, target: pa.DataType, what: str, check) -> pa.ChunkedArray:
         column = self.strings(key)
@@ -111,6 +133,12 @@ class Columns:
                                                       f"{self._value(key, start + offset)!r}"
                                       + (_LABEL_HINT if "64-bit" in problem and "id" in what else ""))
         return DataError(f"{self.name}: column {key} ({what}) could not be read as {target}")
+
+
+def _merged(codes: np.ndarray, names: pd.Index) -> pd.Categorical:
+    """A categorical from codes into ``names``, where two names may be one id once normalised."""
+    remap, categories = pd.factorize(names)
+    return pd.Categorical.from_codes(remap[codes] if len(codes) else codes, categories=pd.Index(categories))
 
 
 _LABEL_HINT = ("; ids are labels and are never rounded or wrapped: if this id is meant, use dataset=csv, "

@@ -80,11 +80,15 @@ def run_one(overrides: list[str], data_dir: str) -> dict:
     from recdistill.data.prepare import prepare_dataset
 
     cfg = compose("prepare", [*overrides, f"paths.data_dir={data_dir}", "dataset.name=scale"])
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before, rss_before = before.ru_utime + before.ru_stime, before.ru_maxrss // 1024
     start = time.perf_counter()
     path = prepare_dataset(cfg)
     seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     stats = json.loads((path / "stats.json").read_text())
-    return {"seconds": round(seconds, 2), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    return {"seconds": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime - cpu_before, 2),
+            "peak_rss_mb": usage.ru_maxrss // 1024, "rss_before_mb": rss_before,
             "users": stats["users"], "items": stats["items"], "interactions": stats["interactions"]}
 
 
@@ -129,12 +133,16 @@ def _save(out: Path, records: list[dict]) -> None:
              "`python benchmarks/prepare_scale.py` (seed 0; ~50 interactions per user, items = rows / 250).",
              f"Machine: {machine['note']}; pyarrow {machine['pyarrow']}. Time of `prepare_dataset` (read, split, "
              "write Parquet) in a fresh process; peak RSS of that process. Targets: 25 M rows < 60 s, < 6 GB.", "",
-             "| format | rows | file MB | users | items | seconds | s per M rows | peak RSS MB | load avg |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "CPU s: user + system time of the process during the prepare (what it would take on an idle machine",
+             "with one core; pyarrow's reader uses both). RSS before: the process after its imports, before reading.",
+             "Load avg: the machine's 1-minute load average right after the run (2 cores; above 2 means the run",
+             "waited for a core, so its wall time overstates the cost).", "",
+             "| format | rows | file MB | users | items | wall s | CPU s | CPU s per M rows | peak RSS MB | RSS before MB | load avg |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         lines.append(f"| {r['format']} | {r['rows']:,} | {r['file_mb']:,.0f} | {r['users']:,} | {r['items']:,} | "
-                     f"{r['seconds']:.1f} | {r['seconds'] / (r['rows'] / 1e6):.2f} | {r['peak_rss_mb']:,} | "
-                     f"{r['load_avg_1m_after']} |")
+                     f"{r['seconds']:.1f} | {r['cpu_s']:.1f} | {r['cpu_s'] / (r['rows'] / 1e6):.2f} | "
+                     f"{r['peak_rss_mb']:,} | {r['rss_before_mb']:,} | {r['load_avg_1m_after']} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

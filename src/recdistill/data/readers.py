@@ -61,7 +61,7 @@ def _interactions(table: Columns, user: str, item: str, timestamp: str, rating: 
         "timestamp": stamps,
         "rating": table.numbers(rating, "rating") if rating else np.full(len(table), np.nan),
         "line": table.lines,
-    })
+    }, copy=False)  # no second copy of every column (pandas copies a dict of arrays by default)
     frame.attrs["file"] = table.name
     return frame
 

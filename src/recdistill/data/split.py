@@ -93,17 +93,18 @@ def _new_ids(codes: np.ndarray, uniques: np.ndarray, keep: np.ndarray) -> tuple[
     """Ids 1..K for the kept codes in original-id order: (id per code, -1 where dropped; kept originals)."""
     kept = np.flatnonzero(np.bincount(codes[keep], minlength=len(uniques)) > 0)
     kept = kept[_original_order(np.asarray(uniques)[kept])]
-    new = np.full(len(uniques), -1, dtype=np.int64)
+    new = np.full(len(uniques), -1, dtype=np.int32)
     new[kept] = np.arange(1, len(kept) + 1)
     return new, np.asarray(uniques)[kept]
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(integer code per row, the distinct ids); the readers' categoricals are coded already."""
+    """(int32 code per row, the distinct ids); the readers' categoricals are coded already. int32 halves
+    the memory of the per-row arrays (25 M rows: 100 MB per copy, not 200 MB)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy().astype(np.int64), np.asarray(column.cat.categories)
+        return column.cat.codes.to_numpy().astype(np.int32), np.asarray(column.cat.categories)
     codes, uniques = pd.factorize(column)
-    return codes.astype(np.int64), np.asarray(uniques)
+    return codes.astype(np.int32), np.asarray(uniques)
 
 
 @dataclass
@@ -236,6 +237,7 @@ def leave_one_out(interactions: pd.DataFrame, items: pd.DataFrame | None,
     users = user_new[rows.users[keep]]
     item_col = item_new[rows.items[keep]]
     times = rows.times[keep]
+    rows = keep = None  # free the sorted copies before the outputs are built (peak memory at 25 M rows)
     if len(users) > 1 and np.any(users[1:] < users[:-1]):
         # the kept ids order differently from all ids (e.g. only the kept ones are all numbers): sort again
         order = np.argsort(users, kind="stable")
@@ -244,7 +246,7 @@ def leave_one_out(interactions: pd.DataFrame, items: pd.DataFrame | None,
     ends = np.r_[starts[1:], len(users)]
     lengths = ends - starts
 
-    item_col32 = item_col.astype(np.int32)
+    item_col32 = item_col
     in_train = np.ones(len(users), dtype=bool)
     in_train[ends - 1] = in_train[ends - 2] = False
     user_col = users[starts].astype(np.int32)

@@ -74,6 +74,15 @@ def write_dataset(fmt: str, rows: int, folder: Path, seed: int = 0) -> list[str]
     return ["dataset=recbole", f"dataset.path={folder}", "dataset.stem=syn"]
 
 
+def _status_mb(field: str) -> int:
+    """VmHWM (peak) or VmRSS of this process from /proc, in MB. Not ru_maxrss: Linux carries that over
+    from the parent across fork and exec, so a child would report the driver's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def run_one(overrides: list[str], data_dir: str) -> dict:
     """Prepare in this process; the record of time and peak RSS."""
     from recdistill.config.compose import compose
@@ -81,14 +90,14 @@ def run_one(overrides: list[str], data_dir: str) -> dict:
 
     cfg = compose("prepare", [*overrides, f"paths.data_dir={data_dir}", "dataset.name=scale"])
     before = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_before, rss_before = before.ru_utime + before.ru_stime, before.ru_maxrss // 1024
+    cpu_before, rss_before = before.ru_utime + before.ru_stime, _status_mb("VmRSS")
     start = time.perf_counter()
     path = prepare_dataset(cfg)
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats = json.loads((path / "stats.json").read_text())
     return {"seconds": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime - cpu_before, 2),
-            "peak_rss_mb": usage.ru_maxrss // 1024, "rss_before_mb": rss_before,
+            "peak_rss_mb": _status_mb("VmHWM"), "rss_before_mb": rss_before,
             "users": stats["users"], "items": stats["items"], "interactions": stats["interactions"]}
 
 

@@ -27,12 +27,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recdistill.data.duplicates import DUPLICATE_POLICIES, duplicate_rows
 from recdistill.errors import DataError
 
 MIN_USER_INTERACTIONS = 3
-
-
-DUPLICATE_POLICIES = ("drop", "keep", "error")
 
 
 @dataclass
@@ -155,7 +153,8 @@ def filter_interactions(rows: _Rows, options: SplitOptions, user_uniques: np.nda
     if options.min_user_interactions < MIN_USER_INTERACTIONS:
         raise DataError(f"dataset.min_user_interactions={options.min_user_interactions} is too small; "
                         f"leave-one-out needs at least {MIN_USER_INTERACTIONS} (train, validation, test)")
-    keep = ~_duplicates(rows, options.duplicates, counts)
+    keep = ~duplicate_rows(rows.users, rows.items, rows.times, rows.rating, rows.lines, options.duplicates, counts,
+                           source)
     if options.rating_threshold is not None:
         if np.isnan(rows.rating).all():
             raise DataError(f"{source} has no rating column, so dataset.rating_threshold="
@@ -185,34 +184,6 @@ def filter_interactions(rows: _Rows, options: SplitOptions, user_uniques: np.nda
         keep &= rank[user_codes] <= int(options.limit)
         counts["users_beyond_limit"] = max(0, users_after - int(options.limit))
     return keep, counts
-
-
-def _duplicates(rows: _Rows, policy: str, counts: dict) -> np.ndarray:
-    """Mask of the rows to drop as duplicates of an earlier row (see step 0); counts them.
-
-    Rows are sorted by user and time with ties in file order, so a duplicate sits in a run of rows of
-    the same user and time, after its first occurrence: only those runs are compared."""
-    if policy not in DUPLICATE_POLICIES:
-        raise DataError(f"dataset.duplicates={policy!r} is not valid; choose one of: {', '.join(DUPLICATE_POLICIES)}")
-    same = (rows.users[1:] == rows.users[:-1]) & (rows.times[1:] == rows.times[:-1])
-    in_run = np.flatnonzero(np.r_[False, same] | np.r_[same, False])
-    fields = pd.DataFrame({"user": rows.users[in_run], "time": rows.times[in_run], "item": rows.items[in_run],
-                           "rating": rows.rating[in_run]})
-    repeated = np.zeros(len(rows.users), dtype=bool)
-    repeated[in_run] = fields.duplicated(keep="first").to_numpy()
-    counts["raw_duplicate_rows"] = int(repeated.sum())
-    if policy == "error" and repeated.any():
-        row = int(np.flatnonzero(repeated)[np.argmin(rows.lines[repeated])])
-        equal = ((rows.users == rows.users[row]) & (rows.times == rows.times[row]) & (rows.items == rows.items[row])
-                 & ((rows.rating == rows.rating[row]) | (np.isnan(rows.rating) & np.isnan(rows.rating[row]))))
-        first = int(rows.lines[equal].min())
-        raise DataError(f"{rows.source}, line {int(rows.lines[row])}: repeats line {first} (same user, item, "
-                        f"timestamp and rating); {counts['raw_duplicate_rows']} such rows in all. Set "
-                        "dataset.duplicates=drop to drop them or keep to keep them")
-    if policy != "drop":
-        repeated[:] = False
-    counts["removed_duplicates"] = int(repeated.sum())
-    return repeated
 
 
 def _lists(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -142,8 +142,9 @@ def _save(out: Path, records: list[dict]) -> None:
              "`python benchmarks/prepare_scale.py` (seed 0; ~50 interactions per user, items = rows / 250).",
              f"Machine: {machine['note']}; pyarrow {machine['pyarrow']}. Time of `prepare_dataset` (read, split, "
              "write Parquet) in a fresh process; peak RSS of that process. Targets: 25 M rows < 60 s, < 6 GB.", "",
-             "CPU s: user + system time of the process during the prepare (what it would take on an idle machine",
-             "with one core; pyarrow's reader uses both). RSS before: the process after its imports, before reading.",
+             "CPU s: user + system seconds of all the process's threads during the prepare; on an idle 2-core machine",
+             "the wall time would lie roughly between CPU s / 2 and CPU s (not measured: the machine was never idle).",
+             "RSS before: the process after its imports (torch is among them), before reading.",
              "Load avg: the machine's 1-minute load average right after the run (2 cores; above 2 means the run",
              "waited for a core, so its wall time overstates the cost).", "",
              "| format | rows | file MB | users | items | wall s | CPU s | CPU s per M rows | peak RSS MB | RSS before MB | load avg |",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -10,14 +12,16 @@ from recdistill.errors import DataError
 DUPLICATE_POLICIES = ("drop", "keep", "error")
 
 
-def duplicate_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray, rating: np.ndarray, lines: np.ndarray,
-                   policy: str, counts: dict, source: str = "dataset") -> np.ndarray:
+def duplicate_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray, rating: np.ndarray,
+                   lines: Callable[[np.ndarray], np.ndarray], policy: str, counts: dict,
+                   source: str = "dataset") -> np.ndarray:
     """Mask of the rows to drop under ``policy`` (drop / keep / error); counts ``raw_duplicate_rows`` and
     ``removed_duplicates`` into ``counts``.
 
     The rows must be sorted by user and time with ties in file order (as the split sorts them): a
     duplicate then sits in a run of rows of the same user and time, after its first occurrence, so only
-    those runs are compared (a small share of the rows in most data)."""
+    those runs are compared (a small share of the rows in most data). ``lines`` maps row positions to
+    line numbers, for the error message only."""
     if policy not in DUPLICATE_POLICIES:
         raise DataError(f"dataset.duplicates={policy!r} is not valid; choose one of: {', '.join(DUPLICATE_POLICIES)}")
     same = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
@@ -28,10 +32,12 @@ def duplicate_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray, rati
     repeated[in_run] = fields.duplicated(keep="first").to_numpy()
     counts["raw_duplicate_rows"] = int(repeated.sum())
     if policy == "error" and repeated.any():
-        row = int(np.flatnonzero(repeated)[np.argmin(lines[repeated])])
+        candidates = np.flatnonzero(repeated)
+        row = int(candidates[np.argmin(lines(candidates))])
         equal = ((users == users[row]) & (times == times[row]) & (items == items[row])
                  & ((rating == rating[row]) | (np.isnan(rating) & np.isnan(rating[row]))))
-        raise DataError(f"{source}, line {int(lines[row])}: repeats line {int(lines[equal].min())} (same user, item, "
+        first = int(lines(np.flatnonzero(equal)).min())
+        raise DataError(f"{source}, line {int(lines(np.array([row]))[0])}: repeats line {first} (same user, item, "
                         f"timestamp and rating); {counts['raw_duplicate_rows']} such rows in all. Set "
                         "dataset.duplicates=drop to drop them or keep to keep them")
     if policy != "drop":

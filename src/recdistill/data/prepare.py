@@ -105,12 +105,6 @@ def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
     }
 
 
-def _lock(path: Path):
-    """A lock per prepared folder, so processes started together (DDP ranks, parallel sweeps) prepare it
-    once: the others wait, then find it up to date."""
-    return prepare_lock(path)
-
-
 def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
     fp = fingerprint(dataset)
     source = locate(dataset, cache)
@@ -123,7 +117,7 @@ def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
 def prepare_dataset(dataset: dict, data_dir, cache: Path | None = None) -> Path:
     """Read, split and write the dataset; returns the prepared folder (replaced atomically)."""
     path = prepared_path(data_dir, dataset)
-    with _lock(path):
+    with prepare_lock(path):
         return _prepare(dataset, path, cache)
 
 
@@ -146,7 +140,7 @@ def ensure_prepared(dataset: dict, data_dir, cache: Path | None = None) -> Path:
     path = prepared_path(data_dir, dataset)
     if _stale_reason(dataset, path) is None:
         return path
-    with _lock(path):
+    with prepare_lock(path):
         reason = _stale_reason(dataset, path)  # another process may have prepared it while we waited
         if reason is None:
             return path

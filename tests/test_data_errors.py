@@ -9,7 +9,7 @@ from data_files import write_csv, write_grouplens_100k, write_ml1m, write_recbol
 
 from recdistill.cli import main
 from recdistill.data import readers
-from recdistill.data.textfile import Container
+from recdistill.data.files import Container
 from recdistill.errors import DataError
 
 

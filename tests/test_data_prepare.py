@@ -36,7 +36,9 @@ def _check_small(path):
     assert (stats["users"], stats["items"], stats["interactions"], stats["dropped_users"]) == (2, 4, 8, 1)
     assert stats["train_interactions"] == 4
     assert stats["sequence_length"] == {"min": 3, "mean": 4.0, "median": 4.0, "p90": 4.8, "max": 5}
-    assert stats["sparsity"] == 0.0
+    # user 1 watches item 10 twice (a repeat, not a duplicate): 7 distinct pairs of 2 x 4
+    assert stats["user_item_pairs"] == 7 and stats["sparsity"] == 0.125
+    assert stats["filtering"]["raw_duplicate_rows"] == 0 == stats["filtering"]["removed_duplicates"]
     return stats
 
 

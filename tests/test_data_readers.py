@@ -7,7 +7,7 @@ import pytest
 from data_files import ITEMS, ROWS, write_csv, write_grouplens_100k, write_ml1m, write_recbole, zip_folder
 
 from recdistill.data import readers
-from recdistill.data.textfile import Container
+from recdistill.data.files import Container
 
 
 def _check_interactions(frame: pd.DataFrame, user_prefix: str = "", item_prefix: str = "") -> None:

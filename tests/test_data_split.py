@@ -51,7 +51,7 @@ def test_short_users_dropped_and_counted():
     assert result.counts["dropped_users"] == 2
     assert result.counts["users"] == 1 and result.counts["interactions"] == 3
     assert result.counts["train_interactions"] == 1
-    result = leave_one_out(frame(rows * 2), None, SplitOptions(min_user_interactions=5))
+    result = leave_one_out(frame(rows * 2), None, SplitOptions(min_user_interactions=5, duplicates="keep"))
     assert list(sequences(result)) == ["a"] and result.counts["dropped_users"] == 2
 
 

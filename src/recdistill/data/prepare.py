@@ -19,9 +19,11 @@ import numpy as np
 
 from recdistill.data import readers
 from recdistill.data.prepared import write_prepared
-from recdistill.data.sources import Source, locate, source_signature
+from recdistill.data.files import Container
+from recdistill.data.lock import prepare_lock
+from recdistill.data.sources import Source, csv_file, locate, source_signature
 from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
-from recdistill.data.textfile import Container
+from recdistill.data.stats_checks import check_stats
 from recdistill.errors import DataError
 
 # Bump when the prepared output for the same input changes, so old folders are re-prepared.
@@ -34,6 +36,8 @@ _NOT_FINGERPRINTED = ("name", "download", "path", "items_path")
 def fingerprint(dataset: dict) -> str:
     """Hash of the dataset settings (less the keys above), the input files' content and FORMAT_VERSION."""
     settings = {k: v for k, v in dataset.items() if k not in _NOT_FINGERPRINTED}
+    if settings.get("duplicates") == "drop":  # the default: folders prepared before the knob existed stay valid
+        settings.pop("duplicates")
     blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -69,9 +73,7 @@ def _read_csv(dataset):
         timestamp_col=get("timestamp_col"), rating_col=get("rating_col"),
         title_col=None if get("items_path") else get("title_col"), **common, **genres)
     if get("items_path"):
-        items_file = Path(str(get("items_path"))).expanduser()
-        if not items_file.is_file():
-            raise DataError(f"{items_file} (dataset.items_path) does not exist")
+        items_file = csv_file(get("items_path"), "items_path")
         items = readers.read_items_csv(Container(items_file.parent).read(items_file.name), item_col=get("item_col"),
                                        title_col=get("title_col") or "title", **common, **genres)
     return interactions, items
@@ -86,9 +88,10 @@ def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
     counts = split.counts
     cells = counts["users"] * counts["items"]
     return {
-        **{k: counts[k] for k in ("users", "items", "interactions", "train_interactions",
+        **{k: counts[k] for k in ("users", "items", "interactions", "user_item_pairs", "train_interactions",
                                   "val_interactions", "test_interactions", "dropped_users")},
-        "sparsity": round(1.0 - counts["interactions"] / cells, 6) if cells else None,
+        # distinct (user, item) pairs, not interactions: repeats must not push it below 0
+        "sparsity": round(1.0 - counts["user_item_pairs"] / cells, 6) if cells else None,
         "sequence_length": _length_stats(split.lengths),          # all of a user's interactions
         "train_sequence_length": _length_stats(split.lengths - 2),  # what training sees
         "filtering": {k: v for k, v in counts.items() if k.startswith(("raw_", "removed_", "users_beyond",
@@ -102,28 +105,19 @@ def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
     }
 
 
-def _lock(path: Path):
-    """A lock per prepared folder, so processes started together (DDP ranks, parallel sweeps) prepare it
-    once: the others wait, then find it up to date."""
-    from filelock import FileLock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.parent / f".{path.name}.lock"))
-
-
 def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
     fp = fingerprint(dataset)
     source = locate(dataset, cache)
     interactions, items = read_source(source, dataset)
     split = leave_one_out(interactions, items, SplitOptions.from_config(dataset))
-    stats = build_stats(split, source, dataset, fp)
+    stats = check_stats(build_stats(split, source, dataset, fp))
     return write_prepared(path, split.train, split.val, split.test, split.items, split.users, stats)
 
 
 def prepare_dataset(dataset: dict, data_dir, cache: Path | None = None) -> Path:
     """Read, split and write the dataset; returns the prepared folder (replaced atomically)."""
     path = prepared_path(data_dir, dataset)
-    with _lock(path):
+    with prepare_lock(path):
         return _prepare(dataset, path, cache)
 
 
@@ -146,7 +140,7 @@ def ensure_prepared(dataset: dict, data_dir, cache: Path | None = None) -> Path:
     path = prepared_path(data_dir, dataset)
     if _stale_reason(dataset, path) is None:
         return path
-    with _lock(path):
+    with prepare_lock(path):
         reason = _stale_reason(dataset, path)  # another process may have prepared it while we waited
         if reason is None:
             return path

@@ -1,6 +1,7 @@
 """Readers: one per file format, all returning the same two frames.
 
-* interactions: ``user`` and ``item`` (original ids: int64 for the MovieLens formats, str otherwise),
+* interactions: ``user`` and ``item`` (original ids as categoricals: int64 categories for the MovieLens
+  formats, str otherwise),
   ``timestamp`` (int64),
   ``rating`` (float64, NaN when the format has none), ``line`` (int64, the line in the source file);
   rows in file order (the split relies on it to break timestamp ties).
@@ -8,8 +9,12 @@
 * items: ``original_id`` (str), ``title`` (str, without the trailing "(year)"), ``year`` (Int32, null
   when unknown), ``genres`` (list of str).
 
-Ids of the MovieLens formats must be integers (they are normalised, so "007" and "7" are one id); RecBole
-``:token`` ids and CSV ids are kept as the strings they are.
+Ids are labels. Ids of the MovieLens formats must be whole numbers that fit 64 bits (they are
+normalised, so "007" and "7" are one id; a larger one is an error, never a wrapped value); RecBole
+``:token`` ids and CSV ids are kept as the text they are (surrounding spaces removed), as categoricals.
+
+Every file is read by pyarrow's CSV reader (see ``columnar``); the functions here say which columns a
+format has and what each must hold.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from recdistill.data.textfile import Container, RawFile, Table, parse_csv, parse_delimited
+from recdistill.data.columnar import TextFormat, header_fields, read_columns, separator_hint, separator_name
+from recdistill.data.files import Container, RawFile
+from recdistill.data.values import Columns
 from recdistill.errors import DataError
 
 # The 19 genre flags at the end of each ML-100K u.item line, in file order (GroupLens README).
@@ -39,22 +47,21 @@ def split_title_year(title: str) -> tuple[str, int | None]:
     return title[: match.start()].strip(), int(match.group(1))
 
 
-def _interactions(table: Table, user: str, item: str, timestamp: str, rating: str | None,
+def _interactions(table: Columns, user: str, item: str, timestamp: str, rating: str | None,
                   numeric_ids: bool) -> pd.DataFrame:
     if numeric_ids:
-        users = table.integers(user, "user id")
-        items = table.integers(item, "item id")
+        users, items = table.integer_labels(user, "user id"), table.integer_labels(item, "item id")
+        stamps = table.integers(timestamp, "timestamp (whole seconds)")
     else:
-        users = table.columns[user].astype(str).str.strip().to_numpy(object)
-        items = table.columns[item].astype(str).str.strip().to_numpy(object)
+        users, items = table.labels(user), table.labels(item)
+        stamps = table.floored(timestamp, "timestamp")
     frame = pd.DataFrame({
         "user": users,
         "item": items,
-        "timestamp": table.integers(timestamp, "timestamp (whole seconds)")
-        if numeric_ids else np.floor(table.numbers(timestamp, "timestamp")).astype(np.int64),
+        "timestamp": stamps,
         "rating": table.numbers(rating, "rating") if rating else np.full(len(table), np.nan),
         "line": table.lines,
-    })
+    }, copy=False)  # no second copy of every column (pandas copies a dict of arrays by default)
     frame.attrs["file"] = table.name
     return frame
 
@@ -68,7 +75,7 @@ def _items(ids, titles, years, genres) -> pd.DataFrame:
     })
 
 
-def _check_unique_items(table: Table, ids: list[str]) -> None:
+def _check_unique_items(table: Columns, ids: list[str]) -> None:
     seen: dict[str, int] = {}
     for row, item in enumerate(ids):
         if item in seen:
@@ -82,19 +89,19 @@ def _check_unique_items(table: Table, ids: list[str]) -> None:
 def read_ml100k_ratings(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame:
     """u.data: ``user \\t item \\t rating \\t timestamp``, no header."""
     columns = ["user_id", "item_id", "rating", "timestamp"]
-    table = parse_delimited(raw, sep="\t", encoding=encoding, columns=columns, numeric=tuple(columns))
+    table = read_columns(raw, TextFormat("\t", encoding), columns, labels=("user_id", "item_id"))
     return _interactions(table, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
 
 
 def read_ml100k_items(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame:
     """u.item: ``id|title (year)|release date|video release date|IMDb URL|`` + 19 genre flags, latin-1."""
     columns = ["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES]
-    table = parse_delimited(raw, sep="|", encoding=encoding, columns=columns, numeric=("item_id", *ML100K_GENRES))
+    table = read_columns(raw, TextFormat("|", encoding), columns)
     ids = table.integers("item_id", "item id").astype(str).tolist()
     _check_unique_items(table, ids)
-    titles, years = zip(*(split_title_year(t) for t in table.column("title")))
+    titles, years = zip(*(split_title_year(t) for t in table.text("title")))
     # Titles without "(year)" fall back to the release date (dd-Mon-yyyy).
-    years = [y if y is not None else _year_of_date(d) for y, d in zip(years, table.column("release_date"))]
+    years = [y if y is not None else _year_of_date(d) for y, d in zip(years, table.text("release_date"))]
     flags = np.stack([table.integers(g, f"genre flag {g!r} (0 or 1)") for g in ML100K_GENRES], axis=1)
     genres = [[g for g, on in zip(ML100K_GENRES, row) if on] for row in flags]
     return _items(ids, titles, years, genres)
@@ -115,16 +122,16 @@ def read_ml100k(container: Container, encoding: str = "latin-1") -> tuple[pd.Dat
 
 def read_ml1m(container: Container, encoding: str = "latin-1") -> tuple[pd.DataFrame, pd.DataFrame]:
     """ratings.dat ``UserID::MovieID::Rating::Timestamp``; movies.dat ``MovieID::Title (year)::G1|G2``."""
-    ratings = parse_delimited(container.read("ratings.dat", "UserID::MovieID::Rating::Timestamp lines"),
-                              sep="::", encoding=encoding, columns=["user_id", "item_id", "rating", "timestamp"],
-                              numeric=("user_id", "item_id", "rating", "timestamp"))
+    ratings = read_columns(container.read("ratings.dat", "UserID::MovieID::Rating::Timestamp lines"),
+                           TextFormat("::", encoding), ["user_id", "item_id", "rating", "timestamp"],
+                           labels=("user_id", "item_id"))
     interactions = _interactions(ratings, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
-    movies = parse_delimited(container.read("movies.dat", "MovieID::Title::Genres lines"),
-                             sep="::", encoding=encoding, columns=["item_id", "title", "genres"], numeric=("item_id",))
+    movies = read_columns(container.read("movies.dat", "MovieID::Title::Genres lines"),
+                          TextFormat("::", encoding), ["item_id", "title", "genres"])
     ids = movies.integers("item_id", "item id").astype(str).tolist()
     _check_unique_items(movies, ids)
-    titles, years = zip(*(split_title_year(t) for t in movies.column("title")))
-    genres = [[g for g in field.strip().split("|") if g] for field in movies.column("genres")]
+    titles, years = zip(*(split_title_year(t) for t in movies.text("title")))
+    genres = [[g for g in field.strip().split("|") if g] for field in movies.text("genres")]
     return interactions, _items(ids, titles, years, genres)
 
 
@@ -132,16 +139,13 @@ def read_ml1m(container: Container, encoding: str = "latin-1") -> tuple[pd.DataF
 
 def _typed_header(raw: RawFile, encoding: str) -> list[tuple[str, str]]:
     """RecBole's first line: ``name:type`` fields separated by tabs."""
-    from recdistill.data.textfile import decode
-
-    first = decode(RawFile(raw.name, raw.data.split(b"\n", 1)[0]), encoding).rstrip("\r")
-    fields = first.split("\t")
+    fields = header_fields(raw, TextFormat("\t", encoding))
     parsed = []
-    for field in fields:
-        name, _, kind = field.strip().partition(":")
+    for field in fields or [""]:
+        name, _, kind = field.partition(":")
         if not kind:
             raise DataError(f"{raw.name}, line 1: expected a RecBole header of tab-separated name:type fields "
-                            f"(e.g. user_id:token), found {first[:100]!r}")
+                            f"(e.g. user_id:token), found {chr(9).join(fields)[:100]!r}")
         parsed.append((name, kind))
     return parsed
 
@@ -163,8 +167,8 @@ def read_recbole_inter(raw: RawFile, encoding: str = "utf-8") -> pd.DataFrame:
     item = _pick(names, ("item_id",), raw, "item")
     timestamp = _pick(names, ("timestamp",), raw, "timestamp")
     rating = _pick(names, ("rating",), raw, "rating", required=False)
-    floats = tuple(name for name, kind in header if kind == "float")
-    table = parse_delimited(raw, sep="\t", encoding=encoding, columns=names, header=True, numeric=floats)
+    keep = [c for c in (user, item, timestamp, rating) if c]
+    table = read_columns(raw, TextFormat("\t", encoding), names, header=True, keep=keep, labels=(user, item))
     return _interactions(table, user, item, timestamp, rating, numeric_ids=False)
 
 
@@ -176,16 +180,16 @@ def read_recbole_item(raw: RawFile, encoding: str = "utf-8", title_field: str | 
                   "title" + (" (dataset.title_field)" if title_field else ""))
     year = _pick(names, ("release_year", "year"), raw, "year", required=False)
     genre = _pick(names, ("class", "genre", "genres", "categories"), raw, "genre", required=False)
-    table = parse_delimited(raw, sep="\t", encoding=encoding, columns=names, header=True)
-    ids = [i.strip() for i in table.column(item)]
+    table = read_columns(raw, TextFormat("\t", encoding), names, header=True)
+    ids = [i.strip() for i in table.text(item)]
     _check_unique_items(table, ids)
-    titles, title_years = zip(*(split_title_year(t) for t in table.column(title)))
+    titles, title_years = zip(*(split_title_year(t) for t in table.text(title)))
     if year:
-        raw_years = pd.to_numeric(pd.Series(table.column(year), dtype=object), errors="coerce")
+        raw_years = pd.to_numeric(pd.Series(table.text(year), dtype=object), errors="coerce")
         years = [int(y) if pd.notna(y) else t for y, t in zip(raw_years, title_years)]
     else:
         years = list(title_years)
-    genres = [g.split() for g in table.column(genre)] if genre else [[] for _ in ids]
+    genres = [g.split() for g in table.text(genre)] if genre else [[] for _ in ids]
     return _items(ids, titles, years, genres)
 
 
@@ -200,32 +204,57 @@ def read_recbole(container: Container, stem: str, encoding: str = "utf-8",
 
 # --- Plain CSV ----------------------------------------------------------------------------------------
 
+def _read_csv_columns(raw: RawFile, fmt: TextFormat, required: list[str], optional: list[str],
+                      labels: tuple[str, ...]) -> Columns:
+    """A CSV with a header row and quoting, keeping the named columns (optional ones when present)."""
+    header = header_fields(raw, fmt)
+    if not header:
+        raise DataError(f"{raw.name} is empty; expected a header row naming {', '.join(required)}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        hint = separator_hint(fmt.separator.join(header), fmt.separator, len(required)) if len(header) == 1 else ""
+        raise DataError(
+            f"{raw.name}, line 1: expected a header with column(s) {', '.join(missing)} "
+            f"(separator {separator_name(fmt.separator)}), found columns {header}{hint}. Set dataset.user_col / "
+            "item_col / timestamp_col (and title_col, rating_col) to the names in the file")
+    if len(set(header)) != len(header):
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        raise DataError(f"{raw.name}, line 1: column name(s) {', '.join(repeated)} appear more than once in the header")
+    keep = [c for c in dict.fromkeys(required + optional) if c in header]
+    return read_columns(raw, fmt, header, header=True, keep=keep, labels=labels)
+
+
 def read_csv(raw: RawFile, *, separator: str, encoding: str, user_col: str, item_col: str, timestamp_col: str,
              rating_col: str | None = None, title_col: str | None = None, genres_col: str | None = None,
              genres_separator: str = "|") -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Interactions with a header row; titles (and genres) from columns of the same file when named."""
-    optional = [c for c in (rating_col, title_col, genres_col) if c]
-    table = parse_csv(raw, sep=separator, encoding=encoding, required=[user_col, item_col, timestamp_col]
-                      + ([rating_col] if rating_col else []), optional=optional)
+    optional = [c for c in (title_col, genres_col) if c]
+    table = _read_csv_columns(raw, TextFormat(separator, encoding, quoting=True),
+                              [user_col, item_col, timestamp_col] + ([rating_col] if rating_col else []), optional,
+                              labels=(user_col, item_col))
     interactions = _interactions(table, user_col, item_col, timestamp_col, rating_col, numeric_ids=False)
-    if not title_col or title_col not in table.columns:
+    if not title_col or title_col not in table:
         return interactions, None
-    first_rows = pd.Series(np.arange(len(table))).groupby(interactions["item"].to_numpy()).first()
-    rows = first_rows.to_numpy()
-    titles, years = zip(*(split_title_year(table.column(title_col)[r]) for r in rows))
-    genres = ([[g.strip() for g in table.column(genres_col)[r].split(genres_separator) if g.strip()] for r in rows]
-              if genres_col and genres_col in table.columns else [[] for _ in rows])
-    return interactions, _items(first_rows.index.astype(str), titles, years, genres)
+    # each item's title (and genres) from its first row
+    codes = interactions["item"].cat.codes.to_numpy()
+    present, rows = np.unique(codes, return_index=True)
+    ids = interactions["item"].cat.categories[present]
+    take = pa.array(rows)
+    titles, years = zip(*(split_title_year(str(t)) for t in table.strings(title_col).take(take).to_pylist()))
+    genres = ([[g.strip() for g in str(f).split(genres_separator) if g.strip()]
+               for f in table.strings(genres_col).take(take).to_pylist()]
+              if genres_col and genres_col in table else [[] for _ in rows])
+    return interactions, _items([str(i) for i in ids], titles, years, genres)
 
 
 def read_items_csv(raw: RawFile, *, separator: str, encoding: str, item_col: str, title_col: str,
                    genres_col: str | None = None, genres_separator: str = "|") -> pd.DataFrame:
     """A separate CSV of item titles (dataset.items_path)."""
-    table = parse_csv(raw, sep=separator, encoding=encoding, required=[item_col, title_col],
-                      optional=[genres_col] if genres_col else [])
-    ids = [i.strip() for i in table.column(item_col)]
+    table = _read_csv_columns(raw, TextFormat(separator, encoding, quoting=True), [item_col, title_col],
+                              [genres_col] if genres_col else [], labels=())
+    ids = [i.strip() for i in table.text(item_col)]
     _check_unique_items(table, ids)
-    titles, years = zip(*(split_title_year(t) for t in table.column(title_col)))
-    genres = ([[g.strip() for g in field.split(genres_separator) if g.strip()] for field in table.column(genres_col)]
-              if genres_col and genres_col in table.columns else [[] for _ in ids])
+    titles, years = zip(*(split_title_year(t) for t in table.text(title_col)))
+    genres = ([[g.strip() for g in field.split(genres_separator) if g.strip()] for field in table.text(genres_col)]
+              if genres_col and genres_col in table else [[] for _ in ids])
     return _items(ids, titles, years, genres)

@@ -57,29 +57,54 @@ class TrainingWindows:
         return int((self.targets > 0).sum())
 
 
+def _flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(all items concatenated, per-sequence start offsets with the total at the end)."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if offsets[-1] else np.zeros(0, np.int64)
+    return flat, offsets
+
+
+def _gather(flat: np.ndarray, base: np.ndarray, first: np.ndarray, last: np.ndarray, length: int) -> np.ndarray:
+    """Rows ``flat[base + first : base + last]`` (local indices, ``last - first <= length``), left-padded."""
+    index = last[:, None] - length + np.arange(length)[None, :]
+    valid = index >= first[:, None]
+    return np.where(valid, flat[np.where(valid, base[:, None] + index, 0)] if len(flat) else 0, 0).astype(np.int64)
+
+
 def training_windows(train: list[np.ndarray], max_len: int) -> TrainingWindows:
-    """Windows for every user's training sequence (``train[u]``; index 0 unused)."""
-    inputs, targets, users = [], [], []
-    for user in range(1, len(train)):
-        for window in cut_windows(train[user], max_len):
-            inputs.append(left_pad(window[:-1], max_len))
-            targets.append(left_pad(window[1:], max_len))
-            users.append(user)
-    if not inputs:
+    """Windows for every user's training sequence (``train[u]``; index 0 unused), as ``cut_windows``
+    and ``left_pad`` would give them user by user, computed for all users at once with index arithmetic.
+
+    A sequence of ``n >= 2`` items gives ``(n - 2) // max_len + 1`` windows; window ``k`` (0 = newest)
+    ends at ``n - k * max_len`` and starts ``max_len + 1`` items earlier (or at 0)."""
+    flat, offsets = _flat(list(train[1:]))
+    lengths = np.diff(offsets)
+    counts = np.where(lengths >= 2, (lengths - 2) // max_len + 1, 0)
+    total = int(counts.sum())
+    if total == 0:
         empty = np.zeros((0, max_len), dtype=np.int64)
         return TrainingWindows(empty, empty.copy(), np.zeros(0, dtype=np.int64))
-    return TrainingWindows(np.stack(inputs), np.stack(targets), np.asarray(users, dtype=np.int64))
+    owner = np.repeat(np.arange(len(lengths)), counts)
+    k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    end = lengths[owner] - k * max_len
+    start = np.maximum(0, end - (max_len + 1))
+    base = offsets[owner]
+    inputs = _gather(flat, base, start, end - 1, max_len)
+    targets = _gather(flat, base, start + 1, end, max_len)
+    return TrainingWindows(inputs, targets, owner + 1)
 
 
 class ItemSets:
     """Per-user item sets in compressed rows (``indptr``, ``indices``), for seen-item exclusion and
     membership tests done on whole batches at once."""
 
-    def __init__(self, sets: list[np.ndarray]):
-        lengths = np.array([len(s) for s in sets], dtype=np.int64)
-        self.indptr = np.zeros(len(sets) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.indptr[1:])
-        self.indices = np.concatenate([np.asarray(s, dtype=np.int64) for s in sets]) if len(sets) else np.zeros(0, np.int64)
+    def __init__(self, sets: list[np.ndarray] | None = None, *, indptr: np.ndarray | None = None,
+                 indices: np.ndarray | None = None):
+        if sets is not None:
+            indices, indptr = _flat(sets)
+        self.indptr, self.indices = np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64)
 
     def rows_cols(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For the users ``rows`` (indices into the sets), pairs ``(position in rows, item)``."""
@@ -129,13 +154,20 @@ def evaluation_set(data, split: str, max_len: int, sampled_negatives: int = 0, s
     run, machine and process, whatever the batch order.
     """
     users = data.users()
-    histories = [data.history(split, int(u)) for u in users]
-    inputs = np.stack([left_pad(h, max_len) for h in histories]) if len(users) else np.zeros((0, max_len), np.int64)
-    targets = np.array([data.target(split, int(u)) for u in users], dtype=np.int64)
+    flat, offsets = _flat([data.train[int(u)] for u in users])
+    lengths = np.diff(offsets)
+    targets = (data.val_target if split == "val" else data.test_target)[users].astype(np.int64)
+    if split == "test":  # the history is the train items plus the validation target
+        val = data.val_target[users].astype(np.int64)
+        flat = np.insert(flat, offsets[1:], val)
+        offsets = offsets + np.arange(len(offsets))
+        lengths = lengths + 1
+    inputs = _gather(flat, offsets[:-1], np.maximum(0, lengths - max_len), lengths, max_len) if len(users) \
+        else np.zeros((0, max_len), np.int64)
     split_id = {"val": 1, "test": 2}[split]
     negatives = np.zeros((len(users), sampled_negatives), dtype=np.int64)
-    if sampled_negatives > 0:
-        for i, (u, h, t) in enumerate(zip(users, histories, targets)):
+    if sampled_negatives > 0:  # one generator per user (see above), so this stays a loop over users
+        for i, (u, t) in enumerate(zip(users, targets)):
             rng = np.random.default_rng([int(seed), int(u), split_id])
-            negatives[i] = sample_unseen(data.num_items, h, int(t), sampled_negatives, rng)
-    return EvaluationSet(users.astype(np.int64), inputs, targets, ItemSets(histories), negatives)
+            negatives[i] = sample_unseen(data.num_items, flat[offsets[i]:offsets[i + 1]], int(t), sampled_negatives, rng)
+    return EvaluationSet(users.astype(np.int64), inputs, targets, ItemSets(indptr=offsets, indices=flat), negatives)

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from recdistill.data.textfile import Container
+from recdistill.data.files import Container
 from recdistill.errors import DataError
 from recdistill.wheels import Wheel, fetch_wheel
 
@@ -154,11 +154,21 @@ def locate(dataset: dict, cache: Path | None) -> Source:
             stem = dataset.get("stem") or container.path.stem
         return Source(container, "recbole", f"local RecBole atomic files {container.path}/{stem}.inter", stem=stem)
     if fmt == "csv":
-        file = Path(_required_path(dataset, "the interactions CSV file")).expanduser()
-        if not file.is_file():
-            raise DataError(f"{file} does not exist or is not a file; dataset.path must be the interactions CSV")
+        file = csv_file(_required_path(dataset, "the interactions CSV file"), "path")
         return Source(Container(file.parent), "csv", f"local CSV {file}")
     raise DataError(f"unknown dataset.format {fmt!r}; choose one of: ml-100k, ml-1m, recbole, csv")
+
+
+def csv_file(value, key: str) -> Path:
+    """``dataset.<key>`` as an existing file; a folder or a missing path is named as what it is."""
+    file = Path(str(value)).expanduser()
+    if file.is_dir():
+        csvs = sorted(p.name for p in file.glob("*.csv"))[:3]
+        hint = f" (it holds {', '.join(csvs)})" if csvs else ""
+        raise DataError(f"{file} (dataset.{key}) is a folder{hint}; dataset.{key} must be the CSV file itself")
+    if not file.is_file():
+        raise DataError(f"{file} (dataset.{key}) does not exist")
+    return file
 
 
 # Files each layout reads, so the fingerprint can hash them.
@@ -179,9 +189,7 @@ def source_signature(dataset) -> str:
         for key in ("path", "items_path"):
             value = dataset.get(key)
             if value:
-                file = Path(str(value)).expanduser()
-                if not file.is_file():
-                    raise DataError(f"{file} (dataset.{key}) does not exist")
+                file = csv_file(value, key)
                 sha.update(file.read_bytes())
         return sha.hexdigest()
     source = locate(dataset, None)

@@ -9,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive
+from recdistill.data.duplicates import DUPLICATE_POLICIES
 from recdistill.data.prepare import ensure_prepared, prepare_dataset
 from recdistill.data.sources import cache_dir
 from recdistill.errors import ConfigError
@@ -26,6 +27,8 @@ class PrepareResult:
 def validate_dataset(cfg: DictConfig) -> None:
     """Check the dataset knobs; each error names the key and what is allowed."""
     check_choice(cfg, "dataset.format", FORMATS)
+    if cfg.dataset.get("duplicates") is not None:
+        check_choice(cfg, "dataset.duplicates", DUPLICATE_POLICIES)
     value = cfg.dataset.get("min_user_interactions")
     if not isinstance(value, int) or isinstance(value, bool) or value < 3:
         raise ConfigError(f"dataset.min_user_interactions={value!r} is not valid; expected a whole number >= 3 "

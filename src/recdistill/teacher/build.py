@@ -12,10 +12,13 @@ from recdistill.config import check_choice, check_positive
 from recdistill.data.prepared import PreparedData, load_prepared
 from recdistill.data.prompts import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
+from recdistill.teacher.curriculum import CURRICULA, Curriculum
 from recdistill.teacher.data import PromptSettings
 from recdistill.teacher.llm import LoadedLLM, load_llm
 from recdistill.teacher.model import MODES, ILoRATeacher, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
+from recdistill.teacher.molora.gate import GATES
+from recdistill.teacher.optim import TeacherOptimSettings
 
 
 def cache_dir(cfg: DictConfig) -> str:
@@ -42,6 +45,12 @@ def validate_teacher_config(cfg: DictConfig) -> None:
                 "eval.candidate_batch_size", "eval.max_new_tokens"):
         check_positive(cfg, f"teacher.{key}")
     check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
+    if "gate" in t:
+        check_choice(cfg, "teacher.gate", GATES)
+    if t.get("gate_window") is not None:
+        check_positive(cfg, "teacher.gate_window")
+    if "curriculum" in t:
+        check_choice(cfg, "teacher.curriculum", CURRICULA)
     check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
     if t.prompt.max_tokens is not None:
@@ -58,8 +67,10 @@ def validate_teacher_config(cfg: DictConfig) -> None:
 def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
     lora = teacher_cfg.lora
     num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
+    window = teacher_cfg.get("gate_window")
     return TeacherSpec(str(teacher_cfg.mode), MoLoRAConfig(int(lora.r), num_experts, float(lora.alpha),
-                                                           float(lora.dropout), tuple(lora.target_modules)))
+                                                           float(lora.dropout), tuple(lora.target_modules)),
+                       gate=str(teacher_cfg.get("gate", "linear")), gate_window=None if window is None else int(window))
 
 
 def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> DictConfig:
@@ -89,3 +100,16 @@ def prompt_settings(prompt_cfg: DictConfig, student) -> PromptSettings:
                           max_tokens=None if prompt_cfg.max_tokens is None else int(prompt_cfg.max_tokens),
                           eval_template=int(prompt_cfg.eval_template), seed=int(prompt_cfg.seed),
                           student_len=int(student.max_len))
+
+
+def optim_settings(train_cfg: DictConfig, eff: DictConfig) -> TeacherOptimSettings:
+    """iLoRA's AdamW groups from the ``train`` group (``router_lr_scale``, ``bridge_weight_decay``)."""
+    return TeacherOptimSettings(lr=float(train_cfg.lr), weight_decay=float(train_cfg.get("weight_decay", 0.0)),
+                                bridge_weight_decay=float(train_cfg.get("bridge_weight_decay", 0.0)),
+                                router_lr_scale=float(train_cfg.get("router_lr_scale", 1.0)),
+                                betas=tuple(train_cfg.get("betas", (0.9, 0.999))), fused=eff.fused_adamw)
+
+
+def curriculum(teacher_cfg: DictConfig) -> Curriculum:
+    return Curriculum(str(teacher_cfg.get("curriculum", "none")), int(teacher_cfg.prompt.seed),
+                      float(teacher_cfg.get("curriculum_ramp", 1.0)))

@@ -19,8 +19,9 @@ from recdistill.engine import (RunDir, StageMeter, build_trainer, dataloader_kwa
                                resolve_accelerator, seed_everything)
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.from_config import load_matching_student
-from recdistill.teacher.build import (build_encoder, build_teacher, cache_dir, effective_llm_config, prepared_data,
-                                      prompt_settings, teacher_spec, validate_teacher_config)
+from recdistill.teacher.build import (build_encoder, build_teacher, cache_dir, curriculum, effective_llm_config,
+                                      optim_settings, prepared_data, prompt_settings, teacher_spec,
+                                      validate_teacher_config)
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.module import TeacherModule
@@ -91,7 +92,8 @@ def train_teacher(cfg: DictConfig) -> dict:
     print(f"prompts: {json.dumps(report)}")
 
     module = TeacherModule(teacher, encoder, data.titles, cfg.train, cfg.efficiency, cfg.teacher.eval,
-                           int(cfg.teacher.prompt.num_candidates))
+                           int(cfg.teacher.prompt.num_candidates), optim=optim_settings(cfg.train, cfg.efficiency),
+                           curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
     callbacks = [meter]

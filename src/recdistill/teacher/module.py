@@ -7,9 +7,11 @@ import math
 import lightning as L
 import torch
 
-from recdistill.engine import configure_optimizers
+from recdistill.engine.optim import build_scheduler
 from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
+from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.model import ILoRATeacher
+from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer
 from recdistill.teacher.scoring import score
 
 EVAL_METHODS = ("likelihood", "generate", "both")
@@ -22,16 +24,24 @@ class TeacherModule(L.LightningModule):
         titles: ``titles[i]`` item i's title (generation metrics compare text).
         train_cfg, eff: the ``train`` and ``efficiency`` config groups.
         eval_cfg: ``teacher.eval`` (method, score_norm, candidate_batch_size, max_new_tokens).
+        optim: the AdamW groups' settings (None: ``train.lr`` and ``train.weight_decay`` on everything, the
+            gate at the full rate; the commands pass iLoRA's groups from the config).
+        curriculum: LLaRA's text-to-hybrid curriculum (None: every prompt hybrid).
     """
 
     def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str], train_cfg, eff, eval_cfg,
-                 num_candidates: int = 20):
+                 num_candidates: int = 20, optim: TeacherOptimSettings | None = None,
+                 curriculum: Curriculum | None = None):
         super().__init__()
         self.teacher = teacher
         self.encoder = encoder
         self.titles = titles
         self.train_cfg, self.eff, self.eval_cfg = train_cfg, eff, eval_cfg
         self.num_candidates = num_candidates
+        self.optim = optim or TeacherOptimSettings(float(train_cfg.lr), float(train_cfg.get("weight_decay", 0.0)),
+                                                   float(train_cfg.get("weight_decay", 0.0)), 1.0,
+                                                   fused=eff.get("fused_adamw", "auto"))
+        self.curriculum = curriculum or Curriculum()
         # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
         self.strict_loading = False
         self._eval: dict[str, dict] = {}
@@ -43,13 +53,22 @@ class TeacherModule(L.LightningModule):
         self.teacher.train()
 
     def training_step(self, batch, batch_idx):
+        if self.curriculum.kind != "none":
+            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step,
+                                                  int(self.trainer.estimated_stepping_batches))
+            self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, batch_size=len(hybrid))
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
         return out.loss
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.train_cfg, self.eff, model=self.teacher)
+        optimizer = build_teacher_optimizer(self.teacher, self.optim)
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if total is not None and math.isfinite(total) else 1000
+        scheduler = build_scheduler(optimizer, str(self.eff.scheduler), total, float(self.eff.warmup_ratio),
+                                    float(self.eff.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = {f"teacher.{k}" for k in self.teacher.trainable_state_dict()}

@@ -27,6 +27,8 @@ from recdistill.engine import (
     seed_everything,
 )
 from recdistill.errors import ConfigError, RecdistillError
+from recdistill.protocols.from_config import run_candidate_protocol, wants_candidate_protocol
+from recdistill.protocols.report import summary_lines
 from recdistill.student.checkpoint import read_checkpoint
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -198,6 +200,11 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides=(), extra_files=(), wr
     metrics.update(trainer.validate(module, datamodule=dm, verbose=False)[0])
     metrics.update(trainer.test(module, datamodule=dm, verbose=False)[0])
     metrics = {k: float(v) for k, v in sorted(metrics.items())}
+    if wants_candidate_protocol(cfg):  # eval.protocol=llara: the same candidate sets as `eval teacher`
+        protocol_metrics, report = run_candidate_protocol(cfg, data, module.model)
+        metrics.update(protocol_metrics)
+        if run is not None and trainer.is_global_zero:
+            run.write_json("llara_protocol.json", report)
     result = {"run_dir": str(run.path) if run else None, "metrics": metrics, "checkpoint": str(checkpoint),
               "stages": meter.records}
     if run is not None and trainer.is_global_zero:
@@ -239,6 +246,8 @@ def _print_result(result: dict, title: str) -> None:
         sampled = [k for k in metrics if k.startswith(f"{split}/sampled") and k.endswith("ndcg@10")]
         for key in sampled:
             print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} (sampled protocol)")
+    for line in summary_lines(metrics):  # eval.protocol=llara
+        print(line)
     if "best_checkpoint" in result:
         print(f"  best checkpoint: {result['best_checkpoint']}")
     if result.get("run_dir"):

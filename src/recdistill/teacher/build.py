@@ -49,6 +49,8 @@ def validate_teacher_config(cfg: DictConfig) -> None:
         check_choice(cfg, "teacher.gate", GATES)
     if t.get("gate_window") is not None:
         check_positive(cfg, "teacher.gate_window")
+    if "protocol" in t.eval:
+        check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
     if "curriculum" in t:
         check_choice(cfg, "teacher.curriculum", CURRICULA)
     check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))

@@ -25,6 +25,8 @@ from recdistill.teacher.build import (build_encoder, build_teacher, cache_dir, c
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.module import TeacherModule
+from recdistill.protocols.report import summary_lines
+from recdistill.teacher.protocol_command import run_teacher_protocol, wants_llara
 
 
 def checkpoint_monitor(cfg) -> str:
@@ -118,6 +120,8 @@ def train_teacher(cfg: DictConfig) -> dict:
         metrics.update(_eval_metrics(trainer.validate(module, datamodule=dm, verbose=False)))
     if cfg.train.limit_test_batches != 0:
         metrics.update(_eval_metrics(trainer.test(module, datamodule=dm, verbose=False)))
+    if wants_llara(cfg.teacher):
+        metrics.update(run_teacher_protocol(cfg, cfg.teacher, teacher, encoder, data, run))
     adapter_dir = save_adapter(teacher, run.path / "adapter", {
         "llm": OmegaConf.to_container(llm_cfg, resolve=True),
         "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
@@ -166,6 +170,10 @@ def evaluate_adapter(cfg: DictConfig, adapter: str | Path) -> dict:
     module = TeacherModule(teacher, encoder, data.titles, cfg.train, cfg.efficiency, teacher_cfg.eval,
                            int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
+    if wants_llara(teacher_cfg):  # LLaRA / iLoRA's protocol in place of this toolkit's
+        metrics = run_teacher_protocol(cfg, teacher_cfg, teacher, encoder, data, run)
+        run.finish("teacher-eval", cfg, metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+        return {"run_dir": str(run.path), "metrics": metrics, "adapter": str(adapter), "stages": meter.records}
     trainer = build_trainer(cfg.efficiency, run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = _eval_metrics(trainer.validate(module, datamodule=dm, verbose=False))
@@ -177,7 +185,11 @@ def evaluate_adapter(cfg: DictConfig, adapter: str | Path) -> dict:
 def _print(result: dict, title: str) -> None:
     print(f"\n{title}")
     for key, value in sorted(result["metrics"].items()):
+        if "/llara_" in key:
+            continue  # printed below with their intervals
         print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+    for line in summary_lines(result["metrics"]):
+        print(line)
     if result.get("adapter"):
         print(f"  adapter: {result['adapter']}")
     print(f"  run folder: {result['run_dir']}")

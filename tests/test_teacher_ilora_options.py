@@ -146,3 +146,17 @@ def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen
     teacher(b["input_ids"], b["attention_mask"], b["item_slots"], b["student_seq"], labels=b["labels"]).loss.backward()
     opt.step()
     assert not all(torch.equal(a, p) for a, p in zip(projector, teacher.projector.parameters()))
+
+
+def test_paper_profile_sets_iloras_recipe_for_the_teacher():
+    from recdistill.teacher.build import curriculum, optim_settings, teacher_spec
+
+    profile = compose("pipeline", ["profile=paper"]).profile
+    cfg = compose("teacher", list(profile["all"]) + list(profile.teacher))
+    assert int(cfg.train.batch_size) * int(cfg.efficiency.accumulate_grad_batches) == 128   # 8 x 16
+    assert cfg.train.max_epochs == 5 and cfg.teacher.eval.protocol == "llara"
+    spec = teacher_spec(cfg.teacher)
+    assert (spec.mode, spec.gate, spec.gate_window, spec.lora.r, spec.lora.num_experts) == ("ilora", "conv", 10, 8, 4)
+    opt = optim_settings(cfg.train, cfg.efficiency)
+    assert (opt.lr, opt.router_lr_scale, opt.bridge_weight_decay, opt.weight_decay) == (8e-4, 0.3, 1e-5, 0.0)
+    assert curriculum(cfg.teacher).kind == "llara"

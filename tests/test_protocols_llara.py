@@ -145,4 +145,5 @@ def test_eval_teacher_and_eval_student_score_the_same_sets(trained_llara):
         assert student_run[f"val/llara_{name}"] == pytest.approx(teacher_run[f"val/llara_{name}"])
     assert "val/ndcg@10" in student_run and "test/ndcg@10" in student_run   # the full-catalogue metrics stay
     with pytest.raises(ConfigError, match="teacher.eval.protocol"):
-        evaluate_adapter(compose("teacher", common + ["teacher.eval.protocol=paper"]), trained_llara["result"]["adapter"])
+        evaluate_adapter(compose("teacher", common + ["teacher.eval.protocol=paper"]),
+                         trained_llara["result"]["adapter"])

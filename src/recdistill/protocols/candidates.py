@@ -33,7 +33,8 @@ class CandidateProtocol:
 
     def __post_init__(self):
         if self.exclude not in EXCLUDE:
-            raise ConfigError(f"eval.candidates.exclude={self.exclude!r} is not valid; choose one of: {', '.join(EXCLUDE)}")
+            raise ConfigError(f"eval.candidates.exclude={self.exclude!r} is not valid; "
+                              f"choose one of: {', '.join(EXCLUDE)}")
         for name in ("history_items", "num_candidates", "draws"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"eval.candidates.{name}={getattr(self, name)} is not valid; expected >= 1")

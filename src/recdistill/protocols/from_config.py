@@ -50,7 +50,8 @@ def teacher_protocol_fn(cfg: DictConfig, teacher_cfg: DictConfig, teacher, encod
     from recdistill.protocols.teacher import TeacherEvalSettings, teacher_metrics
 
     e = teacher_cfg.eval
-    settings = TeacherEvalSettings(template=int(teacher_cfg.prompt.eval_template), batch_size=int(cfg.train.eval_batch_size),
+    settings = TeacherEvalSettings(template=int(teacher_cfg.prompt.eval_template),
+                                   batch_size=int(cfg.train.eval_batch_size),
                                    generate=True, likelihood=str(e.method) != "generate",
                                    max_new_tokens=int(cfg.eval.candidates.max_new_tokens),
                                    candidate_batch_size=int(e.candidate_batch_size), score_norm=str(e.score_norm),

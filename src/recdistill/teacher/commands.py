@@ -19,13 +19,13 @@ from recdistill.engine import (RunDir, StageMeter, build_trainer, dataloader_kwa
                                resolve_accelerator, seed_everything)
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.from_config import load_matching_student
+from recdistill.protocols.report import summary_lines
 from recdistill.teacher.build import (build_encoder, build_teacher, cache_dir, curriculum, effective_llm_config,
                                       optim_settings, prepared_data, prompt_settings, teacher_spec,
                                       validate_teacher_config)
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.module import TeacherModule
-from recdistill.protocols.report import summary_lines
 from recdistill.teacher.protocol_command import run_teacher_protocol, wants_llara
 
 

@@ -8,8 +8,8 @@ import lightning as L
 import torch
 
 from recdistill.engine.optim import build_scheduler
-from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
 from recdistill.teacher.curriculum import Curriculum
+from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
 from recdistill.teacher.model import ILoRATeacher
 from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer
 from recdistill.teacher.scoring import score
@@ -52,10 +52,17 @@ class TeacherModule(L.LightningModule):
         # mode (the frozen student stays in eval: ILoRATeacher.train).
         self.teacher.train()
 
+    def _total_steps(self) -> int:
+        total = self.trainer.estimated_stepping_batches
+        return int(total) if total is not None and math.isfinite(total) else 1000
+
+    def on_train_start(self):
+        self._steps_in_run = self._total_steps()  # Lightning recomputes the estimate on every access
+
     def training_step(self, batch, batch_idx):
         if self.curriculum.kind != "none":
-            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step,
-                                                  int(self.trainer.estimated_stepping_batches))
+            total = getattr(self, "_steps_in_run", None) or self._total_steps()
+            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total)
             self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, batch_size=len(hybrid))
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
@@ -64,10 +71,8 @@ class TeacherModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = build_teacher_optimizer(self.teacher, self.optim)
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if total is not None and math.isfinite(total) else 1000
-        scheduler = build_scheduler(optimizer, str(self.eff.scheduler), total, float(self.eff.warmup_ratio),
-                                    float(self.eff.min_lr_ratio))
+        scheduler = build_scheduler(optimizer, str(self.eff.scheduler), self._total_steps(),
+                                    float(self.eff.warmup_ratio), float(self.eff.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

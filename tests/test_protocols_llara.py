@@ -127,6 +127,12 @@ def test_train_teacher_reports_the_llara_protocol_beside_student_and_chance(trai
     mean = np.mean([d["teacher_cand20_ndcg@10"] for d in draws])
     assert m["val/llara_teacher_cand20_ndcg@10"] == pytest.approx(mean)
     assert report["splits"]["val"]["sample_answers"]                  # the raw answers are kept to read
+    # the curriculum (on by default) took effect: over 2 steps the hybrid share was 0.5, then 1
+    import pandas as pd
+
+    logged = pd.read_csv(Path(trained_llara["result"]["run_dir"]) / "logs" / "csv" / "metrics.csv")
+    share = logged["train/hybrid_share_epoch"].dropna()
+    assert len(share) == 1 and 0.0 < float(share.iloc[0]) < 1.0
 
 
 def test_eval_teacher_and_eval_student_score_the_same_sets(trained_llara):

@@ -63,7 +63,7 @@ class TeacherModule(L.LightningModule):
         if self.curriculum.kind != "none":
             total = getattr(self, "_steps_in_run", None) or self._total_steps()
             batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total)
-            self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, batch_size=len(hybrid))
+            self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, on_epoch=True, batch_size=len(hybrid))
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))

@@ -20,13 +20,18 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
                                           seed_run)
+from recdistill.protocols.report import summary_lines
+from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
+from recdistill.teacher.curriculum import CURRICULA, Curriculum
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import PromptSettings, TeacherDataModule, batch_token_counts
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.module import TeacherModule
 from recdistill.teacher.molora import MoLoRAConfig
+from recdistill.teacher.molora.gate import GATES
+from recdistill.teacher.optim import TeacherOptimSettings
 
 
 def cache_dir(cfg: DictConfig) -> str:
@@ -44,6 +49,11 @@ def validate_teacher_config(cfg: DictConfig) -> None:
                 "eval.candidate_batch_size", "eval.max_new_tokens"):
         check_positive(cfg, f"teacher.{key}")
     check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
+    check_choice(cfg, "teacher.gate", GATES)
+    if t.gate_window is not None:
+        check_positive(cfg, "teacher.gate_window")
+    check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
+    check_choice(cfg, "teacher.curriculum", CURRICULA)
     check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
     if t.prompt.max_tokens is not None:
@@ -75,8 +85,23 @@ def checkpoint_monitor(cfg) -> str:
 def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
     lora = teacher_cfg.lora
     num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
+    window = teacher_cfg.gate_window
     return TeacherSpec(str(teacher_cfg.mode), MoLoRAConfig(int(lora.r), num_experts, float(lora.alpha),
-                                                           float(lora.dropout), tuple(lora.target_modules)))
+                                                           float(lora.dropout), tuple(lora.target_modules)),
+                       gate=str(teacher_cfg.gate), gate_window=None if window is None else int(window))
+
+
+def teacher_optim_settings(cfg: DictConfig) -> TeacherOptimSettings:
+    """iLoRA's AdamW groups from the ``train`` group (``router_lr_scale``, ``bridge_weight_decay``)."""
+    t = cfg.train
+    return TeacherOptimSettings(lr=float(t.lr), weight_decay=float(t.weight_decay),
+                                bridge_weight_decay=float(t.bridge_weight_decay),
+                                router_lr_scale=float(t.router_lr_scale), betas=tuple(t.betas),
+                                fused=cfg.efficiency.fused_adamw)
+
+
+def curriculum(teacher_cfg: DictConfig) -> Curriculum:
+    return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp))
 
 
 def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
@@ -139,8 +164,9 @@ def train_teacher(cfg: DictConfig) -> RunResult:
     run.write_json("prompt_report.json", report)
     print(f"prompts: {json.dumps(report)}")
 
-    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
-                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates))
+    module = TeacherModule(teacher, encoder, data.titles, teacher_optim_settings(cfg), efficiency(cfg),
+                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates),
+                           curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
     callbacks = [meter]
@@ -165,6 +191,8 @@ def train_teacher(cfg: DictConfig) -> RunResult:
         metrics.update(collect(trainer.validate(module, datamodule=dm, verbose=False)))
     if cfg.train.limit_test_batches != 0:
         metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
+    if wants_teacher_protocol(cfg.teacher):
+        metrics.update(run_teacher_protocol(cfg, cfg.teacher, teacher, encoder, data, run))
     adapter_dir = save_adapter(teacher, run.path / "adapter", {
         "llm": llm_cfg,
         "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
@@ -206,6 +234,10 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
                            OmegaConf.to_container(teacher_cfg.eval, resolve=True), int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
+    if wants_teacher_protocol(teacher_cfg):  # LLaRA / iLoRA's protocol in place of this toolkit's
+        metrics = run_teacher_protocol(cfg, teacher_cfg, teacher, encoder, data, run)
+        run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+        return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
     trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
@@ -217,7 +249,11 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
 def print_teacher(result: RunResult, title: str) -> None:
     print(f"\n{title}")
     for key, value in sorted(result.metrics.items()):
+        if "/llara_" in key:
+            continue  # printed below with their intervals
         print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+    for line in summary_lines(result.metrics):
+        print(line)
     if result.artefacts.get("adapter"):
         print(f"  adapter: {result.artefacts['adapter']}")
     print(f"  run folder: {result.run_dir}")

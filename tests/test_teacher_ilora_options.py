@@ -42,7 +42,7 @@ def train_batch(tmp_path_factory):
 
 
 def test_config_chooses_the_gate_and_the_window():
-    from recdistill.recipes.teacher import teacher_spec
+    from recdistill.recipes.teacher_settings import teacher_spec
 
     cfg = compose("teacher", [])
     spec = teacher_spec(cfg.teacher)
@@ -149,7 +149,7 @@ def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen
 
 
 def test_paper_profile_sets_iloras_recipe_for_the_teacher():
-    from recdistill.recipes.teacher import curriculum, teacher_optim_settings, teacher_spec
+    from recdistill.recipes.teacher_settings import curriculum, teacher_optim_settings, teacher_spec
 
     profile = compose("pipeline", ["profile=paper"]).profile
     cfg = compose("teacher", list(profile["all"]) + list(profile.teacher))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from recdistill.protocols.candidates import CandidateSets
@@ -38,27 +39,51 @@ def _rows(sets: CandidateSets, encoder, template: int, student_len: int) -> list
     return rows
 
 
-@torch.no_grad()
-def teacher_metrics(teacher, encoder, titles: list[str], sets: CandidateSets, s: TeacherEvalSettings) -> dict:
-    """Generation metrics (``valid_ratio``, ``hr@1_valid``, ``hr@1_all``) and likelihood ones
-    (``cand<C>_hr@1`` ...) of the teacher on these sets."""
-    teacher.eval()
+def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings):
+    """``(row indices, collated batch)`` with prompts of similar length together (less padding to run
+    through the LLM); callers put the results back in the sets' order."""
     student_len = int(teacher.student.max_len)
     collate = PromptCollator(encoder.slot_id, student_len, with_prompts=True)
     rows = _rows(sets, encoder, s.template, student_len)
-    texts, ranks = [], []
+    order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
     for start in range(0, len(rows), s.batch_size):
-        batch = collate(rows[start:start + s.batch_size])
-        if s.likelihood:
-            scores = score(teacher, batch, encoder.title_ids, encoder.eos_id, encoder.slot_id,
-                           s.candidate_batch_size, s.score_norm, kv_cache=s.kv_cache)
-            ranks.append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
-        if s.generate:
-            texts += generate_answers(teacher, batch, encoder.tokenizer, s.max_new_tokens)
+        index = order[start:start + s.batch_size]
+        yield index, collate([rows[int(i)] for i in index])
+
+
+@torch.no_grad()
+def teacher_scores(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> torch.Tensor:
+    """``[N, C]`` likelihood scores (log P(title + EOS | prompt), ``s.score_norm``) of every listed candidate,
+    in the sets' order."""
+    teacher.eval()
+    out = torch.empty(sets.candidates.shape, dtype=torch.float32)
+    for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
+        out[torch.from_numpy(index)] = score(teacher, batch, encoder.title_ids, encoder.eos_id, encoder.slot_id,
+                                             s.candidate_batch_size, s.score_norm, kv_cache=s.kv_cache).float().cpu()
+    return out
+
+
+@torch.no_grad()
+def teacher_answers(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> list[str]:
+    """Greedy generated answers, in the sets' order."""
+    teacher.eval()
+    texts: list[str] = [""] * len(sets.users)
+    for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
+        for i, text in zip(index, generate_answers(teacher, batch, encoder.tokenizer, s.max_new_tokens)):
+            texts[int(i)] = text
+    return texts
+
+
+def teacher_metrics(teacher, encoder, titles: list[str], sets: CandidateSets, s: TeacherEvalSettings) -> dict:
+    """Generation metrics (``valid_ratio``, ``hr@1_valid``, ``hr@1_all``) and likelihood ones
+    (``cand<C>_hr@1`` ...) of the teacher on these sets."""
     out: dict = {}
     if s.likelihood:
-        out.update(candidate_metrics(torch.cat(ranks), sets.candidates.shape[1]))
+        scores = teacher_scores(teacher, encoder, sets, s)
+        out.update(candidate_metrics(target_ranks(scores, torch.from_numpy(sets.target_index)),
+                                     sets.candidates.shape[1]))
     if s.generate:
+        texts = teacher_answers(teacher, encoder, sets, s)
         cands = [[titles[int(c)] for c in row] for row in sets.candidates.tolist()]
         out.update(generation_metrics(texts, cands, [titles[int(t)] for t in sets.targets]))
         out["_texts"] = texts

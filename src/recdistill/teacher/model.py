@@ -44,14 +44,22 @@ class TeacherSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TeacherSpec":
-        return cls(d["mode"], MoLoRAConfig(**d["lora"]), d.get("gate", "linear"), d.get("gate_window"))
+        lora = dict(d["lora"])
+        # Adapters saved before the rule was an option were trained with alpha / r.
+        lora.setdefault("scaling_rule", "standard")
+        return cls(d["mode"], MoLoRAConfig(**lora), d.get("gate", "linear"), d.get("gate_window"))
 
 
 def _plain_lora(llm: nn.Module, cfg: MoLoRAConfig) -> nn.Module:
     """Plain LoRA (LLaRA) is exactly what PEFT's LoRA does, so PEFT does it."""
     from peft import LoraConfig, get_peft_model
 
-    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+    layers = None
+    if cfg.top_layers is not None:
+        from recdistill.teacher.molora.model import top_layer_indices
+
+        layers = sorted(top_layer_indices([name for name, _ in llm.named_modules()], cfg.top_layers))
+    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, layers_to_transform=layers,
                           target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
     try:
         return get_peft_model(llm, peft_cfg)
@@ -88,6 +96,10 @@ class ILoRATeacher(nn.Module):
         self.gate = build_gate(spec.gate, student.hidden_size, spec.lora.num_experts) if spec.mode == "ilora" else None
         device = self.embedding_layer.weight.device
         self.projector.to(device)
+        if spec.lora.top_layers is not None:
+            # Adapters in the top layers only: the projector feeds the first layer, so training it would need
+            # the full backward that top_layers exists to avoid. It stays at its (seeded) initialisation.
+            self.projector.requires_grad_(False)
         if self.gate is not None:
             self.gate.to(device)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from recdistill.cli import main
 from recdistill.config import compose
@@ -137,8 +136,7 @@ def test_command_line_errors_are_clear(trained, capsys):
     with pytest.raises(ConfigError, match="must be a positive multiple"):
         from recdistill.recipes.teacher_settings import teacher_spec
 
-        teacher_spec(OmegaConf.create({"mode": "ilora", "lora": {"r": 6, "num_experts": 4, "alpha": 1,
-                                                                 "dropout": 0.0, "target_modules": ["q_proj"]}}))
+        teacher_spec(compose("teacher", ["teacher.lora.r=6", "teacher.lora.num_experts=4"]).teacher)
 
 
 def test_checkpoint_monitor_follows_the_candidate_count():

@@ -39,21 +39,22 @@ def test_rank_gated_mixture_equals_sum_over_experts():
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("expert", [0, 3])
-def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert):
+# iLoRA's rule makes each expert a rank-r/K LoRA with the same alpha (32 / 2 = 16); the standard rule
+# scales by alpha / r (32 / 8 = 4), which a rank-2 PEFT LoRA matches with alpha 8.
+@pytest.mark.parametrize("expert,rule,peft_alpha", [(0, "ilora", 32.0), (3, "ilora", 32.0), (3, "standard", 8.0)])
+def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert, rule, peft_alpha):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
     base = TwoLayers()
-    config = MoLoRAConfig(8, 4, 32, 0.0, ("q_proj", "up_proj"))
+    config = MoLoRAConfig(8, 4, 32, 0.0, ("q_proj", "up_proj"), scaling_rule=rule)
     mixture = copy.deepcopy(base)
     gate = GateState(4)
     inject_molora(mixture, config, gate)
     for m in mixture.modules():
         if isinstance(m, MoLoRALinear):
             nn.init.normal_(m.lora_B.weight, std=0.5)
-    # PEFT LoRA of rank r/K; alpha chosen so its scaling alpha'/(r/K) equals ours, alpha/r.
-    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=32 / 4, lora_dropout=0.0,
+    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=peft_alpha, lora_dropout=0.0,
                                                                 target_modules=["q_proj", "up_proj"]))
     lo, hi = 2 * expert, 2 * expert + 2
     with torch.no_grad():
@@ -66,6 +67,24 @@ def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert):
     gate.set(torch.nn.functional.one_hot(torch.full((4,), expert), 4).float())
     torch.testing.assert_close(mixture(x), peft_model(x), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(mixture(x), base(x))   # the adapter does something
+
+
+def test_scaling_rule_sets_the_update_scale_and_refuses_unknown_rules():
+    assert MoLoRAConfig(8, 4, 32).scaling == 16.0                          # iLoRA's default
+    assert MoLoRAConfig(8, 4, 32, scaling_rule="standard").scaling == 4.0
+    assert MoLoRAConfig(8, 1, 32).scaling == MoLoRAConfig(8, 1, 32, scaling_rule="standard").scaling == 4.0
+    x = torch.randn(2, 3, 12)
+    outs = {}
+    for rule in ("ilora", "standard"):
+        torch.manual_seed(0)
+        gate = GateState(4)
+        layer = MoLoRALinear(nn.Linear(12, 10), MoLoRAConfig(8, 4, 32, 0.0, scaling_rule=rule), gate)
+        nn.init.normal_(layer.lora_B.weight, std=0.5)
+        gate.set(torch.full((2, 4), 0.25))
+        outs[rule] = layer(x) - layer.base_layer(x)
+    torch.testing.assert_close(outs["ilora"], 4 * outs["standard"])       # the update itself is 4x larger
+    with pytest.raises(ConfigError, match="teacher.lora.scaling"):
+        MoLoRAConfig(scaling_rule="sqrt")
 
 
 def test_gate_is_per_sample():

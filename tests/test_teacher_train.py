@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from recdistill.cli import main
 from recdistill.config import compose
@@ -135,15 +134,14 @@ def test_command_line_errors_are_clear(trained, capsys):
     assert main(["export", *common]) == 2
     assert "teacher.adapter" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="must be a positive multiple"):
-        from recdistill.recipes.teacher import teacher_spec
+        from recdistill.recipes.teacher_settings import teacher_spec
 
-        teacher_spec(OmegaConf.create({"mode": "ilora", "lora": {"r": 6, "num_experts": 4, "alpha": 1,
-                                                                 "dropout": 0.0, "target_modules": ["q_proj"]}}))
+        teacher_spec(compose("teacher", ["teacher.lora.r=6", "teacher.lora.num_experts=4"]).teacher)
 
 
 def test_checkpoint_monitor_follows_the_candidate_count():
     from recdistill.errors import ConfigError
-    from recdistill.recipes.teacher import checkpoint_monitor
+    from recdistill.recipes.teacher_settings import checkpoint_monitor
 
     assert checkpoint_monitor(compose("teacher", [])) == "val/cand20_ndcg@10"
     assert checkpoint_monitor(compose("teacher", ["teacher.prompt.num_candidates=10"])) == "val/cand10_ndcg@10"

@@ -23,7 +23,8 @@ from recdistill.export.llm_ranker import LLMRanker
 from recdistill.hashing import stable_hash
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import prepared_data
-from recdistill.recipes.teacher import cache_dir, load_trained_teacher, prompt_settings
+from recdistill.recipes.teacher import load_trained_teacher
+from recdistill.recipes.teacher_settings import cache_dir, prompt_settings
 from recdistill.teacher.build import build_encoder
 from recdistill.teacher.checkpoint import WEIGHTS
 
@@ -57,7 +58,9 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
     teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
     teacher.to(resolve_device(str(t.device)))
     check_positive(t, "export.listed_candidates")
-    encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"])
+    # Adapters saved before teacher.prompt.candidates existed listed titles.
+    encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"],
+                            saved["prompt"].get("candidates", "titles"))
     settings = prompt_settings(saved["prompt"], teacher.student)
     identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": saved["prompt"],
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.data.prepared import PreparedData, load_prepared
 from recdistill.engine import Efficiency, OptimizerSettings, RunDir, StageMeter, build_trainer, seed_everything
 from recdistill.errors import RecdistillError
+from recdistill.protocols.report import summary_lines
 
 
 @dataclass
@@ -133,6 +134,8 @@ def print_ranking_result(result: RunResult, title: str) -> None:
         sampled = [k for k in metrics if k.startswith(f"{split}/sampled") and k.endswith("ndcg@10")]
         for key in sampled:
             print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} (sampled protocol)")
+    for line in summary_lines(metrics):  # eval.protocol=llara
+        print(line)
     if "best_checkpoint" in result.artefacts:
         print(f"  best checkpoint: {result.artefacts['best_checkpoint']}")
     if result.run_dir:

@@ -22,6 +22,7 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
                                           prepared_data, print_ranking_result, seed_run)
+from recdistill.recipes.protocols import run_candidate_protocol, wants_candidate_protocol
 from recdistill.student.checkpoint import load_recommender
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -143,6 +144,11 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
                             loggers=run is not None)
     metrics = collect([*trainer.validate(module, datamodule=dm, verbose=False),
                        *trainer.test(module, datamodule=dm, verbose=False)])
+    if wants_candidate_protocol(cfg):  # eval.protocol=llara: the same candidate sets as `eval teacher`
+        protocol_metrics, report = run_candidate_protocol(cfg, data, module.model)
+        metrics.update(protocol_metrics)
+        if run is not None and trainer.is_global_zero:
+            run.write_json("llara_protocol.json", report)
     if run is not None and trainer.is_global_zero:
         run.finish(f"{rec.kind}-eval", metrics, meter.records, describe_environment(),
                    extra={"checkpoint": str(checkpoint), "dataset": data.meta()})

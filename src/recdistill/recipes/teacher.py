@@ -5,95 +5,30 @@ rebuilds a teacher from one (evaluation and export)."""
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.config import check_choice, check_positive
 from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError
+from recdistill.protocols.report import summary_lines
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
                                           seed_run)
+from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
+from recdistill.recipes.teacher_settings import (cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
+                                                 prompt_settings, teacher_optim_settings, teacher_spec,
+                                                 validate_teacher_config)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
-from recdistill.teacher.data import PromptSettings, TeacherDataModule, batch_token_counts
-from recdistill.teacher.model import MODES, TeacherSpec
+from recdistill.teacher.data import TeacherDataModule, batch_token_counts
+from recdistill.teacher.model import TeacherSpec
 from recdistill.teacher.module import TeacherModule
-from recdistill.teacher.molora import MoLoRAConfig
 
-
-def cache_dir(cfg: DictConfig) -> str:
-    return os.path.expanduser(str(cfg.paths.cache_dir))
-
-
-def validate_teacher_config(cfg: DictConfig) -> None:
-    """Check the ``teacher`` group of a composed config (keys named in full in the messages)."""
-    t = cfg.teacher
-    if str(t.kind) != "llm":
-        raise ConfigError(f"teacher={t.kind} cannot be trained here; `recdistill train teacher` trains an LLM "
-                          "teacher (teacher=ilora or teacher=lora)")
-    check_choice(cfg, "teacher.mode", MODES)
-    for key in ("lora.r", "lora.num_experts", "lora.alpha", "prompt.history_items", "prompt.num_candidates",
-                "eval.candidate_batch_size", "eval.max_new_tokens"):
-        check_positive(cfg, f"teacher.{key}")
-    check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
-    check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
-    check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
-    if t.prompt.max_tokens is not None:
-        check_positive(cfg, "teacher.prompt.max_tokens")
-    if bool(cfg.efficiency.compile):
-        # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes
-        # on a CPU and was not measured; refusing beats a knob that silently does nothing.
-        raise ConfigError("efficiency.compile=true is not supported by the teacher yet; use efficiency.compile=false")
-    check_positive(cfg, "train.batch_size")
-    check_positive(cfg, "train.eval_batch_size")
-    check_positive(cfg, "train.lr")
-
-
-def checkpoint_monitor(cfg) -> str:
-    """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
-    another candidate count would never be logged (the checkpoint would silently never be selected), so
-    it is an error."""
-    n = int(cfg.teacher.prompt.num_candidates)
-    monitor = str(cfg.train.monitor)
-    if monitor == "auto":
-        return f"val/cand{n}_ndcg@10"
-    named = re.match(r"(?:val|test)/cand(\d+)_", monitor)
-    if named and int(named.group(1)) != n:
-        raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "
-                          f"teacher.prompt.num_candidates={n}; use train.monitor=auto or val/cand{n}_ndcg@10")
-    return monitor
-
-
-def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
-    lora = teacher_cfg.lora
-    num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
-    return TeacherSpec(str(teacher_cfg.mode), MoLoRAConfig(int(lora.r), num_experts, float(lora.alpha),
-                                                           float(lora.dropout), tuple(lora.target_modules)))
-
-
-def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
-    """The ``llm`` group (a plain dict) with ``efficiency.gradient_checkpointing`` folded in (either switch
-    turns it on)."""
-    merged = OmegaConf.to_container(llm_cfg, resolve=True)
-    if eff is not None and bool(eff.gradient_checkpointing):
-        merged["gradient_checkpointing"] = True
-    return merged
-
-
-def prompt_settings(prompt_cfg, student) -> PromptSettings:
-    return PromptSettings(history_items=int(prompt_cfg["history_items"]),
-                          num_candidates=int(prompt_cfg["num_candidates"]),
-                          max_tokens=None if prompt_cfg["max_tokens"] is None else int(prompt_cfg["max_tokens"]),
-                          eval_template=int(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
-                          student_len=int(student.max_len))
 
 
 def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
@@ -102,7 +37,8 @@ def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     return TeacherDataModule(data, encoder, prompt_settings(t.prompt, student), int(cfg.train.batch_size),
                              int(cfg.train.eval_batch_size), dataloader_kwargs(efficiency(cfg), accelerator),
                              str(t.data.train_positions), int(t.data.last_n),
-                             None if t.data.limit_users is None else int(t.data.limit_users))
+                             None if t.data.limit_users is None else int(t.data.limit_users),
+                             int(t.data.length_bucket_batches))
 
 
 def _steps_summary(records: list[dict]) -> dict:
@@ -132,15 +68,16 @@ def train_teacher(cfg: DictConfig) -> RunResult:
     spec = teacher_spec(cfg.teacher)
     teacher, loaded = build_teacher(llm_cfg, spec, student, cache_dir(cfg),
                                     uniform_dropout=bool(cfg.efficiency.uniform_dropout))
-    encoder = build_encoder(loaded.tokenizer, data, cfg.teacher.prompt.file)
+    encoder = build_encoder(loaded.tokenizer, data, cfg.teacher.prompt.file, str(cfg.teacher.prompt.candidates))
     dm = _datamodule(cfg, data, encoder, student)
     run = open_run(cfg)
     report = dm.prompt_report()
     run.write_json("prompt_report.json", report)
     print(f"prompts: {json.dumps(report)}")
 
-    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
-                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates))
+    module = TeacherModule(teacher, encoder, data.titles, teacher_optim_settings(cfg), efficiency(cfg),
+                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates),
+                           curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
     callbacks = [meter]
@@ -165,6 +102,8 @@ def train_teacher(cfg: DictConfig) -> RunResult:
         metrics.update(collect(trainer.validate(module, datamodule=dm, verbose=False)))
     if cfg.train.limit_test_batches != 0:
         metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
+    if wants_teacher_protocol(cfg.teacher):
+        metrics.update(run_teacher_protocol(cfg, cfg.teacher, teacher, encoder, data, run))
     adapter_dir = save_adapter(teacher, run.path / "adapter", {
         "llm": llm_cfg,
         "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
@@ -199,13 +138,19 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     # Evaluation settings come from this command's config; prompts from the adapter (what it was trained on).
     teacher_cfg = OmegaConf.merge(OmegaConf.create(saved_teacher), {"eval": OmegaConf.to_container(cfg.teacher.eval),
                                                                     "data": OmegaConf.to_container(cfg.teacher.data)})
-    encoder = build_encoder(loaded.tokenizer, data, teacher_cfg.prompt.file)
+    # Adapters saved before teacher.prompt.candidates existed listed titles.
+    encoder = build_encoder(loaded.tokenizer, data, teacher_cfg.prompt.file,
+                            str(teacher_cfg.prompt.get("candidates", "titles")))
     run = open_run(cfg, f"{cfg.run.name}-eval")
     eval_cfg = OmegaConf.merge(cfg, {"teacher": teacher_cfg})
     dm = _datamodule(eval_cfg, data, encoder, teacher.student)
     module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
                            OmegaConf.to_container(teacher_cfg.eval, resolve=True), int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
+    if wants_teacher_protocol(teacher_cfg):  # LLaRA / iLoRA's protocol in place of this toolkit's
+        metrics = run_teacher_protocol(cfg, teacher_cfg, teacher, encoder, data, run)
+        run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+        return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
     trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
@@ -217,7 +162,11 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
 def print_teacher(result: RunResult, title: str) -> None:
     print(f"\n{title}")
     for key, value in sorted(result.metrics.items()):
+        if "/llara_" in key:
+            continue  # printed below with their intervals
         print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+    for line in summary_lines(result.metrics):
+        print(line)
     if result.artefacts.get("adapter"):
         print(f"  adapter: {result.artefacts['adapter']}")
     print(f"  run folder: {result.run_dir}")

@@ -24,7 +24,9 @@ def build_teacher(llm: LLMSettings | dict, spec: TeacherSpec, student, cache: st
     return teacher, loaded
 
 
-def build_encoder(tokenizer, data: PreparedData, template_file: str | Path | None) -> PromptEncoder:
+def build_encoder(tokenizer, data: PreparedData, template_file: str | Path | None,
+                  candidates: str = "titles") -> PromptEncoder:
     """The prompt encoder over the dataset's titles with the templates of ``template_file`` (None: the
-    package's)."""
-    return PromptEncoder(tokenizer, data.titles, load_templates(template_file))
+    package's; their history-only versions for ``candidates="none"``). ``candidates``: how prompts list
+    the candidates (``teacher.prompt.candidates``: titles | tokens | none)."""
+    return PromptEncoder(tokenizer, data.titles, load_templates(template_file, candidates), candidates)

@@ -50,8 +50,8 @@ def read_adapter_meta(folder: str | Path) -> dict:
 def load_adapter_weights(teacher: ILoRATeacher, folder: str | Path) -> None:
     """Load saved trained tensors into a freshly built teacher; names and shapes must match exactly."""
     saved = load_file(str(Path(folder) / WEIGHTS))
-    own = dict(teacher.named_parameters())
-    trainable = {n for n, p in own.items() if p.requires_grad}
+    own = {**dict(teacher.named_parameters()), **teacher.gate_buffers()}
+    trainable = {n for n, p in own.items() if p.requires_grad} | set(teacher.gate_buffers())
     missing = sorted(trainable - saved.keys())
     unexpected = sorted(set(saved) - trainable)
     if missing or unexpected:

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from recdistill.data.prepared import PreparedData
 from recdistill.teacher.prompt_encoder import PromptEncoder, sample_candidates
 from recdistill.errors import ConfigError
+from recdistill.teacher.buckets import LengthBucketSampler
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
@@ -109,8 +110,7 @@ class PromptDataset(Dataset):
         if self.s.max_tokens is None:
             return keep
         enc = self.encoder
-        longest_titles = np.sort(enc.title_lengths[1:])[::-1][: self.s.num_candidates]
-        worst_block = int(longest_titles.sum()) + self.s.num_candidates + len(enc.separator) * (self.s.num_candidates - 1)
+        worst_block = enc.longest_candidate_block(self.s.num_candidates)
         worst_fixed = max(enc.fixed_length(t) for t in range(enc.num_templates))
         for i in range(n):
             history = self._shown_history(i)
@@ -120,7 +120,7 @@ class PromptDataset(Dataset):
             else:
                 cands = self.candidates(i)
                 budget = (int(self.s.max_tokens) - enc.fixed_length(self.s.eval_template)
-                          - enc.block_length(cands) - answer)
+                          - enc.candidate_block_length(cands) - answer)
             if budget < 0:
                 raise ConfigError(f"teacher.prompt.max_tokens={self.s.max_tokens} leaves no room even without "
                                   f"history (needs {int(self.s.max_tokens) - budget}); raise it")
@@ -156,6 +156,17 @@ class PromptDataset(Dataset):
                 "student_seq": student_seq, "candidates": cands, "target": target,
                 "target_index": int(np.flatnonzero(cands == target)[0]), "user": int(self.samples.users[i]),
                 "position": int(self.samples.positions[i])}
+
+    def token_lengths(self) -> np.ndarray:
+        """Token lengths (prompt + answer) of every sample as encoded now, counted without encoding."""
+        enc = self.encoder
+        out = np.empty(len(self), dtype=np.int64)
+        for i in range(len(self)):
+            history = self._shown_history(i)
+            keep = int(self.history_keep[i])
+            out[i] = (enc.fixed_length(self.template(i)) + enc.block_length(history[len(history) - keep:])
+                      + enc.candidate_block_length(self.candidates(i)) + len(enc.answer_ids(self.samples.targets[i])))
+        return out
 
     def lengths(self, limit: int | None = None) -> np.ndarray:
         """Token lengths (prompt + answer) of the samples as encoded now, for the run's logs."""
@@ -222,8 +233,9 @@ def batch_token_counts(batch: dict) -> dict:
 class TeacherDataModule(L.LightningDataModule):
     def __init__(self, data: PreparedData, encoder: PromptEncoder, settings: PromptSettings, train_batch_size: int,
                  eval_batch_size: int, loader_kwargs: dict, train_positions: str = "all", last_n: int = 1,
-                 limit_users: int | None = None):
+                 limit_users: int | None = None, length_bucket_batches: int = 0):
         super().__init__()
+        self.length_bucket_batches = int(length_bucket_batches)
         self.data, self.encoder, self.settings = data, encoder, settings
         self.train_batch_size, self.eval_batch_size = int(train_batch_size), int(eval_batch_size)
         self.loader_kwargs = {k: v for k, v in loader_kwargs.items() if k != "shuffle"}
@@ -254,6 +266,10 @@ class TeacherDataModule(L.LightningDataModule):
     def train_dataloader(self):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         self.train_set.set_epoch(epoch)
+        if self.length_bucket_batches > 0:
+            sampler = LengthBucketSampler(self.train_set, self.train_batch_size, self.settings.seed,
+                                          self.length_bucket_batches)
+            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.train_collate, **self.loader_kwargs)
         gen = torch.Generator().manual_seed(self.settings.seed + epoch)
         return DataLoader(self.train_set, batch_size=self.train_batch_size, shuffle=True, generator=gen,
                           collate_fn=self.train_collate, **self.loader_kwargs)

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from recdistill.protocols.llara import generation_metrics
+
 LIKELIHOOD_KS = ((1, "hr"), (5, "hr"), (5, "ndcg"), (10, "ndcg"))
 
 
@@ -33,17 +35,11 @@ def candidate_metrics(ranks: torch.Tensor, num_candidates: int) -> dict[str, flo
 
 
 def judge_generation(texts: list[str], candidate_titles: list[list[str]], target_titles: list[str]) -> dict[str, float]:
-    """A prediction is valid when exactly one candidate title appears in the generated text; it is a
-    hit when that title is the target's. Returns ValidRatio, HR@1 over valid answers and over all."""
-    valid = hits = 0
-    for text, titles, target in zip(texts, candidate_titles, target_titles):
-        found = {t for t in titles if t and t in text}
-        if len(found) == 1:
-            valid += 1
-            hits += int(next(iter(found)) == target)
-    n = len(texts)
-    return {"gen_valid_ratio": valid / n if n else math.nan, "gen_hr@1_valid": hits / valid if valid else 0.0,
-            "gen_hr@1": hits / n if n else math.nan, "gen_count": n, "gen_valid": valid, "gen_hits": hits}
+    """iLoRA / LLaRA's reading of the answers (first line, lower-cased, exactly one candidate title
+    contained; :mod:`recdistill.protocols.llara`): ValidRatio, HR@1 over valid answers and over all."""
+    m = generation_metrics(texts, candidate_titles, target_titles)
+    return {"gen_valid_ratio": m["valid_ratio"], "gen_hr@1_valid": m["hr@1_valid"], "gen_hr@1": m["hr@1_all"],
+            "gen_count": len(texts)}
 
 
 @torch.no_grad()

@@ -13,32 +13,53 @@ import torch
 from torch import nn
 
 from recdistill.errors import ConfigError
-from recdistill.teacher.bridge import Gate, Projector
+from recdistill.teacher.bridge import Projector
 from recdistill.teacher.molora import GateState, MoLoRAConfig, inject_molora
+from recdistill.teacher.molora.gate import GATES, build_gate
 
 MODES = ("ilora", "lora")
 
 
 @dataclass
 class TeacherSpec:
-    """What is needed to rebuild the trained parts on a fresh base (saved with every adapter)."""
+    """What is needed to rebuild the trained parts on a fresh base (saved with every adapter).
+
+    ``gate``: ``linear`` or ``conv`` (iLoRA's router). ``gate_window``: the gate reads the student's state
+    over the last N items of the history (iLoRA: 10, the prompt's window); None = the student's max_len.
+    Adapters saved before these existed load as ``linear`` over the student's max_len, as they were trained."""
 
     mode: str
     lora: MoLoRAConfig
+    gate: str = "linear"
+    gate_window: int | None = None
+
+    def __post_init__(self):
+        if self.gate not in GATES:
+            raise ConfigError(f"teacher.gate={self.gate!r} is not valid; choose one of: {', '.join(GATES)}")
+        if self.gate_window is not None and int(self.gate_window) < 1:
+            raise ConfigError(f"teacher.gate_window={self.gate_window} is not valid; expected >= 1 or null")
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "lora": self.lora.to_dict()}
+        return {"mode": self.mode, "lora": self.lora.to_dict(), "gate": self.gate, "gate_window": self.gate_window}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TeacherSpec":
-        return cls(d["mode"], MoLoRAConfig(**d["lora"]))
+        lora = dict(d["lora"])
+        # Adapters saved before the rule was an option were trained with alpha / r.
+        lora.setdefault("scaling_rule", "standard")
+        return cls(d["mode"], MoLoRAConfig(**lora), d.get("gate", "linear"), d.get("gate_window"))
 
 
 def _plain_lora(llm: nn.Module, cfg: MoLoRAConfig) -> nn.Module:
     """Plain LoRA (LLaRA) is exactly what PEFT's LoRA does, so PEFT does it."""
     from peft import LoraConfig, get_peft_model
 
-    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+    layers = None
+    if cfg.top_layers is not None:
+        from recdistill.teacher.molora.model import top_layer_indices
+
+        layers = sorted(top_layer_indices([name for name, _ in llm.named_modules()], cfg.top_layers))
+    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, layers_to_transform=layers,
                           target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM")
     try:
         return get_peft_model(llm, peft_cfg)
@@ -72,9 +93,13 @@ class ILoRATeacher(nn.Module):
         self.student = student
         llm_size = self.base_config.hidden_size
         self.projector = Projector(student.hidden_size, llm_size)
-        self.gate = Gate(student.hidden_size, spec.lora.num_experts) if spec.mode == "ilora" else None
+        self.gate = build_gate(spec.gate, student.hidden_size, spec.lora.num_experts) if spec.mode == "ilora" else None
         device = self.embedding_layer.weight.device
         self.projector.to(device)
+        if spec.lora.top_layers is not None:
+            # Adapters in the top layers only: the projector feeds the first layer, so training it would need
+            # the full backward that top_layers exists to avoid. It stays at its (seeded) initialisation.
+            self.projector.requires_grad_(False)
         if self.gate is not None:
             self.gate.to(device)
 
@@ -93,8 +118,16 @@ class ILoRATeacher(nn.Module):
         return self
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Exactly the trained tensors (experts / LoRA, projector, gate); never a base weight."""
-        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+        """Exactly the trained tensors (experts / LoRA, projector, gate, and the conv gate's batch-norm
+        statistics, which are learnt in training though not parameters); never a base weight."""
+        out = {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+        out.update({name: b.detach() for name, b in self.gate_buffers().items()})
+        return out
+
+    def gate_buffers(self) -> dict[str, torch.Tensor]:
+        if self.gate is None:
+            return {}
+        return {f"gate.{name}": b for name, b in self.gate.named_buffers()}
 
     # -- inputs ---------------------------------------------------------------------------------------
     def embed(self, input_ids: torch.Tensor, item_slots: torch.Tensor) -> torch.Tensor:
@@ -113,6 +146,8 @@ class ILoRATeacher(nn.Module):
         """The gate's softmax over experts for each sample ``[B, K]`` (None in plain LoRA mode)."""
         if self.gate is None:
             return None
+        if self.spec.gate_window is not None:
+            student_seq = student_seq[:, -int(self.spec.gate_window):]  # left-padded: the newest items are last
         with torch.no_grad():
             user = self.student.user_representation(student_seq)
         return self.gate(user.to(self.gate.linear.weight.dtype))

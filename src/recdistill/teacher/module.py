@@ -7,9 +7,12 @@ import math
 import lightning as L
 import torch
 
-from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
+from recdistill.engine import Efficiency, OptimizerSettings
+from recdistill.engine.optim import build_scheduler
+from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
 from recdistill.teacher.model import ILoRATeacher
+from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer
 from recdistill.teacher.scoring import score
 
 EVAL_METHODS = ("likelihood", "generate", "both")
@@ -20,19 +23,28 @@ class TeacherModule(L.LightningModule):
         teacher: the :class:`ILoRATeacher`.
         encoder: the :class:`PromptEncoder` (title ids for scoring, the tokenizer for generation).
         titles: ``titles[i]`` item i's title (generation metrics compare text).
-        optim, eff: the optimizer and efficiency settings.
+        optim: the AdamW groups' settings (:class:`TeacherOptimSettings`, iLoRA's groups); plain
+            :class:`OptimizerSettings` put ``lr`` and ``weight_decay`` on every group, the gate at the full rate.
+        eff: the efficiency settings (schedule, fused AdamW).
         eval_cfg: the ``teacher.eval`` values as a dict (method, score_norm, candidate_batch_size,
             max_new_tokens, kv_cache).
+        curriculum: LLaRA's text-to-hybrid curriculum (None: every prompt hybrid).
     """
 
-    def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str], optim: OptimizerSettings, eff: Efficiency,
-                 eval_cfg: dict, num_candidates: int = 20):
+    def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str],
+                 optim: TeacherOptimSettings | OptimizerSettings, eff: Efficiency, eval_cfg: dict,
+                 num_candidates: int = 20, curriculum: Curriculum | None = None):
         super().__init__()
         self.teacher = teacher
         self.encoder = encoder
         self.titles = titles
-        self.optim, self.eff, self.eval_cfg = optim, eff, eval_cfg
+        self.eff, self.eval_cfg = eff, eval_cfg
         self.num_candidates = num_candidates
+        if isinstance(optim, OptimizerSettings):
+            optim = TeacherOptimSettings(optim.lr, optim.weight_decay, bridge_weight_decay=optim.weight_decay,
+                                         router_lr_scale=1.0, betas=tuple(optim.betas), fused=eff.fused_adamw)
+        self.optim = optim
+        self.curriculum = curriculum or Curriculum()
         # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
         self.strict_loading = False
         self._eval: dict[str, dict] = {}
@@ -43,14 +55,28 @@ class TeacherModule(L.LightningModule):
         # mode (the frozen student stays in eval: ILoRATeacher.train).
         self.teacher.train()
 
+    def _total_steps(self) -> int:
+        total = self.trainer.estimated_stepping_batches
+        return int(total) if total is not None and math.isfinite(total) else 1000
+
+    def on_train_start(self):
+        self._steps_in_run = self._total_steps()  # Lightning recomputes the estimate on every access
+
     def training_step(self, batch, batch_idx):
+        if self.curriculum.kind != "none":
+            total = getattr(self, "_steps_in_run", None) or self._total_steps()
+            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total)
+            self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, on_epoch=True, batch_size=len(hybrid))
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
         return out.loss
 
     def configure_optimizers(self):
-        return configure_optimizers(self, self.optim, self.eff, model=self.teacher)
+        optimizer = build_teacher_optimizer(self.teacher, self.optim)
+        scheduler = build_scheduler(optimizer, str(self.eff.scheduler), self._total_steps(),
+                                    float(self.eff.warmup_ratio), float(self.eff.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = {f"teacher.{k}" for k in self.teacher.trainable_state_dict()}

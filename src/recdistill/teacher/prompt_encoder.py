@@ -29,14 +29,24 @@ CANDIDATES_MARK = "[CansHere]"
 HISTORY_EMB = "[HistoryEmb]"
 CANDIDATE_EMB = "[CansEmb]"
 DEFAULT_TEMPLATES = "movie.txt"
+HISTORY_ONLY_TEMPLATES = "movie_history.txt"   # for candidates="none": no [CansHere]
+# How the prompt lists the candidates: titles = "title [CansEmb], ..." (iLoRA); tokens = "[CansEmb], ..." only
+# (the projected item embeddings, no title text); none = not listed (history-only prompts: candidates are
+# scored as continuations of the prompt anyway).
+CANDIDATE_LISTINGS = ("titles", "tokens", "none")
 
 
-def load_templates(path: str | Path | None = None) -> list[str]:
-    """The templates, one per non-empty line: the package's three iLoRA movie templates by default, or a
-    user's file. Each must hold ``[HistoryHere]`` and ``[CansHere]`` exactly once."""
+def load_templates(path: str | Path | None = None, candidates: str = "titles") -> list[str]:
+    """The templates, one per non-empty line: the package's three iLoRA movie templates by default (their
+    history-only versions for ``candidates="none"``), or a user's file. Each must hold ``[HistoryHere]``
+    exactly once, and ``[CansHere]`` exactly once unless ``candidates="none"`` (then never)."""
+    if candidates not in CANDIDATE_LISTINGS:
+        raise ConfigError(f"teacher.prompt.candidates={candidates!r} is not valid; choose one of: "
+                          f"{', '.join(CANDIDATE_LISTINGS)}")
     if path is None:
-        text = (resources.files("recdistill.teacher") / "prompts" / DEFAULT_TEMPLATES).read_text(encoding="utf-8")
-        where = f"recdistill/teacher/prompts/{DEFAULT_TEMPLATES}"
+        name = HISTORY_ONLY_TEMPLATES if candidates == "none" else DEFAULT_TEMPLATES
+        text = (resources.files("recdistill.teacher") / "prompts" / name).read_text(encoding="utf-8")
+        where = f"recdistill/teacher/prompts/{name}"
     else:
         file = Path(path).expanduser()
         if not file.is_file():
@@ -48,6 +58,11 @@ def load_templates(path: str | Path | None = None) -> list[str]:
         raise ConfigError(f"{where} holds no template (one per line; lines starting with # are comments)")
     for number, template in enumerate(templates, 1):
         for mark in (HISTORY_MARK, CANDIDATES_MARK):
+            if mark == CANDIDATES_MARK and candidates == "none":
+                if mark in template:
+                    raise ConfigError(f"{where}, template {number}: teacher.prompt.candidates=none lists no "
+                                      f"candidates, so the template must not hold {mark}: {template[:80]!r}")
+                continue
             if template.count(mark) != 1:
                 raise ConfigError(f"{where}, template {number}: {mark} must appear exactly once "
                                   f"(found {template.count(mark)} times): {template[:80]!r}")
@@ -82,10 +97,15 @@ class PromptEncoder:
     Args:
         tokenizer: a Hugging Face tokenizer (its pad token marks placeholder slots).
         titles: ``titles[i]`` is item i's title (index 0 unused).
-        templates: from :func:`load_templates`.
+        templates: from :func:`load_templates` (with the same ``candidates``).
+        candidates: how candidates are listed, one of :data:`CANDIDATE_LISTINGS`.
     """
 
-    def __init__(self, tokenizer, titles: list[str], templates: list[str]):
+    def __init__(self, tokenizer, titles: list[str], templates: list[str], candidates: str = "titles"):
+        if candidates not in CANDIDATE_LISTINGS:
+            raise ConfigError(f"teacher.prompt.candidates={candidates!r} is not valid; choose one of: "
+                              f"{', '.join(CANDIDATE_LISTINGS)}")
+        self.candidates = candidates
         if tokenizer.pad_token_id is None:
             raise ConfigError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
         self.tokenizer = tokenizer
@@ -107,6 +127,8 @@ class PromptEncoder:
 
     def _split(self, template: str) -> _Template:
         parts = re.split(r"(\[HistoryHere\]|\[CansHere\])", template)
+        if len(parts) == 3:  # history-only: an empty candidate block after the tail
+            parts += [CANDIDATES_MARK, ""]
         lead, first, middle, second, tail = parts
         # Trailing spaces before a block are dropped: each title carries its own leading space.
         return _Template([ids_ for ids_ in (self._ids(lead.rstrip()), self._ids(middle.rstrip()), self._ids(tail))],
@@ -120,22 +142,41 @@ class PromptEncoder:
     def num_templates(self) -> int:
         return len(self.templates)
 
-    def _block(self, items) -> tuple[list[int], list[int]]:
+    def _block(self, items, with_titles: bool = True) -> tuple[list[int], list[int]]:
         ids, slots = [], []
         for i, item in enumerate(items):
             if i:
                 ids += self.separator
                 slots += [0] * len(self.separator)
-            title = self.title_ids[int(item)]
+            title = self.title_ids[int(item)] if with_titles else []
             ids += title + [self.slot_id]
             slots += [0] * len(title) + [int(item)]
         return ids, slots
 
+    def _candidate_block(self, items) -> tuple[list[int], list[int]]:
+        if self.candidates == "none":
+            return [], []
+        return self._block(items, with_titles=self.candidates == "titles")
+
     def block_length(self, items) -> int:
+        """Tokens of a history block (``title [HistoryEmb]`` per item)."""
         items = list(items)
         if not items:
             return 0
         return int(self.title_lengths[items].sum()) + len(items) + len(self.separator) * (len(items) - 1)
+
+    def candidate_block_length(self, items) -> int:
+        """Tokens of the candidate block as this encoder lists candidates."""
+        items = list(items)
+        if self.candidates == "none" or not items:
+            return 0
+        titles = int(self.title_lengths[items].sum()) if self.candidates == "titles" else 0
+        return titles + len(items) + len(self.separator) * (len(items) - 1)
+
+    def longest_candidate_block(self, count: int) -> int:
+        """The most tokens any ``count`` candidates can take (for planning cuts ahead)."""
+        longest = np.argsort(self.title_lengths[1:])[::-1][:count] + 1
+        return self.candidate_block_length(longest)
 
     def fixed_length(self, template: int) -> int:
         return sum(len(p) for p in self.templates[template].before)
@@ -159,7 +200,7 @@ class PromptEncoder:
         """
         history = [int(x) for x in history]
         tpl = self.templates[template]
-        cand_ids, cand_slots = self._block(candidates)
+        cand_ids, cand_slots = self._candidate_block(candidates)
         answer = self.answer_ids(target) if target is not None else []
         keep = len(history) if history_keep is None else min(int(history_keep), len(history))
         if max_tokens is not None and history_keep is None:

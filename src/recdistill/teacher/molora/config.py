@@ -7,18 +7,24 @@ from dataclasses import asdict, dataclass, field
 from recdistill.errors import ConfigError
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# How the update is scaled: ilora = alpha / (r / K), each expert scaled by its own rank, as iLoRA's code does
+# (32 / 2 = 16 at r=8, K=4); standard = alpha / r, LoRA's rule over the total rank (4 there, a 4x smaller update).
+SCALING_RULES = ("ilora", "standard")
 
 
 @dataclass
 class MoLoRAConfig:
     """``r`` is the total rank, split evenly into ``num_experts`` experts of rank ``r / num_experts``
-    (iLoRA: r=8, K=4, alpha=32, dropout 0.1). The update is scaled by ``alpha / r`` as in LoRA."""
+    (iLoRA: r=8, K=4, alpha=32, dropout 0.1). ``scaling_rule`` picks the update's scale (SCALING_RULES);
+    with one expert both rules give ``alpha / r``."""
 
     r: int = 8
     num_experts: int = 4
     alpha: float = 32.0
     dropout: float = 0.1
     target_modules: tuple[str, ...] = field(default=DEFAULT_TARGETS)
+    scaling_rule: str = "ilora"
+    top_layers: int | None = None     # adapters only in the top N decoder layers (None: every layer)
 
     def __post_init__(self):
         self.r, self.num_experts = int(self.r), int(self.num_experts)
@@ -29,6 +35,14 @@ class MoLoRAConfig:
                               f"teacher.num_experts={self.num_experts} (each expert gets r / K ranks)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"teacher.lora.dropout={self.dropout} must be in [0, 1)")
+        if self.top_layers is not None:
+            self.top_layers = int(self.top_layers)
+            if self.top_layers < 1:
+                raise ConfigError(f"teacher.lora.top_layers={self.top_layers} must be >= 1 (or null for every layer)")
+        self.scaling_rule = str(self.scaling_rule)
+        if self.scaling_rule not in SCALING_RULES:
+            raise ConfigError(f"teacher.lora.scaling={self.scaling_rule!r} is not valid; choose one of: "
+                              f"{', '.join(SCALING_RULES)}")
         if not self.target_modules:
             raise ConfigError("teacher.lora.target_modules is empty; name at least one linear layer (e.g. q_proj)")
 
@@ -38,6 +52,8 @@ class MoLoRAConfig:
 
     @property
     def scaling(self) -> float:
+        if self.scaling_rule == "ilora":
+            return self.alpha / self.expert_rank
         return self.alpha / self.r
 
     def to_dict(self) -> dict:

@@ -1,0 +1,116 @@
+"""The teacher recipe's config readers: the ``teacher``, ``llm`` and ``train`` groups checked and turned
+into the plain settings the teacher's parts take (``TeacherSpec``, ``TeacherOptimSettings``, ``Curriculum``,
+``PromptSettings``). Shared by ``recipes/teacher.py`` and ``recipes/export.py``."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+from recdistill.config import check_choice, check_positive
+from recdistill.errors import ConfigError
+from recdistill.teacher.curriculum import CURRICULA, Curriculum
+from recdistill.teacher.data import PromptSettings
+from recdistill.teacher.model import MODES, TeacherSpec
+from recdistill.teacher.molora import MoLoRAConfig
+from recdistill.teacher.molora.config import SCALING_RULES
+from recdistill.teacher.molora.gate import GATES
+from recdistill.teacher.optim import TeacherOptimSettings
+from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS
+
+
+def cache_dir(cfg: DictConfig) -> str:
+    return os.path.expanduser(str(cfg.paths.cache_dir))
+
+
+def validate_teacher_config(cfg: DictConfig) -> None:
+    """Check the ``teacher`` group of a composed config (keys named in full in the messages)."""
+    t = cfg.teacher
+    if str(t.kind) != "llm":
+        raise ConfigError(f"teacher={t.kind} cannot be trained here; `recdistill train teacher` trains an LLM "
+                          "teacher (teacher=ilora or teacher=lora)")
+    check_choice(cfg, "teacher.mode", MODES)
+    check_choice(cfg, "teacher.lora.scaling", SCALING_RULES)
+    check_choice(cfg, "teacher.prompt.candidates", CANDIDATE_LISTINGS)
+    if t.lora.top_layers is not None:
+        check_positive(cfg, "teacher.lora.top_layers")
+    check_positive(cfg, "teacher.data.length_bucket_batches", allow_zero=True)
+    for key in ("lora.r", "lora.num_experts", "lora.alpha", "prompt.history_items", "prompt.num_candidates",
+                "eval.candidate_batch_size", "eval.max_new_tokens"):
+        check_positive(cfg, f"teacher.{key}")
+    check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
+    check_choice(cfg, "teacher.gate", GATES)
+    if t.gate_window is not None:
+        check_positive(cfg, "teacher.gate_window")
+    check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
+    check_choice(cfg, "teacher.curriculum", CURRICULA)
+    check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
+    check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
+    if t.prompt.max_tokens is not None:
+        check_positive(cfg, "teacher.prompt.max_tokens")
+    if bool(cfg.efficiency.compile):
+        # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes
+        # on a CPU and was not measured; refusing beats a knob that silently does nothing.
+        raise ConfigError("efficiency.compile=true is not supported by the teacher yet; use efficiency.compile=false")
+    check_positive(cfg, "train.batch_size")
+    check_positive(cfg, "train.eval_batch_size")
+    check_positive(cfg, "train.lr")
+
+
+def checkpoint_monitor(cfg) -> str:
+    """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
+    another candidate count would never be logged (the checkpoint would silently never be selected), so
+    it is an error."""
+    n = int(cfg.teacher.prompt.num_candidates)
+    monitor = str(cfg.train.monitor)
+    if monitor == "auto":
+        return f"val/cand{n}_ndcg@10"
+    named = re.match(r"(?:val|test)/cand(\d+)_", monitor)
+    if named and int(named.group(1)) != n:
+        raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "
+                          f"teacher.prompt.num_candidates={n}; use train.monitor=auto or val/cand{n}_ndcg@10")
+    return monitor
+
+
+def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
+    lora = teacher_cfg.lora
+    num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
+    window = teacher_cfg.gate_window
+    return TeacherSpec(str(teacher_cfg.mode), MoLoRAConfig(int(lora.r), num_experts, float(lora.alpha),
+                                                           float(lora.dropout), tuple(lora.target_modules),
+                                                           scaling_rule=str(lora.scaling),
+                                                           top_layers=None if lora.top_layers is None
+                                                           else int(lora.top_layers)),
+                       gate=str(teacher_cfg.gate), gate_window=None if window is None else int(window))
+
+
+def teacher_optim_settings(cfg: DictConfig) -> TeacherOptimSettings:
+    """iLoRA's AdamW groups from the ``train`` group (``router_lr_scale``, ``bridge_weight_decay``)."""
+    t = cfg.train
+    return TeacherOptimSettings(lr=float(t.lr), weight_decay=float(t.weight_decay),
+                                bridge_weight_decay=float(t.bridge_weight_decay),
+                                router_lr_scale=float(t.router_lr_scale), betas=tuple(t.betas),
+                                fused=cfg.efficiency.fused_adamw)
+
+
+def curriculum(teacher_cfg: DictConfig) -> Curriculum:
+    return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp))
+
+
+def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
+    """The ``llm`` group (a plain dict) with ``efficiency.gradient_checkpointing`` folded in (either switch
+    turns it on)."""
+    merged = OmegaConf.to_container(llm_cfg, resolve=True)
+    if eff is not None and bool(eff.gradient_checkpointing):
+        merged["gradient_checkpointing"] = True
+    return merged
+
+
+def prompt_settings(prompt_cfg, student) -> PromptSettings:
+    return PromptSettings(history_items=int(prompt_cfg["history_items"]),
+                          num_candidates=int(prompt_cfg["num_candidates"]),
+                          max_tokens=None if prompt_cfg["max_tokens"] is None else int(prompt_cfg["max_tokens"]),
+                          eval_template=int(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
+                          student_len=int(student.max_len))

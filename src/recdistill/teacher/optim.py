@@ -1,0 +1,53 @@
+"""The teacher's optimizer: AdamW with iLoRA's three parameter groups.
+
+iLoRA trains the projector at the learning rate with weight decay 1e-5, the router (gate) at 0.3 x the
+learning rate with the same decay, and the LoRA experts at the learning rate without decay. The schedule
+(warmup, cosine) scales every group by the same factor, so the gate stays at its share of the rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from recdistill.errors import ConfigError
+
+
+@dataclass
+class TeacherOptimSettings:
+    lr: float
+    weight_decay: float = 0.0          # on the LoRA matrices
+    bridge_weight_decay: float = 1e-5  # on the projector and the gate
+    router_lr_scale: float = 0.3       # the gate's learning rate = lr x this
+    betas: tuple[float, float] = (0.9, 0.999)
+    fused: bool | str = "auto"
+
+    def __post_init__(self):
+        for name in ("lr", "router_lr_scale"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} is not valid; expected > 0")
+        for name in ("weight_decay", "bridge_weight_decay"):
+            if float(getattr(self, name)) < 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} is not valid; expected >= 0")
+
+
+def param_groups(teacher, s: TeacherOptimSettings) -> list[dict]:
+    """``lora`` (every other trained tensor), ``projector`` and ``gate`` groups, each named, empty ones left out."""
+    projector = [p for p in teacher.projector.parameters() if p.requires_grad]
+    gate = [p for p in teacher.gate.parameters() if p.requires_grad] if teacher.gate is not None else []
+    bridge = {id(p) for p in projector + gate}
+    lora = [p for p in teacher.parameters() if p.requires_grad and id(p) not in bridge]
+    groups = [{"name": "lora", "params": lora, "lr": s.lr, "weight_decay": s.weight_decay},
+              {"name": "projector", "params": projector, "lr": s.lr, "weight_decay": s.bridge_weight_decay},
+              {"name": "gate", "params": gate, "lr": s.lr * s.router_lr_scale, "weight_decay": s.bridge_weight_decay}]
+    return [g for g in groups if g["params"]]
+
+
+def build_teacher_optimizer(teacher, s: TeacherOptimSettings) -> torch.optim.AdamW:
+    groups = param_groups(teacher, s)
+    if not groups:
+        raise ConfigError("the teacher has no trainable parameters")
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.is_cuda for p in params) if s.fused == "auto" else bool(s.fused)
+    return torch.optim.AdamW(groups, lr=s.lr, betas=tuple(s.betas), fused=fused)

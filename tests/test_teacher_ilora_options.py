@@ -1,0 +1,162 @@
+"""iLoRA-as-published options take effect: the conv router, the gate's input window, the optimizer's
+groups (router learning-rate share, weight decay on projector and gate) and LLaRA's curriculum."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from recdistill.config import compose
+from recdistill.data.prepared import load_prepared
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
+from recdistill.errors import ConfigError
+from recdistill.teacher.checkpoint import load_adapter_weights, save_adapter
+from recdistill.teacher.curriculum import Curriculum
+from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
+from recdistill.teacher.molora.gate import ConvGate, LinearGate
+from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer, param_groups
+from test_teacher_fixtures import CACHE, llm_cfg, make_student, tokenizer
+
+
+def build(gate="conv", window=None, student=None, seed=1):
+    from recdistill.teacher.build import build_teacher
+    from recdistill.teacher.model import TeacherSpec
+    from recdistill.teacher.molora import MoLoRAConfig
+
+    torch.manual_seed(seed)
+    spec = TeacherSpec("ilora", MoLoRAConfig(8, 4, 32, 0.0), gate=gate, gate_window=window)
+    teacher, _ = build_teacher(llm_cfg(), spec, student or make_student(), CACHE, tokenizer=tokenizer())
+    return teacher
+
+
+@pytest.fixture(scope="module")
+def train_batch(tmp_path_factory):
+    from conftest import make_tiny_prepared
+
+    data = load_prepared(make_tiny_prepared(tmp_path_factory.mktemp("data") / "tiny"))
+    enc = PromptEncoder(tokenizer(), data.titles, load_templates())
+    ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, PromptSettings(student_len=10),
+                       "train", True)
+    return PromptCollator(enc.slot_id, 10, with_prompts=False)([ds[i] for i in range(4)])
+
+
+def test_config_chooses_the_gate_and_the_window():
+    from recdistill.recipes.teacher_settings import teacher_spec
+
+    cfg = compose("teacher", [])
+    spec = teacher_spec(cfg.teacher)
+    assert spec.gate == "conv" and spec.gate_window == 10        # the paper's defaults
+    spec = teacher_spec(compose("teacher", ["teacher.gate=linear", "teacher.gate_window=null"]).teacher)
+    assert spec.gate == "linear" and spec.gate_window is None
+    with pytest.raises(ConfigError, match="teacher.gate"):
+        teacher_spec(OmegaConf.merge(cfg.teacher, {"gate": "mlp"}))
+
+
+def test_conv_gate_is_iloras_residual_router():
+    assert isinstance(build("linear").gate, LinearGate)
+    teacher = build("conv")
+    gate = teacher.gate
+    assert isinstance(gate, ConvGate)
+    convs = [m for m in gate.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) == 1 + 9 * 2                                # stem + 3 stages x 3 blocks x 2 convs
+    assert gate.linear.in_features == 64                          # the last stage's channels, as iLoRA's
+    weights = gate(torch.randn(5, 16))
+    assert weights.shape == (5, 4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(5))
+    assert any(n.startswith("gate.blocks") for n, p in teacher.named_parameters() if p.requires_grad)
+
+
+def test_gate_window_limits_what_the_gate_reads():
+    student = make_student()
+    seq = torch.randint(1, 41, (3, 10))
+    older_changed = seq.clone()
+    older_changed[:, :6] = torch.randint(1, 41, (3, 6))
+    windowed = build("linear", window=4, student=student)
+    torch.testing.assert_close(windowed.expert_weights(seq), windowed.expert_weights(older_changed))
+    whole = build("linear", window=None, student=student)
+    assert not torch.allclose(whole.expert_weights(seq), whole.expert_weights(older_changed))
+    # the window equals feeding only the last 4 items
+    torch.testing.assert_close(windowed.expert_weights(seq), whole.expert_weights(seq[:, -4:]))
+
+
+def test_conv_gate_batch_norm_statistics_travel_with_the_adapter(tmp_path):
+    teacher = build("conv", window=4)
+    teacher.train()
+    teacher.expert_weights(torch.randint(1, 41, (8, 10)))          # training mode updates the running stats
+    teacher.eval()
+    seq = torch.randint(1, 41, (3, 10))
+    before = teacher.expert_weights(seq)
+    save_adapter(teacher, tmp_path / "adapter", {})
+    fresh = build("conv", window=4, seed=2).eval()
+    assert not torch.allclose(fresh.expert_weights(seq), before)
+    load_adapter_weights(fresh, tmp_path / "adapter")
+    torch.testing.assert_close(fresh.expert_weights(seq), before)
+
+
+def test_optimizer_groups_follow_ilora():
+    teacher = build("conv")
+    settings = TeacherOptimSettings(lr=8e-4, weight_decay=0.0, bridge_weight_decay=1e-5, router_lr_scale=0.3)
+    groups = {g["name"]: g for g in param_groups(teacher, settings)}
+    assert groups["gate"]["lr"] == pytest.approx(2.4e-4) and groups["projector"]["lr"] == pytest.approx(8e-4)
+    assert groups["gate"]["weight_decay"] == groups["projector"]["weight_decay"] == 1e-5
+    assert groups["lora"]["weight_decay"] == 0.0
+    counted = sum(len(g["params"]) for g in groups.values())
+    assert counted == sum(1 for p in teacher.parameters() if p.requires_grad)
+    assert all(p.requires_grad for p in groups["lora"]["params"])
+    opt = build_teacher_optimizer(teacher, settings)
+    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in param_groups(teacher, settings)]
+    with pytest.raises(ConfigError, match="router_lr_scale"):
+        TeacherOptimSettings(lr=1e-3, router_lr_scale=0)
+
+
+def test_curriculum_share_grows_to_one_and_the_draw_is_seeded():
+    c = Curriculum("llara", seed=3)
+    shares = [c.hybrid_share(s, 100) for s in range(100)]
+    assert shares[0] == pytest.approx(0.01) and shares[-1] == 1.0 and shares == sorted(shares)
+    assert Curriculum("llara", ramp=0.5).hybrid_share(49, 100) == 1.0
+    assert Curriculum("none").hybrid_share(0, 100) == 1.0
+    users, positions = list(range(1, 2001)), [5] * 2000
+    mask = c.hybrid_mask(users, positions, epoch=0, step=29, total_steps=100)
+    assert torch.equal(mask, Curriculum("llara", seed=3).hybrid_mask(users, positions, 0, 29, 100))
+    assert not torch.equal(mask, Curriculum("llara", seed=4).hybrid_mask(users, positions, 0, 29, 100))
+    assert 0.25 < mask.float().mean() < 0.35                        # share 0.30
+    with pytest.raises(ConfigError, match="teacher.curriculum"):
+        Curriculum("linear")
+
+
+def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen(train_batch):
+    c = Curriculum("llara", seed=0)
+    text_batch, mask = c.apply(train_batch, epoch=0, step=0, total_steps=10_000)   # share 1e-4
+    assert not mask.any() and int(text_batch["item_slots"].count_nonzero()) == 0
+    assert int(train_batch["item_slots"].count_nonzero()) > 0                      # the input is untouched
+    teacher = build("linear").train()
+    opt = build_teacher_optimizer(teacher, TeacherOptimSettings(lr=1e-2, bridge_weight_decay=0.1))
+    projector = [p.detach().clone() for p in teacher.projector.parameters()]
+    lora = next(p for n, p in teacher.named_parameters() if "lora_B" in n)  # B starts at zero, A random
+    lora_before = lora.detach().clone()
+    b = text_batch
+    teacher(b["input_ids"], b["attention_mask"], b["item_slots"], b["student_seq"], labels=b["labels"]).loss.backward()
+    opt.step()
+    assert all(torch.equal(a, p) for a, p in zip(projector, teacher.projector.parameters()))
+    assert not torch.equal(lora_before, lora)
+    # hybrid prompts do train the projector
+    opt.zero_grad()
+    b = train_batch
+    teacher(b["input_ids"], b["attention_mask"], b["item_slots"], b["student_seq"], labels=b["labels"]).loss.backward()
+    opt.step()
+    assert not all(torch.equal(a, p) for a, p in zip(projector, teacher.projector.parameters()))
+
+
+def test_paper_profile_sets_iloras_recipe_for_the_teacher():
+    from recdistill.recipes.teacher_settings import curriculum, teacher_optim_settings, teacher_spec
+
+    profile = compose("pipeline", ["profile=paper"]).profile
+    cfg = compose("teacher", list(profile["all"]) + list(profile.teacher))
+    assert int(cfg.train.batch_size) * int(cfg.efficiency.accumulate_grad_batches) == 128   # 8 x 16
+    assert cfg.train.max_epochs == 5 and cfg.teacher.eval.protocol == "llara"
+    spec = teacher_spec(cfg.teacher)
+    assert (spec.mode, spec.gate, spec.gate_window, spec.lora.r, spec.lora.num_experts) == ("ilora", "conv", 10, 8, 4)
+    opt = teacher_optim_settings(cfg)
+    assert (opt.lr, opt.router_lr_scale, opt.bridge_weight_decay, opt.weight_decay) == (8e-4, 0.3, 1e-5, 0.0)
+    assert curriculum(cfg.teacher).kind == "llara"

@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
 from recdistill.cli import main
+from recdistill.errors import RecdistillError
 from recdistill.engine import RunDir, StageTracker, describe_environment, measure_stage
 from recdistill.report import render_report
 
@@ -101,3 +102,23 @@ def test_report_command_and_bad_input(three_runs, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_runs_over_seeds_are_aggregated_and_paired(tmp_path):
+    """Two kinds of run on seeds 0, 1, 2: each kind gets mean and interval, the second is paired with the first."""
+    alone = [0.10, 0.12, 0.11]
+    distilled = [0.12, 0.13, 0.14]
+    paths = [write_run(tmp_path, "student", {"test/ndcg@10": v}, epochs=1, seed=s) for s, v in enumerate(alone)]
+    paths += [write_run(tmp_path, "distill", {"test/ndcg@10": v}, epochs=1, seed=s) for s, v in enumerate(distilled)]
+    text = render_report(paths, tmp_path / "out").markdown.read_text()
+    assert "## Over seeds" in text and "student (seeds 0, 1, 2)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10` | 0.1100"))
+    assert "0.0852 – 0.1348" in row  # 0.11 ± 4.3027 * 0.01 / sqrt(3)
+    paired = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10` | +0.0200"))
+    assert "0.0742" in paired and "0.25" in paired and "3/3" in paired
+
+
+def test_same_config_and_seed_twice_is_an_error(tmp_path):
+    paths = [write_run(tmp_path, "student", {"test/ndcg@10": 0.1}, epochs=1, seed=0) for _ in range(2)]
+    with pytest.raises(RecdistillError, match="same config and seed 0"):
+        render_report(paths, tmp_path / "out")

@@ -12,6 +12,7 @@ from recdistill.errors import RecdistillError
 from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run
+from recdistill.report.seeds import group_by_kind, seeds_section
 from recdistill.report.tables import environment_table, is_main_metric, metrics_table, pipeline_stages_table, stages_table
 
 HEADLINE_METRICS = ("val/ndcg@10", "test/ndcg@10", "test/hr@10")
@@ -78,6 +79,7 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
         verdicts = [line for run in compared for line in _verdict(baseline, run)]
         if verdicts:
             parts += ["## Summary", ""] + verdicts + [""]
+    parts += seeds_section(group_by_kind(runs))
     parts += ["## Metrics", "",
               "Full-catalogue ranking metrics (`val/*`, `test/*`); `*sampled*` keys use the sampled protocol and "
               "candidate metrics of the teacher rank only its candidate list, so compare them only with the same "

@@ -23,8 +23,9 @@ def headline_figure(groups: list[SeedGroup], out: Path, key: str = HEADLINE_KEY)
         return None
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(rows) + 1.4))
     summaries = [summarize(values) for _, values in rows]
-    left = min(0.0, *(s.low for s in summaries if s.low is not None))
-    right = max(max(max(v) for _, v in rows), *(s.high for s in summaries if s.high is not None))
+    left = min([0.0] + [s.low for s in summaries if s.low is not None])
+    right = max([max(v) for _, v in rows] + [s.high for s in summaries if s.high is not None])
+    right = right if right > left else left + 1e-3  # all zero: still a visible axis
     for y, ((group, values), s) in enumerate(zip(rows, summaries)):
         ax.barh(y, s.mean, height=0.5, color="#9ecae1", edgecolor="#3182bd")
         ax.plot(values, [y] * len(values), "o", color="#08519c", markersize=4, zorder=3)

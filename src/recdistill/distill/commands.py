@@ -24,6 +24,7 @@ from recdistill.engine import (
 )
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import load_teacher_outputs
+from recdistill.report.format import percent
 from recdistill.student.commands import (
     _dataset_meta,
     _is_main_process,
@@ -122,6 +123,6 @@ def train(args) -> int:
     cfg = compose("distill", args.overrides, args.config)
     result = train_distill(cfg)
     m = result["metrics"]
-    _print_result(result, f"distilled student trained (teacher outputs cover {m['teacher_coverage']:.0%} of the "
+    _print_result(result, f"distilled student trained (teacher outputs cover {percent(m['teacher_coverage'])} of the "
                   "training targets); metrics of the best checkpoint")
     return 0

@@ -7,6 +7,7 @@ In-process entry points for the pipeline and the benchmarks: :func:`train_studen
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +28,7 @@ from recdistill.engine import (
     seed_everything,
 )
 from recdistill.errors import ConfigError, RecdistillError
+from recdistill.report.format import sampled_note
 from recdistill.student.checkpoint import read_checkpoint
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -236,9 +238,9 @@ def _print_result(result: dict, title: str) -> None:
         line = "  ".join(f"{name}@{k}={metrics[f'{split}/{name}@{k}']:.4f}"
                          for name in ("hr", "ndcg", "mrr") for k in (10, 20) if f"{split}/{name}@{k}" in metrics)
         print(f"  {split:4s} {line}")
-        sampled = [k for k in metrics if k.startswith(f"{split}/sampled") and k.endswith("ndcg@10")]
+        sampled = [k for k in metrics if re.fullmatch(rf"{split}/sampled\d+_ndcg@10", k)]
         for key in sampled:
-            print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} (sampled protocol)")
+            print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} {sampled_note(metrics, key)}")
     if "best_checkpoint" in result:
         print(f"  best checkpoint: {result['best_checkpoint']}")
     if result.get("run_dir"):

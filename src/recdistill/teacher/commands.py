@@ -184,7 +184,10 @@ def _print(result: dict, title: str) -> None:
 def train(args) -> int:
     cfg = compose("teacher", args.overrides, args.config)
     result = train_teacher(cfg)
-    _print(result, f"teacher trained; metrics over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*) and generation (gen_*)")
+    method = str(cfg.teacher.eval.method)
+    kinds = [f"over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*)"] * (method in ("likelihood", "both"))
+    kinds += ["of generation (gen_*)"] * (method in ("generate", "both"))
+    _print(result, f"teacher trained; metrics {' and '.join(kinds)}")
     return 0
 
 

@@ -74,6 +74,7 @@ def export(args) -> int:
     result = run_export(cfg)
     m = result["manifest"]
     rows = sum(s["rows"] for s in m["shards"])
-    print(f"exported {rows} rows in {len(m['shards'])} shards (top_k={m['top_k']}) in {result['seconds']:.1f} s "
+    shards = len(m["shards"])
+    print(f"exported {rows} rows in {shards} shard{'s' if shards != 1 else ''} (top_k={m['top_k']}) in {result['seconds']:.1f} s "
           f"to {result['out_dir']}")
     return 0

@@ -18,9 +18,9 @@ import hashlib
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from recdistill.data.prompts import PromptEncoder
+from recdistill.engine.progress import progress as progress_report
 from recdistill.errors import ConfigError
 from recdistill.export.rankers import left_pad
 from recdistill.teacher.data import PromptSettings, pad_left
@@ -113,8 +113,8 @@ class LLMRanker:
         hidden = self.teacher.base_config.hidden_size
         out = torch.zeros(self.num_items + 1, hidden)
         items = list(range(1, self.num_items + 1))
-        for start in tqdm(range(0, len(items), self.embedding_batch_size), desc="item embeddings",
-                          disable=not self.progress, leave=False):
+        bar = progress_report(len(items), "item embeddings", "items", enabled=self.progress)
+        for start in range(0, len(items), self.embedding_batch_size):
             chunk = items[start: start + self.embedding_batch_size]
             ids = [self.encoder.title_ids[i] for i in chunk]
             width = max(len(x) for x in ids)
@@ -129,4 +129,6 @@ class LLMRanker:
                                    output_hidden_states=True, logits_to_keep=1)
             out[torch.tensor(chunk)] = pool_title_states(res.hidden_states[-1].float(), mask.to(self.device),
                                                          self.embedding_pooling).cpu()
+            bar.update(len(chunk))
+        bar.close()
         return out

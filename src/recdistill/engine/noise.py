@@ -14,11 +14,16 @@ import warnings
 WARNINGS = (
     r".*module\(s\) in eval mode.*",          # the frozen LLM / student are in eval mode on purpose
     r".*is smaller than the logging interval.*",  # the interval is chosen per run (engine.progress)
+    r".*`past_key_values` is deprecated.*",      # transformers, about the KV-cache argument our scoring passes
 )
+# Lightning's start-up and checkpoint chatter (the run's own lines say which device and checkpoint it used)
+LIGHTNING_CHATTER = ("💡 Tip:", "GPU available:", "TPU available:", "HPU available:",
+                     "Loading `train_dataloader` to estimate", "Restoring states from the checkpoint path",
+                     "Loaded model weights from the checkpoint")
 # Messages to drop from these loggers (plain substrings)
 LOG_MESSAGES = {
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),  # advertising for Lightning's cloud products
-    "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
+    "lightning.pytorch.utilities.rank_zero": LIGHTNING_CHATTER,  # and the Tip: advertising for its cloud
+    "lightning.fabric.utilities.rank_zero": LIGHTNING_CHATTER,
     "transformers": ("are deprecated. Use `cache` instead",),   # our scoring passes the KV cache positionally
 }
 
@@ -38,8 +43,9 @@ def quiet_noise() -> None:
         return
     for pattern in WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    # transformers' deprecation notes arrive as FutureWarnings once per call site; once in all is enough
-    warnings.filterwarnings("once", category=FutureWarning)
+    # other FutureWarnings arrive once per call site; once in all is enough (appended, so that the
+    # filters above and quiet_lightning's still win)
+    warnings.filterwarnings("once", category=FutureWarning, append=True)
     for name, needles in LOG_MESSAGES.items():
         logger = logging.getLogger(name)
         # a logger's own filters see its own records; records of child loggers (transformers.models...)

@@ -19,6 +19,7 @@ from recdistill.engine import (RunDir, StageMeter, build_trainer, dataloader_kwa
                                resolve_accelerator, seed_everything)
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.from_config import load_matching_student
+from recdistill.report.format import is_integer_metric
 from recdistill.teacher.build import (build_encoder, build_teacher, cache_dir, effective_llm_config, prepared_data,
                                       prompt_settings, teacher_spec, validate_teacher_config)
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -175,7 +176,9 @@ def evaluate_adapter(cfg: DictConfig, adapter: str | Path) -> dict:
 def _print(result: dict, title: str) -> None:
     print(f"\n{title}")
     for key, value in sorted(result["metrics"].items()):
-        print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+        if isinstance(value, float):
+            value = f"{value:.0f}" if is_integer_metric(key) else f"{value:.4f}"  # counts as integers
+        print(f"  {key} = {value}")
     if result.get("adapter"):
         print(f"  adapter: {result['adapter']}")
     print(f"  run folder: {result['run_dir']}")

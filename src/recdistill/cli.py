@@ -60,7 +60,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
             (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
-             arg("--profile", default="demo", help="demo | smoke | full"), CONFIG_FILE)),
+             arg("--profile", default="demo", help="demo | smoke | dllm2rec | full"), CONFIG_FILE)),
     Command(("config", "show"), "recdistill.config.show:show",
             "print a command's resolved config with each key's comment",
             (arg("target", metavar="COMMAND", help="prepare | student | teacher | export | distill | pipeline | lm | bench"),

@@ -13,9 +13,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from recdistill.cli_help import OVERRIDES_HELP, epilog
 from recdistill.errors import RecdistillError
-
-OVERRIDES_HELP = "config overrides as key=value (e.g. train.batch_size=64 dataset=ml-1m efficiency=none)"
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,11 @@ COMMANDS: tuple[Command, ...] = (
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
             (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
-             arg("--profile", default="demo", help="demo | smoke | full"), CONFIG_FILE)),
+             arg("--profile", default="demo", help="demo | smoke | dllm2rec | full"), CONFIG_FILE)),
+    Command(("config", "show"), "recdistill.config.show:show",
+            "print a command's resolved config with each key's comment",
+            (arg("target", metavar="COMMAND", help="prepare | student | teacher | export | distill | pipeline | lm | bench"),
+             CONFIG_FILE)),
     Command(("report",), "recdistill.report.commands:report",
             "render a markdown and HTML report for one run or a comparison of runs",
             (arg("runs", nargs="+", help="run folders"), arg("--out", default=None, help="output folder")), False),
@@ -108,13 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
         for depth in range(1, len(command.words)):
             prefix = command.words[:depth]
             if prefix not in groups:
-                helps = [c.help for c in COMMANDS if c.words[:depth] == prefix]
+                names = [c.words[depth] for c in COMMANDS if c.words[:depth] == prefix]
                 sub = groups[prefix[:-1]].add_parser(
-                    prefix[-1], help=f"{len(helps)} subcommands", description=f"recdistill {' '.join(prefix)}"
+                    prefix[-1], help=" | ".join(names), description=f"recdistill {' '.join(prefix)}"
                 )
                 parsers[prefix] = sub
                 groups[prefix] = sub.add_subparsers(dest=f"sub{depth}", metavar="SUBCOMMAND")
-        p = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help)
+        p = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help,
+                                                  epilog=epilog(command.words),
+                                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         for a in command.args:
             p.add_argument(*a.flags, **a.kwargs)
         if command.overrides:

@@ -22,6 +22,7 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
                                           print_ranking_result, seed_run)
 from recdistill.recipes.student import build_datamodule, validate_student_config
+from recdistill.report.format import percent
 
 CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
 
@@ -92,7 +93,7 @@ def train_distill(cfg: DictConfig) -> RunResult:
 
 def print_distilled(result: RunResult) -> None:
     print_ranking_result(result, f"distilled student trained (teacher outputs cover "
-                         f"{result.metrics['teacher_coverage']:.0%} of the training targets); metrics of the best checkpoint")
+                         f"{percent(result.metrics['teacher_coverage'])} of the training targets); metrics of the best checkpoint")
 
 
 def train_command(args) -> int:

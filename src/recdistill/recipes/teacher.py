@@ -18,6 +18,7 @@ from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, desc
 from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
+from recdistill.report.format import is_integer_metric
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
                                           seed_run)
 from recdistill.student.checkpoint import load_student_for
@@ -217,7 +218,9 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
 def print_teacher(result: RunResult, title: str) -> None:
     print(f"\n{title}")
     for key, value in sorted(result.metrics.items()):
-        print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+        if isinstance(value, float):
+            value = f"{value:.0f}" if is_integer_metric(key) else f"{value:.4f}"  # counts as integers
+        print(f"  {key} = {value}")
     if result.artefacts.get("adapter"):
         print(f"  adapter: {result.artefacts['adapter']}")
     print(f"  run folder: {result.run_dir}")
@@ -226,8 +229,10 @@ def print_teacher(result: RunResult, title: str) -> None:
 def train_command(args) -> int:
     cfg = load_config("teacher", args.overrides, args.config, applied=True)
     result = train_teacher(cfg)
-    print_teacher(result, f"teacher trained; metrics over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*) "
-                  "and generation (gen_*)")
+    method = str(cfg.teacher.eval.method)
+    kinds = [f"over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*)"] * (method in ("likelihood", "both"))
+    kinds += ["of generation (gen_*)"] * (method in ("generate", "both"))
+    print_teacher(result, f"teacher trained; metrics {' and '.join(kinds)}")
     return 0
 
 

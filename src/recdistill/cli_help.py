@@ -48,6 +48,7 @@ EXAMPLES: dict[tuple[str, ...], tuple[str | None, list[tuple[str, str]]]] = {
         ("DLLM2Rec's student settings", "--profile dllm2rec"),
         ("rerun distillation with another weight", "--from distill distill:distill.kd.weight=0.5"),
         ("another seed for every stage", "efficiency.seed=1"),
+        ("three seeds, teacher once; the report gives intervals and the paired comparison", "--seeds 0,1,2"),
     ]),
     ("config", "show"): (None, [
         ("what `train distill` will run with", "distill distill.kd.weight=0.5"),

@@ -12,7 +12,7 @@ from recdistill.errors import RecdistillError
 from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run
-from recdistill.report.seeds import group_by_kind, seeds_section
+from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
 from recdistill.report.figures import cost_figure, headline_figure
 from recdistill.report.format import percent
 from recdistill.report.protocols import describe_family, families, family_note, family_of, is_main_row
@@ -127,7 +127,10 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
     if baseline and compared:
         verdicts = [line for run in compared for line in _verdict(baseline, run)]
         if verdicts:
-            parts += ["## Summary", ""] + verdicts + [""]
+            seeded = has_seed_groups(groups)
+            note = ([f"One seed ({seed_of(baseline)}) against its own student; every seed: \"Over seeds\" below.", ""]
+                    if seeded else [])
+            parts += ["## Summary", "", *note] + verdicts + [""]
     parts += seeds_section(groups)
     parts += _protocol_sections(runs, baseline, compared)
     parts += _teacher_section(runs)
@@ -175,8 +178,9 @@ def render_report(paths: list[str | Path], out: str | Path | None = None) -> Rep
             raise RecdistillError(f"pipeline {paths[0]} has no finished training stages to report yet; "
                                   "run `recdistill pipeline` to finish it")
         title = f"recdistill pipeline report: {pipeline.manifest.get('profile', paths[0].name)}"
-        baseline = next((r for r in runs if r.label == "student"), None)
-        compared = [r for r in runs if r is not baseline]
+        baseline = next((r for r in runs if (r.kind or r.label) == "student"), None)
+        # with seeds, each run is set against the student of its own seed (the seeds section pairs them all)
+        compared = [r for r in runs if r is not baseline and (baseline is None or seed_of(r) == seed_of(baseline))]
     else:
         if any(is_pipeline(p) for p in paths) and len(paths) > 1:
             raise RecdistillError("give one pipeline folder, or run folders; not a pipeline folder among others")

@@ -53,7 +53,7 @@ def group_by_kind(runs: list[RunInfo]) -> list[SeedGroup]:
     are repeats, and pairing by seed would be ambiguous."""
     groups: dict[str, SeedGroup] = {}
     for run in runs:
-        group = groups.setdefault(kind_key(run), SeedGroup(run.label, []))
+        group = groups.setdefault(kind_key(run), SeedGroup(run.kind or run.label, []))
         if seed_of(run) in group.seeds:
             other = next(r for r in group.runs if seed_of(r) == seed_of(run))
             raise RecdistillError(f"{run.path} and {other.path} have the same config and seed "
@@ -61,7 +61,7 @@ def group_by_kind(runs: list[RunInfo]) -> list[SeedGroup]:
         group.runs.append(run)
     for group in groups.values():
         if len(group.runs) > 1:
-            group.label = f"{group.runs[0].label} (seeds {', '.join(map(str, group.seeds))})"
+            group.label = f"{group.runs[0].kind or group.runs[0].label} (seeds {', '.join(map(str, group.seeds))})"
     return list(groups.values())
 
 

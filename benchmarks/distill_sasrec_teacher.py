@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from omegaconf import OmegaConf
 import recdistill.config
 from recdistill.config import compose
 from recdistill.engine import atomic_write_json, atomic_write_text
+from recdistill.report.aggregate import compare_paired, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -232,12 +232,30 @@ def run_distilled(args, seed: int, export: dict) -> dict:
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """Mean and sample sd from the report's aggregation (sd 0.0 with one seed, as the tables print it)."""
+    stat = summarize(values)
+    return stat.mean, (stat.sd or 0.0)
+
+
+def paired_lines(alone: list[dict], distilled: list[dict]) -> tuple[dict, list[str]]:
+    """Distilled against alone on the same seeds, per metric split: the report's paired comparison."""
+    out, lines = {}, []
+    for split in ("val", "test"):
+        key = f"{split}/ndcg@10"
+        comparison = compare_paired({r["seed"]: r["metrics"][key] for r in alone},
+                                    {r["seed"]: r["metrics"][key] for r in distilled})
+        out[key] = {"seeds": list(comparison.seeds), "differences": list(comparison.differences),
+                    "mean": comparison.difference.mean, "ci95": [comparison.difference.low, comparison.difference.high],
+                    "t_test_p": comparison.t_test_p, "sign_flip_p": comparison.sign_flip_p}
+        lines.append(f"- {key}, distilled minus alone, paired on seeds: {comparison.text()}")
+    return out, lines
 
 
 def describe(records: list[dict]) -> dict:
     stats = {key: mean_sd([r["metrics"][key] for r in records]) for key in KEYS}
+    intervals = {key: summarize([r["metrics"][key] for r in records]) for key in KEYS}
     return {"seeds": [r["seed"] for r in records], "mean_sd": stats,
+            "ci95": {key: [i.low, i.high] for key, i in intervals.items()},
             "per_seed": {r["seed"]: {k: r["metrics"][k] for k in KEYS} for r in records},
             "best_epochs": [r["metrics"].get("best_epoch") for r in records],
             "epochs_trained": [r["metrics"].get("epochs_trained") for r in records],
@@ -312,6 +330,8 @@ def summary(args) -> dict:
         for split, v in out["verdict"].items():
             lines.append(f"- {split} NDCG@10: distilled {v['distilled']:.4f} vs alone {v['student']:.4f} "
                          f"({v['relative_change']:+.1%})")
+        out["paired"], paired = paired_lines([r for r in arms["student alone"] if r], [r for r in arms["distilled"] if r])
+        lines += paired
     # every distillation setting tried with this student budget (tuning is read on validation only)
     tried = {}
     for file in sorted(state.glob("distill-*.json")):
@@ -361,7 +381,8 @@ def summary(args) -> dict:
                 f" (top-{args.top_k} of the whole catalogue, seen items excluded; {(export or {}).get('rows', '?')} rows). "
                 f"Distillation: `conf/distill/dllm2rec.yaml` defaults"
                 f"{' + ' + ' '.join(args.distill_overrides) if args.distill_overrides else ''}. "
-                f"sd = sample standard deviation over seeds.")
+                f"sd = sample standard deviation over seeds; paired comparisons from `recdistill.report.aggregate` "
+                f"(95 % t interval of the per-seed differences, paired t-test, exact sign-flip test).")
     md = "# Distillation from a stronger SASRec teacher\n\n## Converged budget (the gate)\n\n" + settings + "\n\n" + "\n".join(lines) + "\n"
     old = RESULTS / "distill_sasrec_teacher_runs_budget20" / "summary.json"
     if old.is_file():
@@ -402,6 +423,8 @@ def confirmation(args, out: dict) -> list[str]:
         for label, records in arms.items():
             out.setdefault("all_seeds", {})[label] = describe(records)
             lines.append(row(label, out["all_seeds"][label]))
+        out["all_seeds"]["paired"], paired = paired_lines(*arms.values())
+        lines += ["", *paired]
     return lines
 
 

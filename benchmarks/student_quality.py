@@ -5,7 +5,8 @@ checkpoint; full catalogue, seen items excluded), run as its own process so seed
 
     python benchmarks/student_quality.py --seeds 0 1 2 [--parallel 3] [key=value ...]
 
-Writes ``<out>/student_quality.json`` (every run's metrics, mean and std) and appends a line of markdown to
+Writes ``<out>/student_quality.json`` (every run's metrics; mean, sample sd and t-based 95 % interval from
+``recdistill.report.aggregate``) and appends a line of markdown to
 ``<out>/student_quality.md``. Targets (issue 2): test NDCG@10 >= 0.095 and HR@10 >= 0.18.
 """
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from recdistill.report.aggregate import summarize
 
 HERE = Path(__file__).resolve().parent
 KEYS = ("test/ndcg@10", "test/hr@10", "test/ndcg@20", "test/hr@20", "test/mrr@10", "val/ndcg@10", "val/hr@10",
@@ -73,8 +75,9 @@ def main() -> int:
     for key in KEYS:
         values = [r[key] for r in results if r.get(key) is not None]
         if values:
-            summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values),
-                            "min": min(values), "max": max(values)}
+            stat = summarize(values)  # the report's aggregation: sample sd, t-based 95 % interval
+            summary[key] = {"mean": stat.mean, "sd": stat.sd, "ci95": [stat.low, stat.high],
+                            "min": min(values), "max": max(values), "text": stat.text()}
     record = {"benchmark": "student_quality", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "dataset": "ml-100k",
               "protocol": "full catalogue, seen items excluded; selected on val NDCG@10",
               "overrides": args.overrides, "seeds": args.seeds, "threads_per_run": args.threads,
@@ -85,8 +88,8 @@ def main() -> int:
     (out / "student_quality.json").write_text(json.dumps(record, indent=2) + "\n")
     s = summary
     line = (f"| {record['time']} | seeds {','.join(map(str, args.seeds))} | "
-            f"test NDCG@10 {s['test/ndcg@10']['mean']:.4f} ± {s['test/ndcg@10']['std']:.4f} | "
-            f"test HR@10 {s['test/hr@10']['mean']:.4f} ± {s['test/hr@10']['std']:.4f} | "
+            f"test NDCG@10 {s['test/ndcg@10']['text']} | "
+            f"test HR@10 {s['test/hr@10']['text']} | "
             f"sampled100 NDCG@10 {s.get('test/sampled100_ndcg@10', {}).get('mean', float('nan')):.4f} | "
             f"best epoch {s['best_epoch']['mean']:.0f} | {' '.join(args.overrides) or 'defaults'} |\n")
     with open(out / "student_quality.md", "a") as fh:

@@ -22,6 +22,15 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install --quiet $TORCH_SPEC
 fi
-echo "[setup] installing recdistill[$EXTRAS]"
-"$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
+# The install is editable, so code changes need no reinstall; only pyproject.toml (dependencies, entry
+# points) or the extras do. A stamp keyed on both skips the ~30 s pip run when nothing changed.
+STAMP="$VENV/.recdistill-install-stamp"
+KEY="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS $(pwd)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && "$VENV/bin/python" -c "import recdistill" 2>/dev/null; then
+  echo "[setup] recdistill[$EXTRAS] already installed (pyproject.toml unchanged)"
+else
+  echo "[setup] installing recdistill[$EXTRAS]"
+  "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
+  echo "$KEY" > "$STAMP"
+fi
 echo "[setup] ready: $("$VENV/bin/python" -c 'import torch, recdistill; print(f"recdistill {recdistill.__version__}, torch {torch.__version__}")')"

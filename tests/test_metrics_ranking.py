@@ -48,3 +48,18 @@ def test_sampled_prefix_keeps_protocols_apart():
     m = metrics_from_ranks(torch.tensor([0]), [10], prefix="test/sampled100_")
     assert set(m) == {"test/sampled100_hr@10", "test/sampled100_ndcg@10", "test/sampled100_recall@10",
                       "test/sampled100_mrr@10"}
+
+
+def test_chance_levels_by_hand():
+    from recdistill.metrics.chance import chance_hr, chance_ndcg, full_candidates
+
+    gains10 = sum(1 / math.log2(r + 2) for r in range(10))  # 4.5436
+    assert chance_hr(20, 10) == pytest.approx(0.5)
+    assert chance_ndcg(20, 10) == pytest.approx(gains10 / 20)  # 0.2272, the teacher's cand20 chance
+    # fewer candidates than k: every ranking is a hit; users average
+    assert chance_hr(torch.tensor([5, 20]), 10) == pytest.approx((1.0 + 0.5) / 2)
+    five = sum(1 / math.log2(r + 2) for r in range(5)) / 5
+    assert chance_ndcg(torch.tensor([5, 20]), 10) == pytest.approx((five + gains10 / 20) / 2)
+    # 6 items; user 0 saw 2 and 3 (target 4): 4 candidates; user 1 saw 4, which is its target: all 6 stay
+    counts = full_candidates(6, torch.tensor([4, 4]), torch.tensor([0, 0, 1]), torch.tensor([2, 3, 4]))
+    assert counts.tolist() == [4, 6]

@@ -9,11 +9,13 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
 from recdistill.cli import main
+from recdistill.errors import RecdistillError
 from recdistill.engine import RunDir, StageTracker, describe_environment, measure_stage
 from recdistill.report import render_report
 
-SECTIONS = ("## Runs", "## Summary", "## Metrics", "## Time and peak memory per stage", "## Training curves",
-            "## Environment")
+SECTIONS = ("## Headline", "## Runs", "## Summary", "## Metrics by protocol", "### Full-catalogue ranking",
+            "## Time and peak memory per stage", "## Training curves", "## Environment",
+            "## Appendix: every recorded metric")
 
 
 def write_run(runs_dir, name, metrics, epochs=3, seed=42):
@@ -44,8 +46,10 @@ def write_run(runs_dir, name, metrics, epochs=3, seed=42):
 def three_runs(tmp_path):
     student = write_run(tmp_path, "student", {"val/ndcg@10": 0.050, "test/ndcg@10": 0.040, "test/hr@10": 0.080,
                                               "best_epoch": 2})
-    teacher = write_run(tmp_path, "teacher", {"val/cand20_hr@1": 0.30, "test/cand20_hr@1": 0.28}, epochs=1)
-    distill = write_run(tmp_path, "distill", {"val/ndcg@10": 0.055, "test/ndcg@10": 0.044, "test/hr@10": 0.079})
+    teacher = write_run(tmp_path, "teacher", {"val/cand20_hr@1": 0.30, "test/cand20_hr@1": 0.28, "train_steps": 10,
+                                              "val/cand20_users": 16, "test/cand20_users": 16}, epochs=1)
+    distill = write_run(tmp_path, "distill", {"val/ndcg@10": 0.055, "test/ndcg@10": 0.044, "test/hr@10": 0.079,
+                                              "best_epoch": 1, "teacher_coverage": 0.0005})
     return student, teacher, distill
 
 
@@ -63,7 +67,8 @@ def test_comparison_report_has_every_section_values_and_change(three_runs, tmp_p
     assert "epoch ×3" in text and "sequences/s" in text
     # curves: one PNG per run plus the comparison; all referenced and non-empty PNG files
     names = sorted(p.name for p in files.images)
-    assert "compare-val_ndcg_at_10.png" in names and len(names) == 3
+    assert {"headline-ndcg10.png", "cost-per-stage.png", "compare-val_ndcg_at_10.png"} <= set(names)
+    assert len(names) == 5 and sum(name.startswith("curves-") for name in names) == 2
     for image in files.images:
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({image.name})" in text
@@ -85,9 +90,18 @@ def test_pipeline_folder_reports_the_three_models(three_runs, tmp_path):
     text = files.markdown.read_text()
     for section in SECTIONS:
         assert section in text, section
-    header = next(line for line in text.splitlines() if line.startswith("| metric"))
-    assert "| student | teacher | distilled |" in header and "distilled vs student" in header
-    assert "test/cand20_hr@1" in text and "0.2800" in text  # the teacher over its candidates
+    headers = [line for line in text.splitlines() if line.startswith("| metric")]
+    assert any("| student | teacher | distilled |" in h and "distilled vs student" in h for h in headers)
+    # the teacher's candidate metrics in their own table, with its users, chance, budget; coverage readable
+    teacher_part = text.split("### Teacher over its 20 candidates")[1].split("##")[0]
+    assert "test/cand20_hr@1" in teacher_part and "0.2800" in teacher_part and "teacher: val 16, test 16" in teacher_part
+    assert "NDCG@10 0.2272" in teacher_part
+    full_part = text.split("### Full-catalogue ranking")[1].split("##")[0]
+    assert "cand20" not in full_part
+    assert "trained 10 optimizer steps" in text and "scored on 16 test and 16 val users" in text
+    assert "cover 0.05 % of the training targets" in text
+    # integer rows as integers, their change as a count, never a percentage
+    assert "| `best_epoch` | 2 | – | 1 | -1 |" in text
     assert "Pipeline stages" in text and "| prepare | done |" in text
 
 
@@ -101,3 +115,23 @@ def test_report_command_and_bad_input(three_runs, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_runs_over_seeds_are_aggregated_and_paired(tmp_path):
+    """Two kinds of run on seeds 0, 1, 2: each kind gets mean and interval, the second is paired with the first."""
+    alone = [0.10, 0.12, 0.11]
+    distilled = [0.12, 0.13, 0.14]
+    paths = [write_run(tmp_path, "student", {"test/ndcg@10": v}, epochs=1, seed=s) for s, v in enumerate(alone)]
+    paths += [write_run(tmp_path, "distill", {"test/ndcg@10": v}, epochs=1, seed=s) for s, v in enumerate(distilled)]
+    text = render_report(paths, tmp_path / "out").markdown.read_text()
+    assert "## Over seeds" in text and "student (seeds 0, 1, 2)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10` | 0.1100"))
+    assert "0.0852 – 0.1348" in row  # 0.11 ± 4.3027 * 0.01 / sqrt(3)
+    paired = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10` | +0.0200"))
+    assert "0.0742" in paired and "0.25" in paired and "3/3" in paired
+
+
+def test_same_config_and_seed_twice_is_an_error(tmp_path):
+    paths = [write_run(tmp_path, "student", {"test/ndcg@10": 0.1}, epochs=1, seed=0) for _ in range(2)]
+    with pytest.raises(RecdistillError, match="same config and seed 0"):
+        render_report(paths, tmp_path / "out")

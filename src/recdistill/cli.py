@@ -13,9 +13,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from recdistill.cli_help import OVERRIDES_HELP, epilog
 from recdistill.errors import RecdistillError
-
-OVERRIDES_HELP = "config overrides as key=value (e.g. train.batch_size=64 dataset=ml-1m efficiency=none)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ class Command:
     defaults: dict = field(default_factory=dict)
 
 
+SEEDS = arg("--seeds", default=None, metavar="S1,S2,..",
+            help="one run per seed (efficiency.seed), then mean, sd and 95 %% interval over them")
 CONFIG_FILE = arg("--config", action="append", default=[], metavar="FILE",
                   help="YAML file of config values merged before the overrides (repeatable)")
 
@@ -45,7 +46,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("data", "prepare"), "recdistill.recipes.prepare:prepare_command",
             "read a dataset, split it leave-one-out by time, write parquet files", (CONFIG_FILE,)),
     Command(("train", "student"), "recdistill.recipes.student:train_command",
-            "train the SASRec student and evaluate it on validation and test", (CONFIG_FILE,)),
+            "train the SASRec student and evaluate it on validation and test", (SEEDS, CONFIG_FILE)),
     Command(("eval", "student"), "recdistill.recipes.student:evaluate_command",
             "evaluate a student checkpoint on validation and test",
             (arg("checkpoint", help="path to a student .ckpt file"), CONFIG_FILE)),
@@ -61,11 +62,18 @@ COMMANDS: tuple[Command, ...] = (
     Command(("export",), "recdistill.recipes.export:export_command",
             "write the teacher's top-K and item embeddings to files for distillation", (CONFIG_FILE,)),
     Command(("train", "distill"), "recdistill.recipes.distill:train_command",
-            "train a student the DLLM2Rec way from exported teacher outputs", (CONFIG_FILE,)),
+            "train a student the DLLM2Rec way from exported teacher outputs", (SEEDS, CONFIG_FILE)),
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
             (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
-             arg("--profile", default="demo", help="demo | smoke | full"), CONFIG_FILE)),
+             arg("--profile", default="demo", help="demo | smoke | dllm2rec | full"),
+             arg("--seeds", default=None, metavar="S1,S2,..", help="one student and distilled run per seed, "
+                 "teacher once (pipeline.teacher_per_seed=true: per seed); the report aggregates over seeds"),
+             CONFIG_FILE)),
+    Command(("config", "show"), "recdistill.config.show:show",
+            "print a command's resolved config with each key's comment",
+            (arg("target", metavar="COMMAND", help="prepare | student | teacher | export | distill | pipeline | lm | bench"),
+             CONFIG_FILE)),
     Command(("report",), "recdistill.report.commands:report",
             "render a markdown and HTML report for one run or a comparison of runs",
             (arg("runs", nargs="+", help="run folders"), arg("--out", default=None, help="output folder")), False),
@@ -135,13 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
         for depth in range(1, len(command.words)):
             prefix = command.words[:depth]
             if prefix not in groups:
-                helps = [c.help for c in COMMANDS if c.words[:depth] == prefix]
+                names = [c.words[depth] for c in COMMANDS if c.words[:depth] == prefix]
                 sub = groups[prefix[:-1]].add_parser(
-                    prefix[-1], help=f"{len(helps)} subcommands", description=f"recdistill {' '.join(prefix)}"
+                    prefix[-1], help=" | ".join(names), description=f"recdistill {' '.join(prefix)}"
                 )
                 parsers[prefix] = sub
                 groups[prefix] = sub.add_subparsers(dest=f"sub{depth}", metavar="SUBCOMMAND")
-        p = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help)
+        p = groups[command.words[:-1]].add_parser(command.words[-1], help=command.help, description=command.help,
+                                                  epilog=epilog(command.words),
+                                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         for a in command.args:
             p.add_argument(*a.flags, **a.kwargs)
         if command.overrides:

@@ -4,7 +4,11 @@ Every item's embedding becomes ``e(i) = e_id(i) + gamma * MLP(e_llm(i))``: the s
 embedding plus a trained projection of the teacher's (frozen) LLM embedding of that item. SASRec reads
 item embeddings only through ``embed_items`` / ``all_item_embeddings``, so overriding those two applies
 the change to the input sequence and to the output scores alike, in training and at test time (the
-LLM embeddings are a buffer saved with the checkpoint).
+LLM embeddings are a buffer saved with the checkpoint). That is ``tie=tied`` (ours).
+
+``tie=untied`` is DLLM2Rec's code: the LLM part is added to the input embeddings only, and the scores
+come from a separate output table (their ``s_fc``, a linear layer over the catalogue; ours has no bias,
+because every scorer here is a dot product with an item table, the fused cross-entropy included).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from recdistill.errors import ConfigError
 from recdistill.student.sasrec import SASRec
 
 NORMALISATIONS = ("none", "standard")
+TIES = ("tied", "untied")
 
 
 def projection_mlp(in_dim: int, out_dim: int, layers: int, hidden: int) -> nn.Module:
@@ -60,9 +65,18 @@ class DistilledSASRec(SASRec):
     """
 
     def __init__(self, num_items: int, llm_embeddings: torch.Tensor | None = None, gamma: float = 0.2,
-                 mlp_layers: int = 1, mlp_hidden: int = 256, normalize: str = "standard", **sasrec_kwargs):
+                 mlp_layers: int = 1, mlp_hidden: int = 256, normalize: str = "standard", tie: str = "tied",
+                 **sasrec_kwargs):
+        if tie not in TIES:
+            raise ConfigError(f"distill.ed.tie={tie!r} is not valid; choose one of: {', '.join(TIES)}")
         super().__init__(num_items, **sasrec_kwargs)
         self.gamma = float(gamma)
+        self.tie = tie
+        if tie == "untied":
+            self.output_embedding = nn.Embedding(self.num_items + 1, self.hidden_size, padding_idx=0)
+            nn.init.xavier_normal_(self.output_embedding.weight)
+            with torch.no_grad():
+                self.output_embedding.weight[0].zero_()
         self._shared_table: torch.Tensor | None = None
         self.uses_llm = llm_embeddings is not None and self.gamma != 0.0
         if self.uses_llm:
@@ -75,6 +89,11 @@ class DistilledSASRec(SASRec):
             self.llm_projection = projection_mlp(llm_embeddings.shape[1], self.hidden_size, mlp_layers, mlp_hidden)
 
     def all_item_embeddings(self) -> torch.Tensor:
+        if self.tie == "untied":
+            return self.output_embedding.weight
+        return self._input_table()
+
+    def _input_table(self) -> torch.Tensor:
         base = self.item_embedding.weight
         if not self.uses_llm:
             return base
@@ -88,14 +107,20 @@ class DistilledSASRec(SASRec):
         reads it for the input, the catalogue scores and the distillation scores); gradients still flow
         through the one projection."""
         self._shared_table = None
-        self._shared_table = self.all_item_embeddings() if self.uses_llm else None
+        self._shared_table = self._input_table() if self.uses_llm else None
         try:
             yield
         finally:
             self._shared_table = None
 
     def embed_items(self, ids: torch.Tensor) -> torch.Tensor:
+        """Output-side embeddings (scores of chosen items)."""
+        if self.tie == "untied":
+            return self.output_embedding(ids)
+        return self.embed_inputs(ids)
+
+    def embed_inputs(self, ids: torch.Tensor) -> torch.Tensor:
         if not self.uses_llm:
-            return super().embed_items(ids)
+            return self.item_embedding(ids)
         # project the whole table once (N x D) rather than every position of the batch (B x L x D)
-        return F.embedding(ids, self.all_item_embeddings())
+        return F.embedding(ids, self._input_table())

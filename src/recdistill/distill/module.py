@@ -9,7 +9,10 @@ Training loss per batch (formulas in :mod:`recdistill.distill.losses`):
   :mod:`recdistill.student.module` computes it;
 * ``L_rd``: ranking distillation over the positions that have a teacher top-K (positions without one
   contribute to ``L_usual`` only), against ``distill.kd.num_negatives`` sampled negatives;
-* embedding distillation lives in the model (:class:`recdistill.distill.embedding.DistilledSASRec`).
+* embedding distillation lives in the model (:class:`recdistill.distill.embedding.DistilledSASRec`);
+* with ``distill.dros.enabled`` (DLLM2Rec's code), ``alpha * DROS`` is added to ``L_usual`` and, weighted
+  like the ranking term, to ``L_rd`` (:mod:`recdistill.distill.dros`); it needs the full ``[P, N]``
+  logits, so the step takes the plain (unfused) path.
 
 Evaluation, logging and the optimizer are the student's (this class extends ``StudentModule``), so the
 distilled and the plain student are measured by the same code.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recdistill.distill.dros import dros_loss, propensity, target_counts
 from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
@@ -37,6 +41,7 @@ def build_distilled_sasrec(num_items: int, student: dict, ed: dict, llm_embeddin
         mlp_layers=int(ed["mlp_layers"]),
         mlp_hidden=int(ed["mlp_hidden"]),
         normalize=str(ed["normalize"]),
+        tie=str(ed.get("tie", "tied")),
         max_len=int(student["max_len"]),
         hidden_size=int(student["hidden_size"]),
         num_blocks=int(student["num_blocks"]),
@@ -77,6 +82,22 @@ class DistillModule(StudentModule):
                               f"{', '.join(AVERAGE_OVER)}")
         self.consistency_k = None if kd["consistency_k"] is None else int(kd["consistency_k"])
         self.student_negatives = int(cfg["student"]["num_negatives"]) if self.loss_name == "bce" else 0
+        dros = cfg["distill"].get("dros") or {}
+        self.dros_alpha = float(dros.get("alpha", 1.0)) if bool(dros.get("enabled", False)) else 0.0
+        self.dros_beta = float(dros.get("beta", 1.0))
+        if self.dros_alpha and self.dros_beta <= 0:
+            raise ConfigError(f"distill.dros.beta={self.dros_beta} is not valid; expected a number > 0")
+        self.dros_ps: torch.Tensor | None = None
+
+    def setup(self, stage: str) -> None:
+        """DROS propensities from the training targets the data module serves (DLLM2Rec counts each
+        training sample's next item; our samples are every target position of the training windows)."""
+        if self.dros_alpha and stage == "fit" and self.dros_ps is None:
+            windows = self.trainer.datamodule.windows
+            self.dros_ps = propensity(target_counts(torch.as_tensor(windows.targets), self.model.num_items))
+
+    def _dros(self, logits: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        return dros_loss(logits, columns, self.dros_ps.to(logits.device), self.dros_beta)
 
     def training_step(self, batch, batch_idx):
         with self.model.shared_item_table():
@@ -91,6 +112,8 @@ class DistillModule(StudentModule):
         size = len(batch["inputs"])
         distilling = self.kd_weight > 0 and "teacher_items" in batch
         rd = covered = None
+        if self.dros_alpha:
+            return self._log_losses(*self._plain_step_with_dros(batch, hidden, h, targets, mask, distilling), size)
         if self.loss_name == "ce" and distilling:
             # L_rd inside the fused CE pass, from the same chunk logits (distill/fused_ranking.py)
             term = self.fused_ranking_term(batch, mask)
@@ -111,6 +134,29 @@ class DistillModule(StudentModule):
                 if self.average_over == "all_positions":
                     rd = rd * covered / max(int(mask.sum()), 1)
                 loss = usual + self.kd_weight * rd
+        return self._log_losses(loss, usual, rd, covered, size)
+
+    def _plain_step_with_dros(self, batch, hidden, h, targets, mask, distilling):
+        """The step with DROS: full logits at every target position, the usual loss from them, DROS on
+        them, and the ranking term with its own DROS part. Memory: a ``[P, N]`` float tensor and its
+        gradient, which the fused path avoids (P target positions, N items)."""
+        logits = self.model.score_all(h)[:, 1:].float()
+        if self.loss_name == "ce":
+            usual = F.cross_entropy(logits, targets - 1)
+        else:
+            pos = logits.gather(1, (targets - 1).unsqueeze(-1)).squeeze(-1)
+            neg = logits.gather(1, batch["negatives"][mask][:, : self.student_negatives] - 1)
+            usual = sampled_bce_loss(pos, neg)
+        usual = usual + self.dros_alpha * self._dros(logits, (targets - 1).unsqueeze(-1)).mean()
+        loss, rd, covered = usual, None, None
+        if distilling:
+            rd, covered = self.ranking_distillation(batch, hidden, with_dros=True)
+            if self.average_over == "all_positions":
+                rd = rd * covered / max(int(mask.sum()), 1)
+            loss = usual + self.kd_weight * rd
+        return loss, usual, rd, covered
+
+    def _log_losses(self, loss, usual, rd, covered, size):
         if rd is not None:
             self.log("train/loss_rd", rd, on_step=False, on_epoch=True, batch_size=size)
             self.log("train/teacher_positions", covered, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=size)
@@ -135,9 +181,11 @@ class DistillModule(StudentModule):
                                 batch["negatives"][has_teacher][:, : self.kd_negatives], weights_fn, self.kd_weight, k,
                                 denominator=int(mask.sum()) if self.average_over == "all_positions" else None)
 
-    def ranking_distillation(self, batch: dict, hidden: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def ranking_distillation(self, batch: dict, hidden: torch.Tensor,
+                             with_dros: bool = False) -> tuple[torch.Tensor, float]:
         """``L_rd`` over the positions that have teacher items, and how many there were (the unfused form:
-        ``student.loss=bce``; with the default CE loss :class:`FusedRankingTerm` computes the same)."""
+        ``student.loss=bce``; with the default CE loss :class:`FusedRankingTerm` computes the same).
+        ``with_dros`` adds ``alpha * mean_p sum_k w_pk dros(t_pk)`` (DLLM2Rec's code)."""
         has_teacher = batch["teacher_items"][..., 0] > 0               # [B, L]
         items = batch["teacher_items"][has_teacher]                     # [P, K]
         confidences = batch["teacher_confidences"][has_teacher]
@@ -162,4 +210,9 @@ class DistillModule(StudentModule):
                 student_topk = items.new_zeros(items.shape[0], 1)
         weights = ranking_weights(items, confidences, student_topk, valid, self.kd_lambda,
                                   self.a_pos, self.a_conf, self.a_cons)
-        return ranking_distillation_loss(item_scores, negative_scores, weights), float(items.shape[0])
+        rd = ranking_distillation_loss(item_scores, negative_scores, weights)
+        if with_dros and items.shape[0]:
+            logits = self.model.score_all(h)[:, 1:].float()
+            per_item = self._dros(logits, (items - 1).clamp_min(0))  # padding entries have weight 0
+            rd = rd + self.dros_alpha * (weights * per_item).sum(-1).mean()
+        return rd, float(items.shape[0])

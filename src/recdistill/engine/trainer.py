@@ -8,7 +8,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from recdistill.engine.noise import quiet_noise
 from recdistill.engine.precision import resolve_accelerator, resolve_precision
+from recdistill.engine.progress import LogIntervalByLength, LogProgress, QuietProgressBar, stdout_is_terminal
 from recdistill.engine.rundir import RunDir
 from recdistill.engine.settings import Efficiency
 from recdistill.errors import ConfigError
@@ -53,6 +55,12 @@ def build_trainer(
     precision = resolve_precision(eff.precision, accelerator)
     torch.set_float32_matmul_precision(str(eff.matmul_precision))
     quiet_lightning()
+    quiet_noise()
+    # a bar on a terminal, a line every 30 s in a log; the metric-logging interval follows the run's length
+    terminal = stdout_is_terminal()
+    callbacks = [*(callbacks or []), LogIntervalByLength()]
+    if progress_bar:
+        callbacks.append(QuietProgressBar() if terminal else LogProgress())
     logger_list = []
     if loggers and run_dir is not None:
         logger_list = [
@@ -73,13 +81,13 @@ def build_trainer(
         limit_train_batches=limit_train_batches,
         limit_val_batches=limit_val_batches,
         check_val_every_n_epoch=check_val_every_n_epoch,
-        callbacks=callbacks or [],
+        callbacks=callbacks,
         logger=logger_list if logger_list else False,
-        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks or []),
-        enable_progress_bar=progress_bar,
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
+        enable_progress_bar=progress_bar and terminal,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(run_dir.path) if run_dir is not None else None,
-        log_every_n_steps=10,
+        log_every_n_steps=extra.pop("log_every_n_steps", 10),  # replaced at fit start by LogIntervalByLength
         **extra,
     )

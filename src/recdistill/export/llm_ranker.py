@@ -6,8 +6,10 @@ with a seed derived from the history), so prompts look like the ones the teacher
 candidate of the set is then scored by the likelihood of its title under that one prompt, reusing the
 prompt's KV cache (:func:`recdistill.teacher.scoring.score_candidates`).
 
-Item embeddings: the mean of the LLM's last hidden states over the item's title tokens (the title
-alone, no prompt). In ``ilora`` mode there is no user to gate by, so the experts are mixed uniformly.
+Item embeddings (``teacher.export.embedding_pooling``): the mean of the LLM's last hidden states over the
+item's title tokens (``mean``, ours) or the last hidden state at the title's last token (``last``: what
+DLLM2Rec reads from BIGRec's ``predict_embeddings``); the title alone, no prompt. In ``ilora`` mode there
+is no user to gate by, so the experts are mixed uniformly.
 """
 
 from __future__ import annotations
@@ -16,13 +18,27 @@ import hashlib
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from recdistill.teacher.prompt_encoder import PromptEncoder
+from recdistill.engine.progress import progress as progress_report
+from recdistill.errors import ConfigError
 from recdistill.export.rankers import left_pad
 from recdistill.teacher.data import PromptSettings, pad_left
 from recdistill.teacher.model import ILoRATeacher
+from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.teacher.scoring import score
+
+
+POOLINGS = ("mean", "last")
+
+
+def pool_title_states(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """``states[B, T, H]`` of right-padded titles (``mask[B, T]``, 1 = token) -> ``[B, H]``: the mean over
+    the title's tokens, or the state at its last token."""
+    if how == "last":
+        last = mask.long().sum(1) - 1
+        return states[torch.arange(states.shape[0], device=states.device), last]
+    m = mask.unsqueeze(-1).float()
+    return (states * m).sum(1) / m.sum(1)
 
 
 def _history_seed(history: np.ndarray) -> int:
@@ -32,7 +48,12 @@ def _history_seed(history: np.ndarray) -> int:
 class LLMRanker:
     def __init__(self, teacher: ILoRATeacher, encoder: PromptEncoder, settings: PromptSettings, num_items: int,
                  identity: dict, listed: int = 20, chunk_size: int = 64, norm: str = "sum", kv_cache: bool = True,
-                 embeddings: bool = True, embedding_batch_size: int = 64, seed: int = 0, progress: bool = True):
+                 embeddings: bool = True, embedding_batch_size: int = 64, seed: int = 0, progress: bool = True,
+                 embedding_pooling: str = "mean"):
+        if embedding_pooling not in POOLINGS:
+            raise ConfigError(f"teacher.export.embedding_pooling={embedding_pooling!r} is not valid; choose one of: "
+                              f"{', '.join(POOLINGS)}")
+        self.embedding_pooling = embedding_pooling
         self.teacher, self.encoder, self.s = teacher, encoder, settings
         self.num_items = int(num_items)
         self._identity = identity
@@ -92,8 +113,8 @@ class LLMRanker:
         hidden = self.teacher.base_config.hidden_size
         out = torch.zeros(self.num_items + 1, hidden)
         items = list(range(1, self.num_items + 1))
-        for start in tqdm(range(0, len(items), self.embedding_batch_size), desc="item embeddings",
-                          disable=not self.progress, leave=False):
+        bar = progress_report(len(items), "item embeddings", "items", enabled=self.progress)
+        for start in range(0, len(items), self.embedding_batch_size):
             chunk = items[start: start + self.embedding_batch_size]
             ids = [self.encoder.title_ids[i] for i in chunk]
             width = max(len(x) for x in ids)
@@ -106,7 +127,8 @@ class LLMRanker:
                 self.teacher.set_gate(torch.full((len(ids), k), 1.0 / k, device=self.device))
             res = self.teacher.llm(input_ids=tokens.to(self.device), attention_mask=mask.to(self.device),
                                    output_hidden_states=True, logits_to_keep=1)
-            last = res.hidden_states[-1].float()
-            m = mask.to(self.device).unsqueeze(-1).float()
-            out[torch.tensor(chunk)] = ((last * m).sum(1) / m.sum(1)).cpu()
+            out[torch.tensor(chunk)] = pool_title_states(res.hidden_states[-1].float(), mask.to(self.device),
+                                                         self.embedding_pooling).cpu()
+            bar.update(len(chunk))
+        bar.close()
         return out

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
+from recdistill.engine.progress import progress as progress_report
 from recdistill.engine.rundir import atomic_write_json
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.format import (
@@ -191,7 +191,8 @@ def export_teacher_outputs(
     done_rows = sum(e["rows"] for e in manifest["shards"])
     if start_shard:
         print(f"export: resuming {out_dir}: {start_shard} of {num_shards} shards kept ({done_rows} rows)")
-    bar = tqdm(total=total, initial=done_rows, desc="export", unit="rows", disable=not progress, dynamic_ncols=True)
+    # a bar on a terminal, a line every 30 s with rate and ETA in a log (engine/progress.py)
+    bar = progress_report(total, "export", "rows", enabled=progress, initial=done_rows)
     try:
         for shard in range(start_shard, num_shards):
             lo, hi = shard * shard_rows, min(total, (shard + 1) * shard_rows)

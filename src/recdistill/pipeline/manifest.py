@@ -16,6 +16,8 @@ from recdistill.errors import RecdistillError
 
 FILE = "manifest.json"
 FORMAT_VERSION = 1
+# Output entries that are paths (the rest are facts such as the data fingerprint).
+PATH_KEYS = {"data", "run", "checkpoint", "adapter", "teacher_outputs", "markdown", "html"}
 
 
 class Manifest:
@@ -59,3 +61,19 @@ class Manifest:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def relative_outputs(outputs: dict, folder: Path) -> dict:
+    """Paths inside the pipeline folder are recorded relative to it, so the folder can be moved."""
+    out, root = dict(outputs), folder.resolve()
+    for k in PATH_KEYS & out.keys():
+        path = Path(out[k]).resolve()
+        out[k] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return out
+
+
+def absolute_outputs(outputs: dict | None, folder: Path) -> dict:
+    out = dict(outputs or {})
+    for k in PATH_KEYS & out.keys():
+        out[k] = str((folder / out[k]).resolve())  # an absolute path stays as it is
+    return out

@@ -4,7 +4,8 @@ Each stage's outputs are recorded in ``<pipeline folder>/manifest.json`` with a 
 stage's fully resolved config and of the outputs it reads. A stage whose recorded key matches and whose
 outputs are still there is skipped (and says so); anything else runs. ``--from STAGE`` reruns that stage
 and all after it. The manifest is rewritten atomically around every stage, so an interrupted pipeline
-resumes where it stopped.
+resumes where it stopped. With ``--seeds`` a stage may run once per seed (``pipeline/plan.py``); each run
+has its own entry and key, so each seed is skipped on its own.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from pathlib import Path
 from recdistill.config import compose, config_hash, to_plain
 from recdistill.engine.memory import peak_memory, reset_peak_memory
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.pipeline.manifest import Manifest
+from recdistill.pipeline.manifest import Manifest, absolute_outputs, relative_outputs
 from recdistill.pipeline.overrides import applies_to, route
+from recdistill.pipeline.plan import Unit, build_plan
 from recdistill.pipeline.stages import ORDER, STAGES, StageContext
 from recdistill.recipes.config import load_config
+from recdistill.recipes.seeds import SEED_KEY, check_seeds, parse_seeds, refuse_seed_override
 
 CONFIGURED_STAGES = tuple(s for s in ORDER if STAGES[s].root)  # the ones that take overrides
-# Output entries that are paths (the rest are facts such as the data fingerprint).
-PATH_KEYS = {"data", "run", "checkpoint", "adapter", "teacher_outputs", "markdown", "html"}
 # Settings that do not change a stage's results, left out of its key.
 UNHASHED = (("paths", "cache_dir"),)
 
@@ -43,7 +44,21 @@ def _check_stage_name(value: str, what: str) -> int:
 
 def _pipeline_config(args):
     pipeline_items, _, _ = route(list(args.overrides or []), CONFIGURED_STAGES)
+    seeds = parse_seeds(getattr(args, "seeds", None))
+    if seeds is not None:  # --seeds 0,1,2 is pipeline.seeds=[0,1,2]
+        pipeline_items.append(f"pipeline.seeds=[{','.join(map(str, seeds))}]")
     return compose("pipeline", [f"profile={args.profile}", *pipeline_items], args.config or [])
+
+
+def _seeds(cfg, common: list[str], per_stage: dict[str, list[str]]) -> list[int] | None:
+    """``pipeline.seeds`` checked; with a seed list, efficiency.seed given elsewhere would be ambiguous."""
+    seeds = to_plain(cfg.pipeline).get("seeds")
+    if seeds is None:
+        return None
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else check_seeds(seeds)
+    refuse_seed_override([*common, *(x for items in per_stage.values() for x in items),
+                          *(str(x) for stage in CONFIGURED_STAGES for x in (cfg.profile.get(stage) or []))])
+    return seeds
 
 
 def _folder(cfg) -> Path:
@@ -70,14 +85,16 @@ def compose_stage(name: str, overrides: list[str], announce: bool = False):
 
 
 def stage_overrides(name: str, cfg, folder: Path, common: list[str], per_stage: dict[str, list[str]],
-                    upstream: dict[str, dict]) -> list[str]:
+                    upstream: dict[str, dict], seed: int | None = None) -> list[str]:
     """Paths, then the overrides for every stage that apply here, then the profile's and the command
-    line's for this stage, then the links to earlier outputs (last, so nothing can undo them)."""
+    line's for this stage, then the unit's seed (where the stage has one), then the links to earlier
+    outputs (last, so nothing can undo them)."""
     base = _path_overrides(cfg, folder)
     base_cfg = compose_stage(name, base)
     shared = [item for item in common if applies_to(base_cfg, item)]
     own = [str(x) for x in (cfg.profile.get(name) or [])] + per_stage.get(name, [])
-    return base + shared + own + STAGES[name].link(upstream, folder)
+    seeded = [f"{SEED_KEY}={seed}"] if seed is not None and applies_to(base_cfg, f"{SEED_KEY}={seed}") else []
+    return base + shared + own + seeded + STAGES[name].link(upstream, folder)
 
 
 def _check_common(common: list[str], cfg, folder: Path) -> None:
@@ -107,22 +124,6 @@ def _key(cfg, inputs: dict[str, dict]) -> tuple[str, str]:
     return cfg_hash, config_hash({"config": cfg_hash, "inputs": inputs})
 
 
-def _relative(outputs: dict, folder: Path) -> dict:
-    """Paths inside the pipeline folder are recorded relative to it, so the folder can be moved."""
-    out, root = dict(outputs), folder.resolve()
-    for k in PATH_KEYS & out.keys():
-        path = Path(out[k]).resolve()
-        out[k] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    return out
-
-
-def _absolute(outputs: dict | None, folder: Path) -> dict:
-    out = dict(outputs or {})
-    for k in PATH_KEYS & out.keys():
-        out[k] = str((folder / out[k]).resolve())  # an absolute path stays as it is
-    return out
-
-
 def _cpu_seconds() -> float:
     """User + system CPU time of this process, all threads: unlike wall time, it does not grow when
     other programs share the machine."""
@@ -150,34 +151,40 @@ def run_pipeline(args) -> dict:
     first_forced = _check_stage_name(args.from_stage, "--from") if args.from_stage else None
     if first_forced is not None and first_forced > last:
         raise ConfigError(f"--from {args.from_stage} comes after pipeline.until={cfg.pipeline.until}")
+    seeds = _seeds(cfg, common, per_stage)
     folder = _folder(cfg)
     _check_common(common, cfg, folder)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(folder, str(cfg.profile.name))
     manifest.data["pipeline_config"] = to_plain(cfg)
-    names = ORDER[: last + 1]
-    print(f"pipeline {cfg.profile.name}: {folder} ({cfg.profile.description})")
+    plan = build_plan(ORDER, {n: STAGES[n].needs for n in ORDER}, seeds, bool(cfg.pipeline.get("teacher_per_seed")))
+    units = [u for u in plan if ORDER.index(u.stage) <= last]
+    manifest.data["entries"] = [u.entry for u in units]  # this plan's runs: what the report shows
+    seeds_note = f", seeds {', '.join(map(str, seeds))}" if seeds else ""
+    print(f"pipeline {cfg.profile.name}: {folder} ({cfg.profile.description}{seeds_note})")
     results: dict[str, dict] = {}
     started = time.perf_counter()
-    for index, name in enumerate(names):
-        stage = STAGES[name]
-        tag = f"[{index + 1}/{len(names)}] {name:<8}"
-        upstream = {n: results[n] for n in stage.needs if n in results}
-        overrides = stage_overrides(name, cfg, folder, common, per_stage, upstream) if stage.root else []
+    for index, unit in enumerate(units):
+        name, stage = unit.stage, STAGES[unit.stage]
+        tag = f"[{index + 1}/{len(units)}] {unit.entry:<8}"
+        reads = [(n, e) for n, e in unit.reads if e in results]
+        upstream = {n: results[e] for n, e in reads}  # one per stage for the stages that link outputs
+        inputs = {e: config_hash(results[e]) for _, e in reads}
+        overrides = (stage_overrides(name, cfg, folder, common, per_stage, upstream, unit.seed)
+                     if stage.root else [])
         stage_cfg = compose_stage(name, overrides, announce=True) if stage.root else None
-        cfg_hash, key = _key(stage_cfg, {n: config_hash(o) for n, o in upstream.items()})
-        entry = manifest.entry(name)
-        recorded = _absolute(entry.get("outputs"), folder)
-        forced = first_forced is not None and index >= first_forced
+        cfg_hash, key = _key(stage_cfg, inputs)
+        entry = manifest.entry(unit.entry)
+        recorded = absolute_outputs(entry.get("outputs"), folder)
+        forced = first_forced is not None and ORDER.index(name) >= first_forced
         if not forced and entry.get("status") == "done" and entry.get("key") == key and stage.outputs_ok(recorded):
             print(f"{tag} skipped: outputs exist for the same config (key {key})", flush=True)
-            results[name] = recorded
+            results[unit.entry] = recorded
             continue
         why = ("--from " + args.from_stage) if forced else _why(entry, key)
         print(f"{tag} running ({why})", flush=True)
-        manifest.replace(name, {"status": "running", "key": key, "config_hash": cfg_hash,
-                                "inputs": {n: config_hash(o) for n, o in upstream.items()},
-                                "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        manifest.replace(unit.entry, {"status": "running", "key": key, "config_hash": cfg_hash, "inputs": inputs,
+                                      "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         gc.collect()
         reset_peak_memory()
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
@@ -185,22 +192,22 @@ def run_pipeline(args) -> dict:
         try:
             outputs = stage.execute(ctx)
         except KeyboardInterrupt:
-            manifest.update(name, status="interrupted", seconds=round(time.perf_counter() - t0, 2))
+            manifest.update(unit.entry, status="interrupted", seconds=round(time.perf_counter() - t0, 2))
             raise
         except Exception as exc:
-            manifest.update(name, status="failed", error=f"{type(exc).__name__}: {exc}",
+            manifest.update(unit.entry, status="failed", error=f"{type(exc).__name__}: {exc}",
                             seconds=round(time.perf_counter() - t0, 2))
             if isinstance(exc, RecdistillError):
-                raise type(exc)(f"pipeline stage {name} failed: {exc}") from exc
+                raise type(exc)(f"pipeline stage {unit.entry} failed: {exc}") from exc
             raise
         seconds = time.perf_counter() - t0
-        outputs = _absolute(outputs, Path.cwd())
-        manifest.update(name, status="done", outputs=_relative(outputs, folder), seconds=round(seconds, 2),
+        outputs = absolute_outputs(outputs, Path.cwd())
+        manifest.update(unit.entry, status="done", outputs=relative_outputs(outputs, folder), seconds=round(seconds, 2),
                         cpu_seconds=round(_cpu_seconds() - cpu0, 2), peak_rss_mb=_peak_rss(outputs),
                         finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        results[name] = outputs
+        results[unit.entry] = outputs
         if config_hash(outputs) != config_hash(recorded):
-            _mark_dependents_stale(manifest, name)
+            _mark_dependents_stale(manifest, plan, unit.entry)
         print(f"{tag} done in {_fmt_seconds(seconds)} (CPU {_fmt_seconds(_cpu_seconds() - cpu0)})", flush=True)
     print(f"pipeline {cfg.profile.name} finished in {_fmt_seconds(time.perf_counter() - started)}")
     if "report" in results:
@@ -209,15 +216,15 @@ def run_pipeline(args) -> dict:
     return manifest.data["stages"]
 
 
-def _mark_dependents_stale(manifest: Manifest, changed: str) -> None:
-    """Stages that read (directly or not) outputs that just changed no longer describe this pipeline: a
+def _mark_dependents_stale(manifest: Manifest, plan: list[Unit], changed: str) -> None:
+    """Runs that read (directly or not) outputs that just changed no longer describe this pipeline: a
     report made now, or a run stopped early with pipeline.until, must not mix them with the new outputs."""
     affected = {changed}
-    for name in ORDER[ORDER.index(changed) + 1:]:
-        if affected & set(STAGES[name].needs):
-            affected.add(name)
-            if manifest.entry(name).get("status") == "done":
-                manifest.update(name, status="stale")
+    for unit in plan:
+        if affected & {entry for _, entry in unit.reads}:
+            affected.add(unit.entry)
+            if manifest.entry(unit.entry).get("status") == "done":
+                manifest.update(unit.entry, status="stale")
 
 
 def _why(entry: dict, key: str) -> str:

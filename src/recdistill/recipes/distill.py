@@ -21,7 +21,9 @@ from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
                                           print_ranking_result, seed_run)
+from recdistill.recipes.seeds import train_over_seeds
 from recdistill.recipes.student import build_datamodule, validate_student_config
+from recdistill.report.format import percent
 
 CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
 
@@ -92,10 +94,13 @@ def train_distill(cfg: DictConfig) -> RunResult:
 
 def print_distilled(result: RunResult) -> None:
     print_ranking_result(result, f"distilled student trained (teacher outputs cover "
-                         f"{result.metrics['teacher_coverage']:.0%} of the training targets); metrics of the best checkpoint")
+                         f"{percent(result.metrics['teacher_coverage'])} of the training targets); metrics of the best checkpoint")
 
 
 def train_command(args) -> int:
+    if getattr(args, "seeds", None) is not None:
+        train_over_seeds("distill", args, train_distill, lambda result, cfg: print_distilled(result))
+        return 0
     result = train_distill(load_config("distill", args.overrides, args.config, applied=True))
     print_distilled(result)
     return 0

@@ -64,14 +64,21 @@ def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
     settings = prompt_settings(saved["prompt"], teacher.student)
     identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": saved["prompt"],
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),
-                    "embeddings": bool(t.export.embeddings)}
+                    "embeddings": bool(t.export.embeddings), **_pooling_identity(t)}
     identity = {"kind": "llm", "model": str(meta["llm"]["source"]), "adapter": str(adapter.resolve()),
                 "config_hash": stable_hash(identity_src)}
     return LLMRanker(teacher, encoder, settings, data.num_items, identity, listed=int(t.export.listed_candidates),
                      chunk_size=int(t.eval.candidate_batch_size), norm=str(t.eval.score_norm),
                      kv_cache=bool(t.eval.kv_cache),
                      embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
-                     seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar))
+                     seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar),
+                     embedding_pooling=str(t.export.get("embedding_pooling", "mean")))
+
+
+def _pooling_identity(t) -> dict:
+    """The pooling joins the export's identity only when it is not the default, so existing exports keep theirs."""
+    pooling = str(t.export.get("embedding_pooling", "mean"))
+    return {} if pooling == "mean" else {"embedding_pooling": pooling}
 
 
 def run_export(cfg: DictConfig) -> ExportResult:
@@ -97,7 +104,8 @@ def run_export(cfg: DictConfig) -> ExportResult:
 def print_export(result: ExportResult) -> None:
     m = result.manifest
     rows = sum(s["rows"] for s in m["shards"])
-    print(f"exported {rows} rows in {len(m['shards'])} shards (top_k={m['top_k']}) in {result.seconds:.1f} s "
+    shards = len(m["shards"])
+    print(f"exported {rows} rows in {shards} shard{'s' if shards != 1 else ''} (top_k={m['top_k']}) in {result.seconds:.1f} s "
           f"to {result.out_dir}")
 
 

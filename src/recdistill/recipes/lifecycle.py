@@ -6,6 +6,7 @@ validation of the recipe's own settings happens before any of them (before a run
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from recdistill.data.prepared import PreparedData, load_prepared
 from recdistill.engine import Efficiency, OptimizerSettings, RunDir, StageMeter, build_trainer, seed_everything
 from recdistill.errors import RecdistillError
 from recdistill.protocols.report import summary_lines
+from recdistill.report.format import sampled_note
 
 
 @dataclass
@@ -131,9 +133,9 @@ def print_ranking_result(result: RunResult, title: str) -> None:
         line = "  ".join(f"{name}@{k}={metrics[f'{split}/{name}@{k}']:.4f}"
                          for name in ("hr", "ndcg", "mrr") for k in (10, 20) if f"{split}/{name}@{k}" in metrics)
         print(f"  {split:4s} {line}")
-        sampled = [k for k in metrics if k.startswith(f"{split}/sampled") and k.endswith("ndcg@10")]
+        sampled = [k for k in metrics if re.fullmatch(rf"{split}/sampled\d+_ndcg@10", k)]
         for key in sampled:
-            print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} (sampled protocol)")
+            print(f"  {split:4s} {key.split('/', 1)[1]}={metrics[key]:.4f} {sampled_note(metrics, key)}")
     for line in summary_lines(metrics):  # eval.protocol=llara
         print(line)
     if "best_checkpoint" in result.artefacts:

@@ -23,6 +23,7 @@ from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
                                           prepared_data, print_ranking_result, seed_run)
 from recdistill.recipes.protocols import run_candidate_protocol, wants_candidate_protocol
+from recdistill.recipes.seeds import train_over_seeds
 from recdistill.student.checkpoint import load_recommender
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -155,11 +156,19 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
     return RunResult(run.path if run else None, metrics, meter.records, {"checkpoint": str(checkpoint)})
 
 
-def train_command(args) -> int:
-    cfg = load_config("student", args.overrides, args.config, applied=True)
-    result = train_student(cfg)
+def print_student(result: RunResult, cfg: DictConfig) -> None:
     print_ranking_result(result, "student trained; metrics of the best checkpoint (full catalogue"
                          + (", seen items excluded)" if cfg.eval.exclude_seen else ")"))
+
+
+def train_command(args) -> int:
+    if getattr(args, "seeds", None) is not None:
+        train_over_seeds("student", args, train_student, print_student)
+        return 0
+    cfg = load_config("student", args.overrides, args.config, applied=True)
+    print_student(train_student(cfg), cfg)
+    return 0
+    print_student(train_student(load_config("student", args.overrides, args.config, applied=True)))
     return 0
 
 

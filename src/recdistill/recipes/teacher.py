@@ -16,6 +16,7 @@ from recdistill.errors import ConfigError
 from recdistill.protocols.report import summary_lines
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
+from recdistill.report.format import is_integer_metric
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
                                           seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
@@ -164,7 +165,9 @@ def print_teacher(result: RunResult, title: str) -> None:
     for key, value in sorted(result.metrics.items()):
         if "/llara_" in key:
             continue  # printed below with their intervals
-        print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+        if isinstance(value, float):
+            value = f"{value:.0f}" if is_integer_metric(key) else f"{value:.4f}"  # counts as integers
+        print(f"  {key} = {value}")
     for line in summary_lines(result.metrics):
         print(line)
     if result.artefacts.get("adapter"):
@@ -175,8 +178,10 @@ def print_teacher(result: RunResult, title: str) -> None:
 def train_command(args) -> int:
     cfg = load_config("teacher", args.overrides, args.config, applied=True)
     result = train_teacher(cfg)
-    print_teacher(result, f"teacher trained; metrics over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*) "
-                  "and generation (gen_*)")
+    method = str(cfg.teacher.eval.method)
+    kinds = [f"over the candidates (cand{int(cfg.teacher.prompt.num_candidates)}_*)"] * (method in ("likelihood", "both"))
+    kinds += ["of generation (gen_*)"] * (method in ("generate", "both"))
+    print_teacher(result, f"teacher trained; metrics {' and '.join(kinds)}")
     return 0
 
 

@@ -12,7 +12,11 @@ from recdistill.errors import RecdistillError
 from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run
-from recdistill.report.tables import environment_table, is_main_metric, metrics_table, pipeline_stages_table, stages_table
+from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
+from recdistill.report.figures import cost_figure, headline_figure
+from recdistill.report.format import percent
+from recdistill.report.protocols import describe_family, families, family_note, family_of, is_main_row
+from recdistill.report.tables import environment_table, metrics_table, pipeline_stages_table, stages_table
 
 HEADLINE_METRICS = ("val/ndcg@10", "test/ndcg@10", "test/hr@10")
 COMPARISON_CURVE = "val/ndcg@10"
@@ -70,21 +74,69 @@ def _run_line(run: RunInfo) -> str:
     return "- " + "; ".join(bits)
 
 
+def _figure(image: Path | None, out: Path, caption: str) -> list[str]:
+    if image is None:
+        return []
+    return [f"![{image.stem}]({image.relative_to(out).as_posix()})", "", f"_{caption}_", ""]
+
+
+def _teacher_section(runs: list[RunInfo]) -> list[str]:
+    """The teacher's budget and what its outputs covered: what a reader needs before trusting its numbers."""
+    lines = []
+    for run in runs:
+        m = run.numeric_metrics
+        if "train_steps" in m:
+            train = run.config.get("train") or {}
+            per_step = f", {m['seconds_per_step']:.2f} s per step" if "seconds_per_step" in m else ""
+            users = [f"{int(m[k])} {k.split('/')[0]}" for k in sorted(m) if re.fullmatch(r"(val|test)/cand\d+_users", k)]
+            lines.append(f"- **{run.label}** trained {int(m['train_steps'])} optimizer steps of "
+                         f"{train.get('batch_size', '?')} prompts{per_step}"
+                         + (f"; scored on {' and '.join(users)} users" if users else "") + ".")
+        if "teacher_coverage" in m:
+            lines.append(f"- **{run.label}**: the teacher's outputs cover {percent(m['teacher_coverage'])} of the "
+                         "training targets; the other positions train with the usual loss alone.")
+    return ["## Teacher budget and coverage", "", *lines, ""] if lines else []
+
+
+def _protocol_sections(runs: list[RunInfo], baseline: RunInfo | None, compared: list[RunInfo]) -> list[str]:
+    exclude_seen = next((bool((r.config.get("eval") or {}).get("exclude_seen", True)) for r in runs
+                         if r.config.get("eval")), True)
+    parts = ["## Metrics by protocol", "",
+             "Each protocol in its own table: numbers from different protocols are not comparable. The last "
+             "columns give each run's change against the first.", ""]
+    for fid in families(runs):
+        family = describe_family(fid, exclude_seen)
+        members = [r for r in runs if any(family_of(k) == fid for k in r.numeric_metrics)]
+        base = baseline if baseline in members else None
+        others = [r for r in compared if r in members] if base else []
+        parts += [f"### {family.title}", "", family.about, "", *[f"- {line}" for line in family_note(fid, members)], "",
+                  metrics_table(members, base, others, only=lambda k, f=fid: family_of(k) == f and is_main_row(k)), ""]
+    return parts
+
+
 def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, compared: list[RunInfo],
-                    images: list[Path], out: Path, pipeline: PipelineInfo | None) -> str:
+                    figures: dict, images: list[Path], out: Path, pipeline: PipelineInfo | None) -> str:
     parts = [f"# {title}", "", f"Written {time.strftime('%Y-%m-%d %H:%M:%S')} by `recdistill report`.", ""]
+    groups = group_by_kind(runs)
+    if figures.get("headline"):
+        parts += ["## Headline", ""] + _figure(
+            figures["headline"], out, "Test NDCG@10 over the full catalogue: bar = mean, dots = seeds, error bar = 95 % "
+            "interval of the mean over seeds (none with one seed). Models measured under another protocol (the "
+            "teacher over its candidates) are not drawn; see their own table.")
     parts += ["## Runs", ""] + [_run_line(run) for run in runs] + [""]
     if baseline and compared:
         verdicts = [line for run in compared for line in _verdict(baseline, run)]
         if verdicts:
-            parts += ["## Summary", ""] + verdicts + [""]
-    parts += ["## Metrics", "",
-              "Full-catalogue ranking metrics (`val/*`, `test/*`); `*sampled*` keys use the sampled protocol and "
-              "candidate metrics of the teacher rank only its candidate list, so compare them only with the same "
-              "key. The last columns give each run's change against the first.", "",
-              metrics_table(runs, baseline, compared, only=is_main_metric), "",
-              "### All metrics", "", metrics_table(runs, baseline, compared), ""]
+            seeded = has_seed_groups(groups)
+            note = ([f"One seed ({seed_of(baseline)}) against its own student; every seed: \"Over seeds\" below.", ""]
+                    if seeded else [])
+            parts += ["## Summary", "", *note] + verdicts + [""]
+    parts += seeds_section(groups)
+    parts += _protocol_sections(runs, baseline, compared)
+    parts += _teacher_section(runs)
     parts += ["## Time and peak memory per stage", ""]
+    parts += _figure(figures.get("cost"), out, "Wall time and peak resident memory per stage"
+                     + (" (as the pipeline measured them, loading included)." if pipeline else " (fit and test of each run)."))
     if pipeline is not None:
         parts += ["Pipeline stages (wall time as the pipeline measured it, loading included):", "",
                   pipeline_stages_table(pipeline.manifest), "", "Measured stages inside each run:", ""]
@@ -95,6 +147,9 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
     else:
         parts += ["_No training curves (logs/csv/metrics.csv missing or empty)._", ""]
     parts += ["## Environment", "", environment_table(runs), ""]
+    parts += ["## Appendix: every recorded metric", "",
+              "Every cut-off and protocol, counts and chance levels (`*chance_*`), as recorded in each run's "
+              "metrics.json.", "", metrics_table(runs, baseline, compared), ""]
     return "\n".join(parts)
 
 
@@ -123,8 +178,9 @@ def render_report(paths: list[str | Path], out: str | Path | None = None) -> Rep
             raise RecdistillError(f"pipeline {paths[0]} has no finished training stages to report yet; "
                                   "run `recdistill pipeline` to finish it")
         title = f"recdistill pipeline report: {pipeline.manifest.get('profile', paths[0].name)}"
-        baseline = next((r for r in runs if r.label == "student"), None)
-        compared = [r for r in runs if r is not baseline]
+        baseline = next((r for r in runs if (r.kind or r.label) == "student"), None)
+        # with seeds, each run is set against the student of its own seed (the seeds section pairs them all)
+        compared = [r for r in runs if r is not baseline and (baseline is None or seed_of(r) == seed_of(baseline))]
     else:
         if any(is_pipeline(p) for p in paths) and len(paths) > 1:
             raise RecdistillError("give one pipeline folder, or run folders; not a pipeline folder among others")
@@ -140,7 +196,10 @@ def render_report(paths: list[str | Path], out: str | Path | None = None) -> Rep
         comparison = plot_comparison(runs, COMPARISON_CURVE, out)
         if comparison:
             images.insert(0, comparison)
-    text = _build_markdown(title, runs, baseline, compared, images, out, pipeline)
+    figures = {"headline": headline_figure(group_by_kind(runs), out),
+               "cost": cost_figure(runs, out, pipeline.manifest if pipeline else None)}
+    text = _build_markdown(title, runs, baseline, compared, figures, images, out, pipeline)
+    images = [f for f in figures.values() if f] + images
     md_path = atomic_write_text(out / "report.md", text)
     html_path = atomic_write_text(out / "report.html", markdown_to_html(text, title))
     return ReportFiles(md_path, html_path, images)

@@ -31,6 +31,7 @@ class RunInfo:
     stages: list = field(default_factory=list)
     environment: dict = field(default_factory=dict)
     missing: list = field(default_factory=list)   # run files that were not there
+    kind: str | None = None         # a pipeline run's heading without its seed ("student"), if any
 
     @property
     def curves_csv(self) -> Path:
@@ -92,16 +93,25 @@ PIPELINE_RUN_LABELS = {"student": "student", "teacher": "teacher", "distill": "d
 
 
 def load_pipeline(path: str | Path) -> PipelineInfo:
+    """The runs of the pipeline's latest plan (``entries`` in the manifest: ``student``, or with seeds
+    ``student@seed0``, ...), in stage order; entries of earlier plans are left out."""
     path = Path(path)
     manifest = _read_json(path / MANIFEST, None)
     if not isinstance(manifest, dict) or "stages" not in manifest:
         raise RecdistillError(f"{path / MANIFEST} is not a pipeline manifest (no 'stages')")
+    if manifest.get("entries"):
+        manifest = {**manifest, "stages": {e: manifest["stages"][e] for e in manifest["entries"]
+                                           if e in manifest["stages"]}}
     runs = []
     for stage, label in PIPELINE_RUN_LABELS.items():
-        entry = manifest["stages"].get(stage) or {}
-        run_path = (entry.get("outputs") or {}).get("run")
-        if entry.get("status") == "done" and run_path:
-            run_path = Path(run_path) if Path(run_path).is_absolute() else path / run_path
-            if run_path.is_dir():
-                runs.append(load_run(run_path, label))
+        for name, entry in manifest["stages"].items():
+            if name.split("@", 1)[0] != stage:
+                continue
+            run_path = (entry.get("outputs") or {}).get("run")
+            if entry.get("status") == "done" and run_path:
+                run_path = Path(run_path) if Path(run_path).is_absolute() else path / run_path
+                if run_path.is_dir():
+                    seed = name.partition("@seed")[2]
+                    runs.append(load_run(run_path, f"{label} seed {seed}" if seed else label))
+                    runs[-1].kind = label
     return PipelineInfo(path, manifest, runs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from recdistill.report.format import is_integer_metric, percent
 from recdistill.report.runs import RunInfo
 
 SPLIT_ORDER = {"val": 0, "test": 1}
@@ -18,18 +19,22 @@ def _metric_sort_key(key: str):
     return (SPLIT_ORDER.get(m["split"], 5), m["split"], m["name"], int(m["k"] or 0))
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
+def _fmt(value: float | None, digits: int = 4, key: str = "") -> str:
     if value is None:
         return "–"
-    if float(value).is_integer() and abs(value) > 1:  # counts and epochs
+    if is_integer_metric(key) or (float(value).is_integer() and abs(value) > 1):  # counts and epochs
         return f"{value:,.0f}"
+    if key.endswith("coverage"):
+        return percent(value)
     return f"{value:.{digits}f}"
 
 
-def _change(new: float | None, base: float | None) -> str:
+def _change(new: float | None, base: float | None, key: str = "") -> str:
     if new is None or base is None:
         return "–"
     diff = new - base
+    if is_integer_metric(key):
+        return f"{diff:+,.0f}"  # a count's change, never a percentage
     rel = f" ({diff / base:+.1%})" if base else ""
     return f"{diff:+.4f}{rel}"
 
@@ -64,9 +69,9 @@ def metrics_table(runs: list[RunInfo], baseline: RunInfo | None, compared: list[
     header += [f"{run.label} vs {baseline.label}" for run in compared] if baseline else []
     rows = []
     for key in keys:
-        row = [f"`{key}`"] + [_fmt(run.numeric_metrics.get(key)) for run in runs]
+        row = [f"`{key}`"] + [_fmt(run.numeric_metrics.get(key), key=key) for run in runs]
         if baseline:
-            row += [_change(run.numeric_metrics.get(key), baseline.numeric_metrics.get(key)) for run in compared]
+            row += [_change(run.numeric_metrics.get(key), baseline.numeric_metrics.get(key), key) for run in compared]
         rows.append(row)
     return markdown_table(header, rows)
 

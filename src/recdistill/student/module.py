@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
 from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.metrics.chance import chance_hr, chance_ndcg, full_candidates
 from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.sasrec import SASRec
 
@@ -96,19 +97,25 @@ class StudentModule(L.LightningModule):
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
     def rank_batch(self, batch: dict) -> torch.Tensor:
-        """``[B, 3]``: user, full-catalogue rank, sampled rank (-1 when the sampled protocol is off)."""
+        """``[B, 5]``: user, full-catalogue rank, sampled rank (-1 when the sampled protocol is off), and
+        the number of candidates of each protocol (for the chance level, and to tell when a user has
+        fewer unseen items than the sampled protocol asks for)."""
         hidden = self.model(batch["inputs"])[:, -1, :]
         scores = self.model.score_all(hidden).float()
         targets = batch["targets"]
         if self.exclude_seen:
             ranks = rank_of_targets(scores, targets, batch["seen_rows"], batch["seen_cols"])
+            candidates = full_candidates(self.model.num_items, targets, batch["seen_rows"], batch["seen_cols"])
         else:
             ranks = rank_of_targets(scores, targets)
+            candidates = full_candidates(self.model.num_items, targets)
         if self.sampled > 0:
             sampled = sampled_rank_of_targets(scores, targets, batch["negatives"])
+            sampled_candidates = 1 + (batch["negatives"] > 0).sum(1)
         else:
-            sampled = torch.full_like(ranks, -1)
-        return torch.stack([batch["users"].to(ranks.device), ranks, sampled], dim=1)
+            sampled = sampled_candidates = torch.full_like(ranks, -1)
+        return torch.stack([batch["users"].to(ranks.device), ranks, sampled, candidates.to(ranks.device),
+                            sampled_candidates.to(ranks.device)], dim=1)
 
     def _eval_step(self, batch):
         self._outputs.append(self.rank_batch(batch))
@@ -126,11 +133,11 @@ class StudentModule(L.LightningModule):
         self._outputs = []
 
     def _gathered(self) -> torch.Tensor:
-        rows = torch.cat(self._outputs) if self._outputs else torch.zeros(0, 3, dtype=torch.long, device=self.device)
+        rows = torch.cat(self._outputs) if self._outputs else torch.zeros(0, 5, dtype=torch.long, device=self.device)
         self._outputs = []
         if self.trainer.world_size > 1:
             # a DistributedSampler gives every process the same number of rows, padding with repeats
-            rows = self.all_gather(rows).reshape(-1, 3)
+            rows = self.all_gather(rows).reshape(-1, 5)
             order = torch.argsort(rows[:, 0], stable=True)
             rows = rows[order]
             first = torch.ones(len(rows), dtype=torch.bool, device=rows.device)
@@ -141,8 +148,18 @@ class StudentModule(L.LightningModule):
     def _log_metrics(self, split: str) -> None:
         rows = self._gathered()
         metrics = metrics_from_ranks(rows[:, 1], self.ks, prefix=f"{split}/")
+        if len(rows):
+            # what a random ranking would score under each protocol (the report states it)
+            metrics[f"{split}/chance_ndcg@10"] = chance_ndcg(rows[:, 3].cpu(), 10)
+            metrics[f"{split}/chance_hr@10"] = chance_hr(rows[:, 3].cpu(), 10)
         if self.sampled > 0:
-            metrics.update(metrics_from_ranks(rows[:, 2], self.ks, prefix=f"{split}/sampled{self.sampled}_"))
+            sampled = f"{split}/sampled{self.sampled}_"
+            metrics.update(metrics_from_ranks(rows[:, 2], self.ks, prefix=sampled))
+            if len(rows):
+                metrics[f"{sampled}chance_ndcg@10"] = chance_ndcg(rows[:, 4].cpu(), 10)
+                metrics[f"{sampled}chance_hr@10"] = chance_hr(rows[:, 4].cpu(), 10)
+                # users with fewer unseen items than N: for them the sampled protocol is the full ranking
+                metrics[f"{sampled}short_users"] = float((rows[:, 4] < self.sampled + 1).sum())
         metrics[f"{split}/users"] = float(len(rows))
         # values are identical on every process after the gather, so no further reduction
         self.log_dict(metrics, prog_bar=False, sync_dist=False)

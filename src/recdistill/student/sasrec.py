@@ -96,13 +96,18 @@ class SASRec(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    # -- item embeddings: the only two ways the model reads them -------------------------------------
+    # -- item embeddings: the only ways the model reads them -------------------------------------
     def embed_items(self, ids: torch.Tensor) -> torch.Tensor:
         return self.item_embedding(ids)
 
     def all_item_embeddings(self) -> torch.Tensor:
         """``[num_items + 1, hidden]``; row 0 is padding."""
         return self.item_embedding.weight
+
+    def embed_inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """The embeddings of the input sequence; the same table as the outputs (tied) unless a subclass
+        unties them (the distilled student's ``distill.ed.tie=untied``)."""
+        return self.embed_items(ids)
 
     # -- encoder ------------------------------------------------------------------------------------
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
@@ -113,7 +118,7 @@ class SASRec(nn.Module):
         real = seq > 0
         keep = real.unsqueeze(-1).to(self.item_embedding.weight.dtype)
         positions = torch.arange(self.max_len - length, self.max_len, device=seq.device)
-        x = self.embed_items(seq) * math.sqrt(self.hidden_size) + self.position_embedding(positions)
+        x = self.embed_inputs(seq) * math.sqrt(self.hidden_size) + self.position_embedding(positions)
         x = self.embedding_dropout(x) * keep
         # allowed[b, 1, i, j]: query i may attend to key j (j <= i, j not padding). Every position may
         # attend to itself, so the softmax of a padded row is defined (its output is zeroed anyway).

@@ -24,13 +24,14 @@ def target_ranks(scores: torch.Tensor, target_index: torch.Tensor) -> torch.Tens
 
 
 def candidate_metrics(ranks: torch.Tensor, num_candidates: int) -> dict[str, float]:
-    """HR@1, HR@5, NDCG@5, NDCG@10 over the candidates, averaged over users."""
+    """HR@1, HR@5, NDCG@5, NDCG@10 over the candidates, averaged over users, and the number of users."""
     ranks = ranks.float()
     out = {}
     for k, name in LIKELIHOOD_KS:
         hit = ranks < k
         value = hit.float() if name == "hr" else torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
         out[f"cand{num_candidates}_{name}@{k}"] = float(value.mean()) if len(ranks) else math.nan
+    out[f"cand{num_candidates}_users"] = float(len(ranks))  # the report states how many users it rests on
     return out
 
 

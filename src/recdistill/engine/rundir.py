@@ -123,6 +123,18 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    def keep_logs_before_resume(self) -> Path | None:
+        """Move ``logs/csv`` aside to ``logs/csv-part<N>`` before a resumed run's Trainer starts: Lightning's
+        CSV logger deletes an existing ``metrics.csv`` (TensorBoard's event files simply accumulate)."""
+        csv = self.logs / "csv"
+        if not (csv / "metrics.csv").is_file():
+            return None
+        part = 1
+        while (self.logs / f"csv-part{part}").exists():
+            part += 1
+        os.replace(csv, self.logs / f"csv-part{part}")
+        return self.logs / f"csv-part{part}"
+
     def write_config(self, text: str) -> Path:
         """``config.yaml``: the run's resolved config as YAML text (the recipe renders it)."""
         return atomic_write_text(self.path / "config.yaml", text)

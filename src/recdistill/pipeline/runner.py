@@ -174,6 +174,11 @@ def run_pipeline(args) -> dict:
             results[name] = recorded
             continue
         why = ("--from " + args.from_stage) if forced else _why(entry, key)
+        resume = _interrupted_run(stage_cfg) if stage.root and not forced and entry.get("key") == key else None
+        if resume is not None:  # a killed or failed training stage continues from its last checkpoint
+            overrides = [*overrides, f"train.resume={resume}"]
+            stage_cfg = compose_stage(name, overrides)
+            why += f"; resuming {resume.name} from its last checkpoint"
         print(f"{tag} running ({why})", flush=True)
         manifest.replace(name, {"status": "running", "key": key, "config_hash": cfg_hash,
                                 "inputs": {n: config_hash(o) for n, o in upstream.items()},
@@ -218,6 +223,13 @@ def _mark_dependents_stale(manifest: Manifest, changed: str) -> None:
             affected.add(name)
             if manifest.entry(name).get("status") == "done":
                 manifest.update(name, status="stale")
+
+
+def _interrupted_run(stage_cfg) -> Path | None:
+    from recdistill.config import has_key
+    from recdistill.recipes.lifecycle import interrupted_run
+
+    return interrupted_run(stage_cfg) if has_key(stage_cfg, "train.resume") else None
 
 
 def _why(entry: dict, key: str) -> str:

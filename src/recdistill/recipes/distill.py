@@ -66,9 +66,9 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs, acc
     return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher)
 
 
-def train_distill(cfg: DictConfig) -> RunResult:
+def train_distill(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
-    ``info["teacher"]`` describes the teacher outputs used."""
+    ``info["teacher"]`` describes the teacher outputs used; ``extra_callbacks`` join the Trainer's."""
     validate_distill_config(cfg)
     seed_run(cfg)
     data = prepared_data(cfg)
@@ -79,7 +79,7 @@ def train_distill(cfg: DictConfig) -> RunResult:
     module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta(), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
-    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE)
+    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
     metrics["teacher_coverage"] = dm.coverage
     teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
                     "teacher": teacher.manifest.get("teacher"),

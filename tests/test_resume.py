@@ -10,6 +10,7 @@ import torch
 from recdistill.cli import main
 from recdistill.recipes.config import load_config
 from recdistill.recipes.student import train_student
+from recdistill.report.runs import run_state
 
 TINY = ["student.hidden_size=16", "student.num_blocks=1", "student.max_len=10", "train.batch_size=8",
         "run.progress_bar=false", "eval.sampled_negatives=10", "train.max_epochs=3",
@@ -51,9 +52,15 @@ def test_student_resumes_to_the_same_metrics(tiny_prepared, tmp_path, capsys):
         train_student(load_config("student", [*overrides, f"paths.runs_dir={runs}"]), extra_callbacks=[Crash(2)])
     (run,) = _runs(runs)
     assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "metrics.json").exists()
+    state = json.loads((run / "state.json").read_text())
+    assert state["state"] == "failed" and state["error"] == "RuntimeError: simulated crash"
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    assert "state failed: RuntimeError: simulated crash" in (tmp_path / "report" / "report.md").read_text()
 
     assert main(["train", "student", f"train.resume={run}"]) == 0
     assert _runs(runs) == [run]  # continued in the same folder
+    state = json.loads((run / "state.json").read_text())
+    assert state["state"] == "complete" and state["resumed"] == 1
     resumed = json.loads((run / "metrics.json").read_text())
     assert resumed["epochs_trained"] == 3
     assert resumed == straight.metrics
@@ -69,6 +76,7 @@ def test_resume_refuses_changed_settings(tiny_prepared, tmp_path, capsys):
     assert main(["train", "student", f"train.resume={run}", "train.lr=0.5"]) == 2
     err = capsys.readouterr().err
     assert "train.lr=0.5" in err and "keeps its own settings" in err
+    assert json.loads((run / "state.json").read_text())["state"] == "failed"  # refused: nothing was changed
     assert main(["train", "student", f"train.resume={tmp_path}"]) == 2
     assert "is not a run folder" in capsys.readouterr().err
 
@@ -97,6 +105,8 @@ def test_pipeline_resumes_a_killed_training_stage(tmp_path, cache_dir, capsys):
     child.wait()
     (run,) = [p.parents[1] for p in folder.glob("*_student/checkpoints/last.ckpt")]
     assert not (run / "metrics.json").exists()
+    assert json.loads((run / "state.json").read_text())["state"] == "running"  # nothing could record the kill
+    assert run_state(run).startswith("interrupted (killed")
 
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -20,7 +20,7 @@ from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
-                                          print_ranking_result, seed_run)
+                                          print_ranking_result, records_run_state, seed_run)
 from recdistill.recipes.student import build_datamodule, validate_student_config
 
 CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
@@ -66,6 +66,7 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs, acc
     return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher)
 
 
+@records_run_state
 def train_distill(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
     ``info["teacher"]`` describes the teacher outputs used; ``extra_callbacks`` join the Trainer's."""

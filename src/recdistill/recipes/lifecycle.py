@@ -5,6 +5,7 @@ validation of the recipe's own settings happens before any of them (before a run
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,28 @@ def resume_from(cfg: DictConfig) -> str | None:
     return str(train.resume) if train is not None and train.get("resume") else None
 
 
+# Runs opened by the recipe now running, so `records_run_state` can mark them when it fails.
+_OPEN_RUNS: list[RunDir] = []
+
+
+def records_run_state(recipe):
+    """Decorates a recipe function: each run folder it opened (:func:`open_run`) and did not finish gets
+    ``state.json`` ``failed`` or ``interrupted`` when the recipe raises, before the error goes on."""
+    @functools.wraps(recipe)
+    def wrapper(*args, **kwargs):
+        mark = len(_OPEN_RUNS)
+        try:
+            return recipe(*args, **kwargs)
+        except BaseException as exc:
+            if is_main_process():
+                for run in _OPEN_RUNS[mark:]:
+                    run.mark_ended(exc)
+            raise
+        finally:
+            del _OPEN_RUNS[mark:]
+    return wrapper
+
+
 def interrupted_run(cfg: DictConfig) -> Path | None:
     """The newest run folder under ``paths.runs_dir`` started with exactly ``cfg`` (``train.resume`` aside)
     that did not finish but kept a ``last.ckpt``: what ``train.resume`` continues (the pipeline's resume)."""
@@ -66,7 +89,9 @@ def interrupted_run(cfg: DictConfig) -> Path | None:
     candidates = sorted(runs.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for ckpt in candidates:
         run = ckpt.parent.parent
-        if (run / "metrics.json").is_file() or not (run / "config.yaml").is_file():
+        state = run / "state.json"
+        if not (run / "config.yaml").is_file() or (run / "metrics.json").is_file() or (
+                state.is_file() and '"complete"' in state.read_text()):
             continue
         saved = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
         saved.get("train", {}).pop("resume", None)
@@ -88,6 +113,8 @@ def open_run(cfg: DictConfig, name: str | None = None) -> RunDir:
         run = RunDir.create(cfg.paths.runs_dir, str(name if name is not None else cfg.run.name))
     if is_main_process():
         run.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        run.write_state("running")
+    _OPEN_RUNS.append(run)
     return run
 
 

@@ -30,7 +30,7 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback
 from recdistill.recipes.lifecycle import (RunResult, efficiency, fit_checkpointed, open_run, optimizer_settings,
-                                          seed_run)
+                                          records_run_state, seed_run)
 
 PHASES = ("pretrain", "finetune")
 DEFAULT_CORPUS = {"pretrain": "shakespeare", "finetune": "chitchat"}
@@ -114,6 +114,7 @@ def _print_metrics(metrics: dict, folder) -> None:
     print(f"run folder: {folder}")
 
 
+@records_run_state
 def train_lm(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """The whole recipe; ``artefacts["checkpoint"]`` is the best checkpoint (lowest val loss)."""
     validate_lm_config(cfg)
@@ -195,6 +196,7 @@ def train_command(args) -> int:
     return 0
 
 
+@records_run_state
 def evaluate_command(args) -> int:
     """Perplexity on the validation split of the checkpoint's corpus (or ``lm.corpus=...``), fp32 and
     int8, with size on disk, peak memory and tokens per second. Writes a ``<name>_eval`` run folder."""

@@ -20,7 +20,7 @@ from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
-                                          prepared_data, print_ranking_result, seed_run)
+                                          prepared_data, print_ranking_result, records_run_state, seed_run)
 from recdistill.student.checkpoint import read_checkpoint
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -78,6 +78,7 @@ def build_datamodule(cfg: DictConfig, data: PreparedData, accelerator: str, data
     )
 
 
+@records_run_state
 def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train, select on val NDCG@10, evaluate the best checkpoint on val and test.
 
@@ -118,6 +119,7 @@ def config_for_checkpoint(saved: dict, overrides=(), extra_files=()) -> DictConf
         return compose("student", [*group_choices, *overrides], [saved_file, *extra_files])
 
 
+@records_run_state
 def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True) -> RunResult:
     """Evaluate a student checkpoint on val and test with the config it was trained with (``overrides``
     may change evaluation and efficiency settings, e.g. ``eval.exclude_seen=false``)."""

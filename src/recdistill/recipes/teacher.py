@@ -19,8 +19,8 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback
-from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, open_run, optimizer_settings,
-                                          prepared_data, seed_run)
+from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, open_run,
+                                          optimizer_settings, prepared_data, records_run_state, seed_run)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -118,6 +118,7 @@ def _steps_summary(records: list[dict]) -> dict:
     return {"seconds_per_step": round(train_seconds / fit["steps"], 3), "train_steps": fit["steps"]}
 
 
+@records_run_state
 def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Fine-tune the teacher; ``artefacts["adapter"]`` is the saved adapter folder. ``extra_callbacks``
     join the Trainer's."""
@@ -192,6 +193,7 @@ def load_trained_teacher(adapter: str | Path, data, cache: str, llm_overrides: d
     return teacher, loaded, meta["teacher"], meta
 
 
+@records_run_state
 def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     check_knobs_take_effect(cfg, "teacher", "eval teacher", EVALUATION)
     seed_run(cfg)

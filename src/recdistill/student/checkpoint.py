@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.student.sasrec import SASRec
 
@@ -18,11 +17,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RecdistillError(f"no student checkpoint at {path}; pass a .ckpt file from a run's checkpoints/ folder")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RecdistillError(f"cannot read {path} as a student checkpoint: {exc}") from exc
-    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint_file(path, "student checkpoint")
+    hp = ckpt.get("hyper_parameters", {})
     if "cfg" not in hp or "num_items" not in hp or "state_dict" not in ckpt:
         raise RecdistillError(f"{path} is not a student checkpoint written by `recdistill train student`")
     return ckpt

@@ -113,3 +113,12 @@ def test_pipeline_resumes_a_killed_training_stage(tmp_path, cache_dir, capsys):
     assert f"resuming {run.name} from its last checkpoint" in out
     assert [p for p in folder.iterdir() if p.name.endswith("_student")] == [run]
     assert json.loads((run / "metrics.json").read_text())["epochs_trained"] == 3
+
+
+def test_evaluations_refuse_train_resume(tiny_prepared, tmp_path, capsys):
+    result = train_student(load_config("student", [f"prepared={tiny_prepared}", f"paths.runs_dir={tmp_path}", *TINY,
+                                                   "train.max_epochs=1"]))
+    assert json.loads((result.run_dir / "state.json").read_text())["state"] == "complete"
+    (best,) = (result.run_dir / "checkpoints").glob("student-*.ckpt")
+    assert main(["eval", "student", str(best), f"train.resume={result.run_dir}"]) == 2
+    assert "train.resume is for training commands" in capsys.readouterr().err

@@ -73,7 +73,8 @@ def resumed_config(root: str, folder: str, overrides: list[str], files: list[str
     changed = sorted(k for k in set(before) | set(after)
                      if before.get(k) != after.get(k) and k not in RESUME_MAY_CHANGE)
     if changed or choices != dict(cfg.choices):
-        what = ", ".join(f"{k}={after.get(k)!r} (the run has {before.get(k)!r})" for k in changed[:3]) or "a config group"
+        what = ", ".join(f"{k}={after.get(k)!r} (the run has {before.get(k)!r})" for k in changed[:3])
+        what = what or "a config group"
         raise ConfigError(f"train.resume={folder}: a resumed run keeps its own settings, but this command changes "
                           f"{what}; only {', '.join(RESUME_MAY_CHANGE[1:])} may change")
     return cfg

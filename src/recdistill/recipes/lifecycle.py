@@ -100,6 +100,12 @@ def interrupted_run(cfg: DictConfig) -> Path | None:
     return None
 
 
+def refuse_resume(cfg: DictConfig, command: str) -> None:
+    """Evaluations write a new run each time: ``train.resume`` means nothing there."""
+    if resume_from(cfg):
+        raise RecdistillError(f"train.resume is for training commands; `recdistill {command}` writes a new run")
+
+
 def open_run(cfg: DictConfig, name: str | None = None) -> RunDir:
     """The run folder ``<paths.runs_dir>/<date>-<time>_<name>`` with the resolved config written in it (on
     the main process only: DDP children share the parent's folder); with ``train.resume``, that run's
@@ -160,7 +166,8 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
     checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=checkpoint_template,
                                   monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
                                   auto_insert_metric_name=False)
-    callbacks = [meter, checkpoints, last_checkpoint_callback(run.checkpoints), RandomStates(), *(extra_callbacks or [])]
+    callbacks = [meter, checkpoints, last_checkpoint_callback(run.checkpoints), RandomStates(),
+                 *(extra_callbacks or [])]
     if int(cfg.train.early_stopping_patience) > 0:
         callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))

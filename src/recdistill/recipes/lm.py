@@ -30,7 +30,7 @@ from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback
 from recdistill.recipes.lifecycle import (RunResult, efficiency, fit_checkpointed, open_run, optimizer_settings,
-                                          records_run_state, seed_run)
+                                          records_run_state, refuse_resume, seed_run)
 
 PHASES = ("pretrain", "finetune")
 DEFAULT_CORPUS = {"pretrain": "shakespeare", "finetune": "chitchat"}
@@ -203,6 +203,7 @@ def evaluate_command(args) -> int:
     cfg = load_config("lm", args.overrides, args.config)
     # The evaluation measures the checkpoint as it is: fp32 and int8 on the CPU, no Trainer.
     check_knobs_take_effect(cfg, "lm", "lm eval", used=())
+    refuse_resume(cfg, "lm eval")
     ckpt = resolve_checkpoint(args.checkpoint)
     model, meta = load_lm(ckpt)
     context = model.cfg.context_length

@@ -20,7 +20,8 @@ from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
-                                          prepared_data, print_ranking_result, records_run_state, seed_run)
+                                          prepared_data, print_ranking_result, records_run_state, refuse_resume,
+                                          seed_run)
 from recdistill.student.checkpoint import read_checkpoint
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -127,6 +128,7 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
     hp = ckpt["hyper_parameters"]
     cfg = config_for_checkpoint(hp["cfg"], overrides, extra_files)
     check_knobs_take_effect(cfg, "student", "eval student", EVALUATION)
+    refuse_resume(cfg, "eval student")
     validate_student_config(cfg)
     seed_run(cfg)
     data = prepared_data(cfg)

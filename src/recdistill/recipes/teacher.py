@@ -20,7 +20,7 @@ from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, open_run,
-                                          optimizer_settings, prepared_data, records_run_state, seed_run)
+                                          optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -196,6 +196,7 @@ def load_trained_teacher(adapter: str | Path, data, cache: str, llm_overrides: d
 @records_run_state
 def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     check_knobs_take_effect(cfg, "teacher", "eval teacher", EVALUATION)
+    refuse_resume(cfg, "eval teacher")
     seed_run(cfg)
     data = prepared_data(cfg)
     teacher, loaded, saved_teacher, meta = load_trained_teacher(adapter, data, cache_dir(cfg))

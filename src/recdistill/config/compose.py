@@ -28,7 +28,7 @@ from typing import Iterable
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from recdistill.config.types import checked_value
+from recdistill.config.types import checked_value, default_of
 from recdistill.config.validate import check_writable_folders
 from recdistill.errors import ConfigError
 from recdistill.hashing import stable_hash
@@ -179,7 +179,7 @@ def compose(
             if not _key_exists(cfg, key):
                 raise ConfigError(f"in {path}: " + _valid_keys_message(cfg, key))
             try:
-                value = checked_value(key, value, *_default(defaults, key))
+                value = checked_value(key, value, *default_of(defaults, key))
             except ConfigError as exc:
                 raise ConfigError(f"in {path}: {exc}") from None
             OmegaConf.update(cfg, key, value, merge=False)
@@ -189,7 +189,7 @@ def compose(
         key = key.lstrip("+")
         if not force_add and not _key_exists(cfg, key):
             raise ConfigError(_valid_keys_message(cfg, key) + " (prefix with + to add a new key)")
-        parsed = checked_value(key, parse_value(value), *_default(defaults, key))
+        parsed = checked_value(key, parse_value(value), *default_of(defaults, key))
         with _open_struct(cfg, force_add):
             OmegaConf.update(cfg, key, parsed, merge=False, force_add=force_add)
 
@@ -200,19 +200,6 @@ def compose(
     OmegaConf.set_readonly(cfg, True)
     check_writable_folders(cfg, ("paths.data_dir", "paths.runs_dir"))
     return cfg
-
-
-def _default(defaults: dict, dotted: str) -> tuple[object, bool]:
-    """``(default value, known)`` of a dotted key in the defaults tree; unknown for a key added with +."""
-    node = defaults
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None, False
-    return node, True
 
 
 class _open_struct:

@@ -115,3 +115,16 @@ def _check_items(key: str, value: list, default: list) -> None:
         if not _fits(item, kind):
             raise ConfigError(f"{key}={value!r} is not valid: expected a list of {NAMES.get(kind, kind)} values "
                               f"(the default is {default!r})")
+
+
+def default_of(defaults: dict, dotted: str) -> tuple[object, bool]:
+    """``(default value, known)`` of a dotted key in the defaults tree; unknown for a key added with +."""
+    node = defaults
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None, False
+    return node, True

@@ -81,7 +81,7 @@ def test_teacher_checkpoint_list_exports_an_ensemble(setup, tmp_path):
     """teacher.checkpoint=[a, b]: one export whose embeddings are both members' side by side, under an
     identity of its own (so it never resumes into a single member's export)."""
     data = setup["data"]
-    single = next(setup["root"].glob("runs/*teacher*/checkpoints/*.ckpt"))
+    single = next(setup["root"].glob("runs/*teacher*/checkpoints/student-*.ckpt"))
     export = export_settings(candidates="all", top_k=5, shard_rows=50, progress_bar=False)
     one = student_ranker([str(single)], data, True, "cpu")
     pair = student_ranker([str(single), str(single)], data, True, "cpu")
@@ -102,3 +102,19 @@ def test_bad_average_over_is_refused_before_a_run_folder(setup, tmp_path, capsys
     assert code == 2
     assert "average_over" in capsys.readouterr().err
     assert not runs.exists()
+
+
+def test_distill_resumes_to_the_same_metrics(setup, tmp_path):
+    from recdistill.recipes.config import load_config
+    from tests.test_resume import Crash, assert_same_weights, final_weights
+
+    overrides = [*setup["common"], f"distill.teacher_outputs={setup['outputs']}", "train.max_epochs=3",
+                 "train.early_stopping_patience=0"]
+    straight = train_distill(load_config("distill", [*overrides, f"paths.runs_dir={tmp_path / 'a'}"]))
+    runs = tmp_path / "b"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_distill(load_config("distill", [*overrides, f"paths.runs_dir={runs}"]), extra_callbacks=[Crash(2)])
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert main(["train", "distill", "--resume", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text()) == straight.metrics
+    assert_same_weights(final_weights(run), final_weights(straight.run_dir))

@@ -44,7 +44,7 @@ def test_ddp_two_processes_on_cpu(tiny_prepared, tmp_path):
     assert m2["val/users"] == 30 and m2["test/users"] == 30  # padding repeats dropped after the gather
     assert len((ddp_runs / "results.jsonl").read_text().splitlines()) == 1  # written by rank 0 only
 
-    (ckpt,) = (single / "checkpoints").glob("*.ckpt")
+    (ckpt,) = (single / "checkpoints").glob("student-*.ckpt")
     recdistill("eval", "student", str(ckpt), f"paths.runs_dir={ddp_runs}", *DDP, "efficiency.accelerator=cpu",
                "run.progress_bar=false", cwd=tmp_path)
     (evaluated,) = [p for p in ddp_runs.iterdir() if p.name.endswith("-eval")]

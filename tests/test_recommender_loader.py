@@ -87,7 +87,7 @@ def test_not_a_checkpoint(tmp_path):
     with pytest.raises(RecdistillError, match="is not a recommender checkpoint"):
         load_recommender(bad)
     (tmp_path / "text.ckpt").write_text(json.dumps({"a": 1}))
-    with pytest.raises(RecdistillError, match="cannot read"):
+    with pytest.raises(RecdistillError, match="is not a recdistill recommender checkpoint, or truncated"):
         load_recommender(tmp_path / "text.ckpt")
 
 

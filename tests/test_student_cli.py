@@ -30,7 +30,7 @@ def test_train_then_eval_reproduces_metrics(tiny_prepared, tmp_path, capsys):
     assert f"run folder: {run}" in out or str(run.name) in out
     for name in ("config.yaml", "metrics.json", "stages.json", "environment.json", "logs/csv/metrics.csv"):
         assert (run / name).is_file(), name
-    (ckpt,) = (run / "checkpoints").glob("*.ckpt")
+    (ckpt,) = (run / "checkpoints").glob("student-*.ckpt")
     assert re.fullmatch(r"student-epoch=00-val_ndcg@10=\d\.\d{4}\.ckpt", ckpt.name)
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"{metrics['val/ndcg@10']:.4f}" in ckpt.name

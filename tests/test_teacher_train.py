@@ -148,3 +148,33 @@ def test_checkpoint_monitor_follows_the_candidate_count():
     assert checkpoint_monitor(compose("teacher", ["train.monitor=val/loss"])) == "val/loss"
     with pytest.raises(ConfigError, match="num_candidates=10"):
         checkpoint_monitor(compose("teacher", ["teacher.prompt.num_candidates=10", "train.monitor=val/cand20_ndcg@10"]))
+
+
+@pytest.mark.slow
+def test_an_interrupted_teacher_resumes_to_the_same_adapter(trained, tmp_path):
+    import lightning as L
+    from safetensors.torch import load_file
+
+    from recdistill.recipes.config import load_config
+    from recdistill.recipes.teacher import train_teacher
+
+    class Crash(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated crash")
+
+    common = [f"prepared={trained['prepared']}", f"paths.cache_dir={CACHE}", "run.progress_bar=false",
+              "llm=tiny-llama", f"teacher.student_checkpoint={trained['student']}", "train.batch_size=4",
+              "train.limit_train_batches=2", "train.limit_val_batches=1", "train.limit_test_batches=1",
+              "train.eval_batch_size=4", "teacher.data.train_positions=last", "teacher.data.last_n=2",
+              "teacher.prompt.max_tokens=200", "train.max_epochs=2", "teacher.lora.dropout=0.1"]
+    straight = train_teacher(load_config("teacher", [*common, f"paths.runs_dir={tmp_path / 'a'}"]))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_teacher(load_config("teacher", [*common, f"paths.runs_dir={tmp_path / 'b'}"]), extra_callbacks=[Crash()])
+    (run,) = [p for p in (tmp_path / "b").iterdir() if p.is_dir()]
+    assert main(["train", "teacher", f"train.resume={run}"]) == 0
+    resumed = OmegaConf.to_container(OmegaConf.load(run / "metrics.json"))
+    same = {k: v for k, v in straight.metrics.items() if "seconds" not in k and k != "train_steps"}
+    assert {k: resumed[k] for k in same} == same
+    a, b = load_file(str(run / "adapter" / "adapter.safetensors")), load_file(str(straight.run_dir / "adapter" / "adapter.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)

@@ -41,12 +41,14 @@ SEEDS = arg("--seeds", default=None, metavar="S1,S2,..",
             help="one run per seed (efficiency.seed), then mean, sd and 95 %% interval over them")
 CONFIG_FILE = arg("--config", action="append", default=[], metavar="FILE",
                   help="YAML file of config values merged before the overrides (repeatable)")
+RESUME = arg("--resume", default=None, metavar="RUN",
+             help="continue an interrupted run folder from its last checkpoint (same as train.resume=RUN)")
 
 COMMANDS: tuple[Command, ...] = (
     Command(("data", "prepare"), "recdistill.recipes.prepare:prepare_command",
             "read a dataset, split it leave-one-out by time, write parquet files", (CONFIG_FILE,)),
     Command(("train", "student"), "recdistill.recipes.student:train_command",
-            "train the SASRec student and evaluate it on validation and test", (SEEDS, CONFIG_FILE)),
+            "train the SASRec student and evaluate it on validation and test", (SEEDS, CONFIG_FILE, RESUME)),
     Command(("eval", "student"), "recdistill.recipes.student:evaluate_command",
             "evaluate a student checkpoint on validation and test",
             (arg("checkpoint", help="path to a student .ckpt file"), CONFIG_FILE)),
@@ -55,14 +57,14 @@ COMMANDS: tuple[Command, ...] = (
             (arg("checkpoint", help="path to a .ckpt file from `recdistill train distill`"), CONFIG_FILE),
             defaults={"kind": "distill"}),
     Command(("train", "teacher"), "recdistill.recipes.teacher:train_command",
-            "fine-tune the LLM teacher the iLoRA way (or plain LoRA) with the frozen student", (CONFIG_FILE,)),
+            "fine-tune the LLM teacher the iLoRA way (or plain LoRA) with the frozen student", (CONFIG_FILE, RESUME)),
     Command(("eval", "teacher"), "recdistill.recipes.teacher:evaluate_command",
             "evaluate a teacher adapter over its 20 candidates",
             (arg("adapter", help="path to a teacher adapter folder"), CONFIG_FILE)),
     Command(("export",), "recdistill.recipes.export:export_command",
             "write the teacher's top-K and item embeddings to files for distillation", (CONFIG_FILE,)),
     Command(("train", "distill"), "recdistill.recipes.distill:train_command",
-            "train a student the DLLM2Rec way from exported teacher outputs", (SEEDS, CONFIG_FILE)),
+            "train a student the DLLM2Rec way from exported teacher outputs", (SEEDS, CONFIG_FILE, RESUME)),
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
             (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
@@ -115,7 +117,7 @@ COMMANDS: tuple[Command, ...] = (
              arg("--max-k", type=int, default=100), arg("--max-batch", type=int, default=256),
              arg("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")), False),
     Command(("lm", "train"), "recdistill.recipes.lm:train_command",
-            "train a small causal LM from scratch (pretrain) or fine-tune it on dialogue", (CONFIG_FILE,)),
+            "train a small causal LM from scratch (pretrain) or fine-tune it on dialogue", (CONFIG_FILE, RESUME)),
     Command(("lm", "eval"), "recdistill.recipes.lm:evaluate_command",
             "perplexity, size, memory and speed of an LM checkpoint, fp32 and int8",
             (arg("checkpoint"), CONFIG_FILE)),
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         parsers = args._parsers
         (parsers.get(words) or parser).print_help()
         return 0 if not words else 2
+    if getattr(args, "resume", None):
+        args.overrides = [*args.overrides, f"train.resume={args.resume}"]
     try:
         return int(_load(command.target)(args) or 0)
     except RecdistillError as exc:

@@ -12,7 +12,10 @@ Override forms, as on Hydra's command line:
 * ``a.b.c=value``   sets an existing key (values parsed as YAML: ``3``, ``true``, ``[1,2]``, ``null``);
 * ``+a.b=value``    adds a key that does not exist yet (rarely needed).
 
-A key that does not exist is an error that lists the valid keys at that level.
+A key that does not exist is an error that lists the valid keys at that level. Every value set by an
+override or a file must have the type of the key's YAML default (or a type declared in
+:mod:`recdistill.config.types`), and the ``paths`` a run writes to must be writable folders
+(:func:`recdistill.config.validate.check_writable_folders`): both are checked here, before anything runs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Iterable
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from recdistill.config.types import checked_value, default_of
+from recdistill.config.validate import check_writable_folders
 from recdistill.errors import ConfigError
 from recdistill.hashing import stable_hash
 
@@ -166,12 +171,17 @@ def compose(
     cfg = OmegaConf.merge(cfg, root_cfg)
     cfg["choices"] = dict(choices)
     OmegaConf.set_struct(cfg, True)
+    defaults = OmegaConf.to_container(cfg, resolve=False)  # each key's YAML default gives its type
 
     for path in extra_files:
         extra = _load_yaml(Path(path))
         for key, value in _flatten(extra):
             if not _key_exists(cfg, key):
                 raise ConfigError(f"in {path}: " + _valid_keys_message(cfg, key))
+            try:
+                value = checked_value(key, value, *default_of(defaults, key))
+            except ConfigError as exc:
+                raise ConfigError(f"in {path}: {exc}") from None
             OmegaConf.update(cfg, key, value, merge=False)
 
     for key, value in value_overrides:
@@ -179,14 +189,16 @@ def compose(
         key = key.lstrip("+")
         if not force_add and not _key_exists(cfg, key):
             raise ConfigError(_valid_keys_message(cfg, key) + " (prefix with + to add a new key)")
+        parsed = checked_value(key, parse_value(value), *default_of(defaults, key))
         with _open_struct(cfg, force_add):
-            OmegaConf.update(cfg, key, parse_value(value), merge=False, force_add=force_add)
+            OmegaConf.update(cfg, key, parsed, merge=False, force_add=force_add)
 
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:
         raise ConfigError(f"cannot resolve config: {exc}") from exc
     OmegaConf.set_readonly(cfg, True)
+    check_writable_folders(cfg, ("paths.data_dir", "paths.runs_dir"))
     return cfg
 
 

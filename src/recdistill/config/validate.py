@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.errors import ConfigError
@@ -33,3 +37,27 @@ def check_range(cfg: DictConfig, key: str, low: float, high: float) -> None:
     value = _get(cfg, key)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not (low <= value <= high):
         raise ConfigError(f"{key}={value!r} is not valid; expected a number in [{low}, {high}]")
+
+
+def check_writable_folders(cfg: DictConfig, keys) -> None:
+    """Each of ``keys`` (when set) names a folder that exists or can be made, and that can be written:
+    a file there, or a read-only place, is a ConfigError now rather than a ``NotADirectoryError`` or
+    ``PermissionError`` once a run is under way. Writing is probed with a temporary file in the nearest
+    folder that exists (the only test that also covers read-only mounts and root's permissions)."""
+    for key in keys:
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        path = Path(os.path.expanduser(str(value)))
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+            raise ConfigError(f"{key}={value} {where}, not a folder; choose a folder with {key}=...")
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"{key}={value} cannot be written ({exc.strerror or type(exc).__name__} when "
+                              f"writing a test file in {existing}); choose a writable folder with {key}=...") from None

@@ -260,11 +260,23 @@ def inference_step_fn(forward_fn: Callable[[object], object], make_batch, device
     return step
 
 
+SEARCH_FILE = "batch_size_search.json"
+
+
+def recorded_batch_size(run_dir, kind: str = "train") -> int | None:
+    """The size a run's earlier search found (a resumed run keeps it rather than searching again)."""
+    import json
+
+    path = run_dir.path / SEARCH_FILE
+    entry = json.loads(path.read_text()).get(kind) if path.is_file() else None
+    return int(entry["batch_size"]) if entry else None
+
+
 def record_search(run_dir, result: BatchSizeResult) -> None:
     """Add the result to ``batch_size_search.json`` in the run folder (one entry per kind)."""
     from recdistill.engine.rundir import atomic_write_json
 
-    path = run_dir.path / "batch_size_search.json"
+    path = run_dir.path / SEARCH_FILE
     existing = {}
     if path.is_file():
         import json

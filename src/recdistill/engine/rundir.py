@@ -1,6 +1,7 @@
 """Run directories and result records.
 
-Every run gets ``<runs_dir>/<YYYYmmdd-HHMMSS>_<name>/`` holding ``config.yaml`` (fully resolved),
+Every run gets ``<runs_dir>/<YYYYmmdd-HHMMSS>_<name>/`` holding ``state.json`` (what state the run is in:
+``running``, ``complete``, ``failed`` or ``interrupted``), ``config.yaml`` (fully resolved),
 ``metrics.json``, ``stages.json``, ``environment.json``, ``logs/`` (CSV and TensorBoard) and
 ``checkpoints/``. One JSON line per run is appended to ``<runs_dir>/results.jsonl``.
 Files are written to a temporary name and renamed, so a crash never leaves half a file.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -18,6 +20,8 @@ from pathlib import Path
 
 
 RUN_DIR_ENV = "RECDISTILL_RUN_DIR"  # the run folder, inherited by DDP child processes
+STATE_FILE = "state.json"
+RUN_STATES = ("running", "complete", "failed", "interrupted")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -123,6 +127,41 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    def keep_logs_before_resume(self) -> Path | None:
+        """Move ``logs/csv`` aside to ``logs/csv-part<N>`` before a resumed run's Trainer starts: Lightning's
+        CSV logger deletes an existing ``metrics.csv`` (TensorBoard's event files simply accumulate)."""
+        csv = self.logs / "csv"
+        if not (csv / "metrics.csv").is_file():
+            return None
+        part = 1
+        while (self.logs / f"csv-part{part}").exists():
+            part += 1
+        os.replace(csv, self.logs / f"csv-part{part}")
+        return self.logs / f"csv-part{part}"
+
+    def write_state(self, state: str, error: str | None = None) -> Path:
+        """``state.json``: the run's state, when it was set, and which process set it (so a reader can tell
+        a ``running`` run whose process was killed: :func:`recdistill.report.runs.run_state`)."""
+        if state not in RUN_STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        previous = self.read_json(STATE_FILE) if (self.path / STATE_FILE).is_file() else {}
+        record = {"state": state, "since": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(),
+                  "host": socket.gethostname(), "started": previous.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "resumed": previous.get("resumed", 0) + (state == "running" and bool(previous))}
+        if error:
+            record["error"] = error
+        return self.write_json(STATE_FILE, record)
+
+    def mark_ended(self, exc: BaseException) -> None:
+        """After an exception: ``interrupted`` for Ctrl-C (Lightning turns it into ``SystemExit``), else
+        ``failed`` with the error's first line. A finished run keeps ``complete``."""
+        if (self.path / STATE_FILE).is_file() and self.read_json(STATE_FILE).get("state") == "complete":
+            return
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            self.write_state("interrupted")
+        else:
+            self.write_state("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
     def write_config(self, text: str) -> Path:
         """``config.yaml``: the run's resolved config as YAML text (the recipe renders it)."""
         return atomic_write_text(self.path / "config.yaml", text)
@@ -136,7 +175,8 @@ class RunDir:
 
     def finish(self, workload: str, metrics: dict, stages: list[dict], env: dict,
                extra: dict | None = None) -> dict:
-        """Write metrics.json, stages.json, environment.json and append the run's record to results.jsonl."""
+        """Write metrics.json, stages.json, environment.json, append the run's record to results.jsonl and
+        set the state to ``complete``."""
         self.write_json("metrics.json", metrics)
         self.write_json("stages.json", stages)
         self.write_json("environment.json", env)
@@ -152,4 +192,5 @@ class RunDir:
         if extra:
             record.update(extra)
         append_jsonl(self.runs_dir / "results.jsonl", record)
+        self.write_state("complete")
         return record

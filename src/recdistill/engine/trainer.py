@@ -29,6 +29,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*TensorBoard support.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*set_vital.*")  # torchdata's StatefulDataLoader on torch >= 2.9
+    # A resumed run continues in its own checkpoints/ folder, which is then never empty.
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 def build_trainer(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.errors import RecdistillError
 from recdistill.lm.model import GPT, GPTConfig
 
@@ -26,10 +25,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_lm(path: str | Path, map_location: str = "cpu") -> tuple[GPT, dict]:
     """The model (eval mode) and the checkpoint's ``meta`` (tokenizer, corpus, phase, token folder...)."""
     path = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise RecdistillError(f"cannot read {path} as a checkpoint: {exc}") from exc
+    ckpt = read_checkpoint_file(path, "LM checkpoint")
     hparams = ckpt.get("hyper_parameters", {})
     if "model_config" not in hparams:
         raise RecdistillError(f"{path} is not an LM checkpoint written by `recdistill lm train` (no model_config)")
@@ -39,4 +35,4 @@ def load_lm(path: str | Path, map_location: str = "cpu") -> tuple[GPT, dict]:
     meta = dict(hparams.get("meta", {}))
     meta["checkpoint"] = str(path)
     meta["global_step"] = ckpt.get("global_step")
-    return model.eval(), meta
+    return model.eval().to(map_location), meta

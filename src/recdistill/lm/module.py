@@ -8,6 +8,7 @@ import math
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers, dataloader_kwargs, resolve_accelerator
 from recdistill.lm.model import GPT, GPTConfig
@@ -78,9 +79,14 @@ class LMDataModule(L.LightningDataModule):
         return dataloader_kwargs(self.eff_cfg, resolve_accelerator(self.eff_cfg.accelerator), shuffle=shuffle)
 
     def train_dataloader(self):
-        # Full batches only (steady step time), unless the split is smaller than one batch.
+        # Full batches only (steady step time), unless the split is smaller than one batch. Checkpoints fall
+        # mid-epoch (every train.val_every_steps), so the loader keeps its position for a resumed run.
         drop_last = len(self.train_set) >= self.batch_size
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=drop_last, **self._kwargs(True))
+        # Its own generator: creating an iterator then draws nothing from the global one, which dropout uses,
+        # so a resumed run's dropout masks continue exactly where the interrupted run's stopped.
+        generator = torch.Generator().manual_seed(int(self.eff_cfg.seed))
+        return StatefulDataLoader(self.train_set, batch_size=self.batch_size, drop_last=drop_last, generator=generator,
+                                  **self._kwargs(True))
 
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=self.eval_batch_size, **self._kwargs(False))

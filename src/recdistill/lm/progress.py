@@ -39,9 +39,20 @@ class ProgressJSON(L.Callback):
         self._last_written_step = -1
         self.rate: float | None = None
 
+    def state_dict(self) -> dict:
+        """Kept in checkpoints, so a resumed run's history, token count and best step continue."""
+        return {"train_history": self.train_history, "val_history": self.val_history, "best": self.best,
+                "tokens": self.tokens}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_history = [tuple(x) for x in state["train_history"]]
+        self.val_history = [tuple(x) for x in state["val_history"]]
+        self.best = tuple(state["best"]) if state["best"] is not None else None
+        self.tokens = int(state["tokens"])
+
     def on_fit_start(self, trainer, pl_module):
         self.start = self._mark_time = time.perf_counter()
-        self._mark_tokens = 0
+        self._mark_tokens = self.tokens
         self._mark_step = trainer.global_step
         self.first_step = trainer.global_step
         self._write(trainer, "training")

@@ -182,6 +182,11 @@ def run_pipeline(args) -> dict:
             results[unit.entry] = recorded
             continue
         why = ("--from " + args.from_stage) if forced else _why(entry, key)
+        resume = _interrupted_run(stage_cfg) if stage.root and not forced and entry.get("key") == key else None
+        if resume is not None:  # a killed or failed training stage continues from its last checkpoint
+            overrides = [*overrides, f"train.resume={resume}"]
+            stage_cfg = compose_stage(name, overrides)
+            why += f"; resuming {resume.name} from its last checkpoint"
         print(f"{tag} running ({why})", flush=True)
         manifest.replace(unit.entry, {"status": "running", "key": key, "config_hash": cfg_hash, "inputs": inputs,
                                       "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -225,6 +230,13 @@ def _mark_dependents_stale(manifest: Manifest, plan: list[Unit], changed: str) -
             affected.add(unit.entry)
             if manifest.entry(unit.entry).get("status") == "done":
                 manifest.update(unit.entry, status="stale")
+
+
+def _interrupted_run(stage_cfg) -> Path | None:
+    from recdistill.config import has_key
+    from recdistill.recipes.lifecycle import interrupted_run
+
+    return interrupted_run(stage_cfg) if has_key(stage_cfg, "train.resume") else None
 
 
 def _why(entry: dict, key: str) -> str:

@@ -20,7 +20,7 @@ from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
-                                          print_ranking_result, seed_run)
+                                          print_ranking_result, records_run_state, seed_run)
 from recdistill.recipes.seeds import train_over_seeds
 from recdistill.recipes.student import build_datamodule, validate_student_config
 from recdistill.report.format import percent
@@ -68,9 +68,10 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs, acc
     return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher)
 
 
-def train_distill(cfg: DictConfig) -> RunResult:
+@records_run_state
+def train_distill(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
-    ``info["teacher"]`` describes the teacher outputs used."""
+    ``info["teacher"]`` describes the teacher outputs used; ``extra_callbacks`` join the Trainer's."""
     validate_distill_config(cfg)
     seed_run(cfg)
     data = prepared_data(cfg)
@@ -81,7 +82,7 @@ def train_distill(cfg: DictConfig) -> RunResult:
     module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta(), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
-    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE)
+    metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
     metrics["teacher_coverage"] = dm.coverage
     teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
                     "teacher": teacher.manifest.get("teacher"),

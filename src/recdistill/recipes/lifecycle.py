@@ -5,18 +5,20 @@ validation of the recipe's own settings happens before any of them (before a run
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.data.prepared import PreparedData, load_prepared
 from recdistill.engine import Efficiency, OptimizerSettings, RunDir, StageMeter, build_trainer, seed_everything
+from recdistill.engine.checkpoint_files import read_checkpoint_file
+from recdistill.engine.resume import RandomStates, last_checkpoint, last_checkpoint_callback
 from recdistill.errors import RecdistillError
 from recdistill.protocols.report import summary_lines
 from recdistill.report.format import sampled_note
@@ -53,12 +55,75 @@ def is_main_process() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
+def resume_from(cfg: DictConfig) -> str | None:
+    """``train.resume`` (a run folder to continue), or None for a new run."""
+    train = cfg.get("train")
+    return str(train.resume) if train is not None and train.get("resume") else None
+
+
+# Runs opened by the recipe now running, so `records_run_state` can mark them when it fails.
+_OPEN_RUNS: list[RunDir] = []
+
+
+def records_run_state(recipe):
+    """Decorates a recipe function: each run folder it opened (:func:`open_run`) and did not finish gets
+    ``state.json`` ``failed`` or ``interrupted`` when the recipe raises, before the error goes on."""
+    @functools.wraps(recipe)
+    def wrapper(*args, **kwargs):
+        mark = len(_OPEN_RUNS)
+        try:
+            return recipe(*args, **kwargs)
+        except BaseException as exc:
+            if is_main_process():
+                for run in _OPEN_RUNS[mark:]:
+                    run.mark_ended(exc)
+            raise
+        finally:
+            del _OPEN_RUNS[mark:]
+    return wrapper
+
+
+def interrupted_run(cfg: DictConfig) -> Path | None:
+    """The newest run folder under ``paths.runs_dir`` started with exactly ``cfg`` (``train.resume`` aside)
+    that did not finish but kept a ``last.ckpt``: what ``train.resume`` continues (the pipeline's resume)."""
+    wanted = OmegaConf.to_container(cfg, resolve=True)
+    wanted.get("train", {}).pop("resume", None)
+    runs = Path(str(cfg.paths.runs_dir)).expanduser()
+    candidates = sorted(runs.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for ckpt in candidates:
+        run = ckpt.parent.parent
+        state = run / "state.json"
+        if not (run / "config.yaml").is_file() or (run / "metrics.json").is_file() or (
+                state.is_file() and '"complete"' in state.read_text()):
+            continue
+        saved = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
+        saved.get("train", {}).pop("resume", None)
+        if saved == wanted:
+            return run
+    return None
+
+
+def refuse_resume(cfg: DictConfig, command: str) -> None:
+    """Evaluations write a new run each time: ``train.resume`` means nothing there."""
+    if resume_from(cfg):
+        raise RecdistillError(f"train.resume is for training commands; `recdistill {command}` writes a new run")
+
+
 def open_run(cfg: DictConfig, name: str | None = None) -> RunDir:
     """The run folder ``<paths.runs_dir>/<date>-<time>_<name>`` with the resolved config written in it (on
-    the main process only: DDP children share the parent's folder)."""
-    run = RunDir.create(cfg.paths.runs_dir, str(name if name is not None else cfg.run.name))
+    the main process only: DDP children share the parent's folder); with ``train.resume``, that run's
+    folder, continued."""
+    resumed = resume_from(cfg)
+    if resumed:
+        last_checkpoint(resumed)  # before anything is written: a run without a readable last.ckpt is refused
+        run = RunDir(resumed)
+        run.keep_logs_before_resume()
+    else:
+        run = RunDir.create(cfg.paths.runs_dir, str(name if name is not None else cfg.run.name))
     if is_main_process():
         run.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        run.write_state("running")
+    _OPEN_RUNS.append(run)
     return run
 
 
@@ -87,6 +152,13 @@ def batch_counts(batch: dict) -> dict:
     return {"sequences": int(batch["inputs"].shape[0])}
 
 
+def fit_checkpointed(trainer: L.Trainer, module: L.LightningModule, run: RunDir, cfg: DictConfig, **fit_kwargs) -> None:
+    """``trainer.fit``, from the run's ``last.ckpt`` when ``train.resume`` is set. The trainer needs
+    ``last_checkpoint_callback(run.checkpoints)`` and :class:`RandomStates` among its callbacks."""
+    ckpt = str(last_checkpoint(run.path)) if resume_from(cfg) else None
+    trainer.fit(module, ckpt_path=ckpt, **fit_kwargs)
+
+
 def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule, dm, checkpoint_template: str,
                         extra_callbacks: list | None = None) -> tuple[dict, str, StageMeter, L.Trainer]:
     """Train with the stage meter, keep the best checkpoint on ``train.monitor`` (early stopping with
@@ -97,7 +169,8 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
     checkpoints = ModelCheckpoint(dirpath=str(run.checkpoints), filename=checkpoint_template,
                                   monitor=str(cfg.train.monitor), mode="max", save_top_k=1,
                                   auto_insert_metric_name=False)
-    callbacks = [meter, checkpoints, *(extra_callbacks or [])]
+    callbacks = [meter, checkpoints, last_checkpoint_callback(run.checkpoints), RandomStates(),
+                 *(extra_callbacks or [])]
     if int(cfg.train.early_stopping_patience) > 0:
         callbacks.append(EarlyStopping(monitor=str(cfg.train.monitor), mode="max",
                                        patience=int(cfg.train.early_stopping_patience)))
@@ -106,11 +179,8 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
                             progress_bar=bool(cfg.run.progress_bar))
     if cfg.train.batch_size == "auto":
-        from recdistill.engine.batch_size import find_training_batch_size
-
-        dm.batch_size = find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
-                                                 efficiency(cfg).batch_size_search, run).batch_size
-    trainer.fit(module, datamodule=dm)
+        dm.batch_size = _searched_batch_size(cfg, run, trainer, module, dm)
+    fit_checkpointed(trainer, module, run, cfg, datamodule=dm)
     best = checkpoints.best_model_path
     if not best:
         raise RecdistillError("training produced no checkpoint (did validation run? check "
@@ -118,9 +188,20 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
     # Both splits are evaluated once, on the selected checkpoint, so val and test describe the same model.
     metrics = collect([*trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False),
                        *trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)])
-    metrics["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    metrics["best_epoch"] = int(read_checkpoint_file(best)["epoch"])
     metrics["epochs_trained"] = int(trainer.current_epoch)
     return metrics, best, meter, trainer
+
+
+def _searched_batch_size(cfg: DictConfig, run: RunDir, trainer, module, dm) -> int:
+    """``train.batch_size=auto``: the engine's search, or for a resumed run the size its search found."""
+    from recdistill.engine.batch_size import find_training_batch_size, recorded_batch_size
+
+    found = recorded_batch_size(run) if resume_from(cfg) else None
+    if found is not None:
+        return found
+    return find_training_batch_size(trainer, module, module.model, dm.train_dataloader(),
+                                    efficiency(cfg).batch_size_search, run).batch_size
 
 
 def print_ranking_result(result: RunResult, title: str) -> None:

@@ -28,7 +28,9 @@ from recdistill.lm.tokenizer import TOKENIZERS, load_tokenizer
 from recdistill.lm.tokens import TokenFile, TokenWindows, corpus_fingerprint, write_token_files
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
-from recdistill.recipes.lifecycle import RunResult, efficiency, open_run, optimizer_settings, seed_run
+from recdistill.engine.resume import RandomStates, last_checkpoint_callback
+from recdistill.recipes.lifecycle import (RunResult, efficiency, fit_checkpointed, open_run, optimizer_settings,
+                                          records_run_state, refuse_resume, seed_run)
 
 PHASES = ("pretrain", "finetune")
 DEFAULT_CORPUS = {"pretrain": "shakespeare", "finetune": "chitchat"}
@@ -112,7 +114,8 @@ def _print_metrics(metrics: dict, folder) -> None:
     print(f"run folder: {folder}")
 
 
-def train_lm(cfg: DictConfig) -> RunResult:
+@records_run_state
+def train_lm(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """The whole recipe; ``artefacts["checkpoint"]`` is the best checkpoint (lowest val loss)."""
     validate_lm_config(cfg)
     check_knobs_take_effect(cfg, "lm", "lm train", unused=BATCH_SEARCH)
@@ -152,13 +155,14 @@ def train_lm(cfg: DictConfig) -> RunResult:
     accumulate = int(eff.accumulate_grad_batches)
     max_steps = int(tcfg.max_steps)
     trainer = build_trainer(
-        eff, run, callbacks=[meter, best, progress], max_epochs=-1, max_steps=max_steps,
+        eff, run, callbacks=[meter, best, last_checkpoint_callback(run.checkpoints), progress, RandomStates(),
+                              *(extra_callbacks or [])], max_epochs=-1, max_steps=max_steps,
         limit_val_batches=tcfg.limit_val_batches, check_val_every_n_epoch=None,
         val_check_interval=min(int(tcfg.val_every_steps), max_steps) * accumulate,
         progress_bar=bool(cfg.run.progress_bar),
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    fit_checkpointed(trainer, module, run, cfg, datamodule=data)
     train_seconds = time.perf_counter() - started
     plot_curves(progress.train_history, progress.val_history, run.path / "training_curves.png",
                 title=f"{name}: {model_cfg.n_layers} layers, d={model_cfg.d_model}")
@@ -192,12 +196,14 @@ def train_command(args) -> int:
     return 0
 
 
+@records_run_state
 def evaluate_command(args) -> int:
     """Perplexity on the validation split of the checkpoint's corpus (or ``lm.corpus=...``), fp32 and
     int8, with size on disk, peak memory and tokens per second. Writes a ``<name>_eval`` run folder."""
     cfg = load_config("lm", args.overrides, args.config)
     # The evaluation measures the checkpoint as it is: fp32 and int8 on the CPU, no Trainer.
     check_knobs_take_effect(cfg, "lm", "lm eval", used=())
+    refuse_resume(cfg, "lm eval")
     ckpt = resolve_checkpoint(args.checkpoint)
     model, meta = load_lm(ckpt)
     context = model.cfg.context_length

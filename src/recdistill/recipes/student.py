@@ -21,7 +21,8 @@ from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
-                                          prepared_data, print_ranking_result, seed_run)
+                                          prepared_data, print_ranking_result, records_run_state, refuse_resume,
+                                          seed_run)
 from recdistill.recipes.protocols import run_candidate_protocol, wants_candidate_protocol
 from recdistill.recipes.seeds import train_over_seeds
 from recdistill.student.checkpoint import load_recommender
@@ -81,6 +82,7 @@ def build_datamodule(cfg: DictConfig, data: PreparedData, accelerator: str, data
     )
 
 
+@records_run_state
 def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train, select on val NDCG@10, evaluate the best checkpoint on val and test.
 
@@ -121,6 +123,7 @@ def config_for_checkpoint(saved: dict, overrides=(), extra_files=()) -> DictConf
         return compose("student", [*group_choices, *overrides], [saved_file, *extra_files])
 
 
+@records_run_state
 def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write_run: bool = True,
                      kind: str | None = "student") -> RunResult:
     """Evaluate a student (``kind="student"``) or distilled-student (``kind="distill"``; ``None``: either)
@@ -132,6 +135,7 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
         overrides = [f"run.name={rec.kind}", *overrides]  # the run folder says what was evaluated: <kind>-eval
     cfg = config_for_checkpoint(rec.cfg, overrides, extra_files)
     check_knobs_take_effect(cfg, "student", f"eval {rec.kind}", EVALUATION)
+    refuse_resume(cfg, f"eval {rec.kind}")
     validate_student_config(cfg)
     seed_run(cfg)
     data = prepared_data(cfg)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,8 +16,10 @@ from recdistill.protocols.report import summary_lines
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
 from recdistill.report.format import is_integer_metric
-from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
-                                          seed_run)
+from recdistill.engine.checkpoint_files import read_checkpoint_file
+from recdistill.engine.resume import RandomStates, last_checkpoint_callback
+from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, open_run,
+                                          optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
 from recdistill.recipes.teacher_settings import (cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
                                                  prompt_settings, teacher_optim_settings, teacher_spec,
@@ -54,8 +55,10 @@ def _steps_summary(records: list[dict]) -> dict:
     return {"seconds_per_step": round(train_seconds / fit["steps"], 3), "train_steps": fit["steps"]}
 
 
-def train_teacher(cfg: DictConfig) -> RunResult:
-    """Fine-tune the teacher; ``artefacts["adapter"]`` is the saved adapter folder."""
+@records_run_state
+def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
+    """Fine-tune the teacher; ``artefacts["adapter"]`` is the saved adapter folder. ``extra_callbacks``
+    join the Trainer's."""
     validate_teacher_config(cfg)
     check_knobs_take_effect(cfg, "teacher", "train teacher", unused=BATCH_SEARCH)
     checkpoint_monitor(cfg)  # a bad monitor name fails here, before anything is loaded
@@ -81,22 +84,21 @@ def train_teacher(cfg: DictConfig) -> RunResult:
                            curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
-    callbacks = [meter]
+    callbacks = [meter, RandomStates(), *(extra_callbacks or [])]
     ckpt_cb = None
     if bool(cfg.train.save_checkpoints):
         ckpt_cb = ModelCheckpoint(dirpath=str(run.checkpoints), filename="teacher-{epoch:02d}",
-                                  monitor=checkpoint_monitor(cfg) if validate else None, mode="max", save_top_k=1,
-                                  save_last=True)
-        callbacks.append(ckpt_cb)
+                                  monitor=checkpoint_monitor(cfg) if validate else None, mode="max", save_top_k=1)
+        callbacks += [ckpt_cb, last_checkpoint_callback(run.checkpoints)]
     trainer = build_trainer(efficiency(cfg), run, callbacks=callbacks, max_epochs=int(cfg.train.max_epochs),
                             max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
                             limit_val_batches=cfg.train.limit_val_batches, limit_test_batches=cfg.train.limit_test_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
                             progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1)
-    trainer.fit(module, datamodule=dm)
+    fit_checkpointed(trainer, module, run, cfg, datamodule=dm)
     best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        state = read_checkpoint_file(best)["state_dict"]
         module.load_state_dict(state, strict=False)
     metrics: dict = {}
     if validate:
@@ -131,8 +133,10 @@ def load_trained_teacher(adapter: str | Path, data, cache: str, llm_overrides: d
     return teacher, loaded, meta["teacher"], meta
 
 
+@records_run_state
 def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     check_knobs_take_effect(cfg, "teacher", "eval teacher", EVALUATION)
+    refuse_resume(cfg, "eval teacher")
     seed_run(cfg)
     data = prepared_data(cfg)
     teacher, loaded, saved_teacher, meta = load_trained_teacher(adapter, data, cache_dir(cfg))

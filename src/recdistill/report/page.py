@@ -11,7 +11,7 @@ from recdistill.engine.rundir import atomic_write_text
 from recdistill.errors import RecdistillError
 from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
-from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run
+from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run, run_state
 from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
 from recdistill.report.figures import cost_figure, headline_figure
 from recdistill.report.format import percent
@@ -64,7 +64,7 @@ def _verdict(baseline: RunInfo, other: RunInfo) -> list[str]:
 def _run_line(run: RunInfo) -> str:
     choices = run.config.get("choices") or {}
     seed = (run.config.get("efficiency") or {}).get("seed")
-    bits = [f"**{run.label}**: `{run.path}`"]
+    bits = [f"**{run.label}**: `{run.path}`", f"state {run_state(run.path)}"]
     if choices:
         bits.append("config " + ", ".join(f"{k}={v}" for k, v in choices.items()))
     if seed is not None:

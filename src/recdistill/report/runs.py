@@ -9,6 +9,8 @@ whose stages point at their run folders. Missing optional files are tolerated (a
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,32 @@ def load_run(path: str | Path, label: str | None = None) -> RunInfo:
         environment=_read_json(path / "environment.json", {}),
         missing=[name for name in RUN_FILES if name not in present],
     )
+
+
+def run_state(path: str | Path) -> str:
+    """The run's state from its ``state.json`` (``running``, ``complete``, ``failed: <error>``,
+    ``interrupted``). A ``running`` run whose process is gone on this machine was killed (nothing could
+    record it) and is shown as ``interrupted (killed)``."""
+    path = Path(path)
+    state = _read_json(path / "state.json", None)
+    if not isinstance(state, dict):
+        return "complete" if (path / "metrics.json").is_file() else "unknown (no state.json)"
+    name = str(state.get("state"))
+    if name == "running" and state.get("host") == socket.gethostname() and not _alive(state.get("pid")):
+        return "interrupted (killed: its process ended without recording it)"
+    if name == "failed" and state.get("error"):
+        return f"failed: {state['error']}"
+    return name
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True
+    return True
 
 
 def is_pipeline(path: str | Path) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.student.sasrec import SASRec
 
@@ -63,10 +64,7 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise RecdistillError(f"no student checkpoint (plain or distilled) at {path}; pass a .ckpt file from a "
                               "run's checkpoints/ folder")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RecdistillError(f"cannot read {path} as a recommender checkpoint: {str(exc).splitlines()[0]}") from exc
+    ckpt = read_checkpoint_file(path, "recommender checkpoint")
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
     if not isinstance(hp, dict) or "cfg" not in hp or "num_items" not in hp or "state_dict" not in ckpt:
         raise RecdistillError(f"{path} is not a recommender checkpoint written by `recdistill train student` "

@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from recdistill.engine.checkpoint_files import read_safetensors_file
 from recdistill.engine.rundir import atomic_write_text
 from recdistill.errors import RecdistillError
 from recdistill.teacher.model import ILoRATeacher
@@ -44,12 +45,16 @@ def read_adapter_meta(folder: str | Path) -> dict:
     if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
         raise RecdistillError(f"{folder} is not a teacher adapter folder (it needs {META} and {WEIGHTS}, as "
                               "written by `recdistill train teacher` into <run>/adapter)")
-    return json.loads((folder / META).read_text())
+    try:
+        return json.loads((folder / META).read_text())
+    except json.JSONDecodeError:
+        raise RecdistillError(f"{folder / META} is not a recdistill adapter description, or truncated; "
+                              "rerun `recdistill train teacher`") from None
 
 
 def load_adapter_weights(teacher: ILoRATeacher, folder: str | Path) -> None:
     """Load saved trained tensors into a freshly built teacher; names and shapes must match exactly."""
-    saved = load_file(str(Path(folder) / WEIGHTS))
+    saved = read_safetensors_file(Path(folder) / WEIGHTS, "teacher adapter")
     own = {**dict(teacher.named_parameters()), **teacher.gate_buffers()}
     trainable = {n for n, p in own.items() if p.requires_grad} | set(teacher.gate_buffers())
     missing = sorted(trainable - saved.keys())

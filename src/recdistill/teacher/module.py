@@ -15,6 +15,16 @@ from recdistill.teacher.scoring import score
 EVAL_METHODS = ("likelihood", "generate", "both")
 
 
+def across_ranks(loss: torch.Tensor, labels: torch.Tensor, gather) -> torch.Tensor:
+    """This rank's answer-token mean ``loss`` rescaled so that DDP's average of the ranks' gradients is the
+    gradient of the mean over every answer token of the global batch, as one process computes it (each
+    rank's own mean would give a rank with fewer answer tokens more weight per token). ``gather`` returns
+    a tensor from every rank stacked (``LightningModule.all_gather``)."""
+    tokens = labels.ne(-100).sum()
+    counts = gather(tokens.detach()).reshape(-1)
+    return loss * tokens * counts.numel() / counts.sum().clamp(min=1)
+
+
 class TeacherModule(L.LightningModule):
     """Args:
         teacher: the :class:`ILoRATeacher`.
@@ -47,7 +57,7 @@ class TeacherModule(L.LightningModule):
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
-        return out.loss
+        return across_ranks(out.loss, batch["labels"], self.all_gather) if self.trainer.world_size > 1 else out.loss
 
     def configure_optimizers(self):
         return configure_optimizers(self, self.optim, self.eff, model=self.teacher)

@@ -44,7 +44,19 @@ def real_rows(tensor, mask):
     return [t[m.bool()] for t, m in zip(tensor, mask)]
 
 
-def worker(rank: int, world: int, port: int, prepared: str, out: str) -> None:
+def fsdp_wrapped(teacher):
+    """The teacher sharded by torch's FSDP with one unit per decoder layer (the policy
+    ``efficiency.strategy=fsdp`` gives Lightning), on the CPU: Lightning's FSDP strategy itself refuses CPUs."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    from recdistill.recipes.teacher import decoder_layer_classes
+
+    return FSDP(teacher, auto_wrap_policy=ModuleWrapPolicy(decoder_layer_classes(teacher.llm)), use_orig_params=True,
+                device_id=torch.device("cpu"))
+
+
+def worker(rank: int, world: int, port: int, prepared: str, out: str, mode: str = "ddp") -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     data = load_prepared(prepared)
@@ -71,15 +83,25 @@ def worker(rank: int, world: int, port: int, prepared: str, out: str) -> None:
         dist.all_gather(parts, t)
         return torch.stack(parts)
 
-    ddp = DistributedDataParallel(teacher)
     results = {"tokens": int(share["labels"].ne(-100).sum())}
-    for name, scaled in (("naive", False), ("across_ranks", True)):
-        for p in params:
-            p.grad = None
-        out_ = forward(ddp, share)
-        loss = across_ranks(out_.loss, share["labels"], gather) if scaled else out_.loss
-        loss.backward()
-        results[f"grad_diff_{name}"] = max(float((p.grad - r).abs().max()) for p, r in zip(params, reference))
+    if mode == "fsdp":
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        sharded = fsdp_wrapped(teacher)
+        results["units"] = sum(isinstance(m, FSDP) for m in sharded.modules())
+        across_ranks(forward(sharded, share).loss, share["labels"], gather).backward()
+        with FSDP.summon_full_params(sharded, with_grads=True):
+            grads = [p.grad for p in sharded.parameters() if p.requires_grad]
+            results["grad_diff_across_ranks"] = max(float((g - r).abs().max()) for g, r in zip(grads, reference))
+    else:
+        ddp = DistributedDataParallel(teacher)
+        for name, scaled in (("naive", False), ("across_ranks", True)):
+            for p in params:
+                p.grad = None
+            out_ = forward(ddp, share)
+            loss = across_ranks(out_.loss, share["labels"], gather) if scaled else out_.loss
+            loss.backward()
+            results[f"grad_diff_{name}"] = max(float((p.grad - r).abs().max()) for p, r in zip(params, reference))
     results["grad_scale"] = max(float(r.abs().max()) for r in reference)
     results["gate_diff"] = float((gate_share - gate_full[mine]).abs().max())
     results["embed_diff"] = max(float((a - b).abs().max()) for a, b in zip(embeds_share, embeds_full[mine]))
@@ -127,6 +149,38 @@ def test_ddp_gradients_gate_and_placeholders_match_one_process(tmp_path):
 
 
 @pytest.mark.slow
+def test_fsdp_with_one_unit_per_decoder_layer_runs_a_step_with_the_global_batch_gradients(tmp_path):
+    from conftest import make_tiny_prepared
+
+    prepared = make_tiny_prepared(tmp_path / "tiny")
+    mp.spawn(worker, args=(2, free_port(), str(prepared), str(tmp_path), "fsdp"), nprocs=2, join=True)
+    for r in (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)):
+        assert r["units"] == 1 + 2  # the root and tiny-llama's two decoder layers
+        assert r["gate_diff"] < 1e-6 and r["embed_diff"] < 1e-6
+        assert r["grad_diff_across_ranks"] < 1e-5 * max(1.0, r["grad_scale"])
+
+
+def test_fsdp_wraps_decoder_layers_and_says_it_needs_gpus():
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from recdistill.config import compose
+    from recdistill.engine.settings import Efficiency
+    from recdistill.engine.trainer import _strategy, build_trainer
+    from recdistill.errors import ConfigError
+    from recdistill.recipes.teacher import decoder_layer_classes
+    from recdistill.teacher.llm import load_llm
+    from test_teacher_fixtures import llm_cfg
+
+    llm = load_llm(llm_cfg(), CACHE, tokenizer=tokenizer()).model
+    assert {c.__name__ for c in decoder_layer_classes(llm)} == {"LlamaDecoderLayer"}
+    strategy = _strategy("fsdp", decoder_layer_classes(llm))
+    assert isinstance(strategy, FSDPStrategy) and strategy.kwargs.get("auto_wrap_policy") is not None
+    eff = Efficiency.from_dict({**compose("teacher").efficiency, "strategy": "fsdp", "accelerator": "cpu"})
+    with pytest.raises(ConfigError, match="fsdp needs CUDA GPUs"):
+        build_trainer(eff, None)
+
+
+@pytest.mark.slow
 def test_train_teacher_under_lightning_ddp_on_two_cpu_processes(tmp_path):
     from conftest import make_tiny_prepared
 
@@ -134,17 +188,31 @@ def test_train_teacher_under_lightning_ddp_on_two_cpu_processes(tmp_path):
     student = write_student_checkpoint(tmp_path / "student.ckpt", make_student(), load_prepared(prepared))
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     env.pop("RECDISTILL_RUN_DIR", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "recdistill", "train", "teacher", f"prepared={prepared}",
-         f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={CACHE}", "run.progress_bar=false",
-         "llm=tiny-llama", f"teacher.student_checkpoint={student}", "train.batch_size=2",
-         "train.limit_train_batches=2", "train.limit_val_batches=1", "train.limit_test_batches=1",
-         "train.eval_batch_size=2", "teacher.data.train_positions=last", "teacher.prompt.max_tokens=200",
-         "efficiency.strategy=ddp", "efficiency.devices=2", "efficiency.accelerator=cpu"],
-        env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    common = [f"prepared={prepared}", f"paths.cache_dir={CACHE}", "run.progress_bar=false", "efficiency.accelerator=cpu"]
+    ddp = ["efficiency.strategy=ddp", "efficiency.devices=2"]
+
+    def recdistill(*args):
+        done = subprocess.run([sys.executable, "-m", "recdistill", *args], env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    recdistill("train", "teacher", *common, *ddp, f"paths.runs_dir={tmp_path / 'runs'}", "llm=tiny-llama",
+               f"teacher.student_checkpoint={student}", "train.batch_size=2", "train.limit_train_batches=2",
+               "train.limit_val_batches=1", "train.limit_test_batches=1", "train.eval_batch_size=2",
+               "teacher.data.train_positions=last", "teacher.prompt.max_tokens=200")
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train_steps"] == 2 and "val/cand20_ndcg@10" in metrics
     assert (run / "adapter" / "adapter.safetensors").is_file()
     assert len((tmp_path / "runs" / "results.jsonl").read_text().splitlines()) == 1  # rank 0 only
+
+    # evaluating the adapter with 2 processes gives the metrics of 1 process over every user (each rank's
+    # rows are gathered; the DistributedSampler's padding repeats are dropped)
+    evals = {}
+    for name, layout in (("one", []), ("two", ddp)):
+        recdistill("eval", "teacher", str(run / "adapter"), *common, *layout, f"paths.runs_dir={tmp_path / name}",
+                   "train.eval_batch_size=8", "teacher.eval.method=likelihood")
+        (folder,) = [p for p in (tmp_path / name).iterdir() if p.is_dir()]
+        evals[name] = json.loads((folder / "metrics.json").read_text())
+    keys = [k for k in evals["one"] if "cand20" in k]
+    assert keys and all(evals["two"][k] == pytest.approx(evals["one"][k], abs=1e-6) for k in keys)

@@ -18,8 +18,8 @@ from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, desc
 from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
-from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, open_run, optimizer_settings, prepared_data,
-                                          seed_run)
+from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, is_main_process, open_run,
+                                          optimizer_settings, prepared_data, seed_run)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -117,6 +117,13 @@ def _steps_summary(records: list[dict]) -> dict:
     return {"seconds_per_step": round(train_seconds / fit["steps"], 3), "train_steps": fit["steps"]}
 
 
+def decoder_layer_classes(llm) -> set[type]:
+    """The LLM's repeated blocks (transformers names them in ``_no_split_modules``, e.g. LlamaDecoderLayer):
+    the units ``efficiency.strategy=fsdp`` shards one by one."""
+    names = {n for m in llm.modules() for n in (getattr(type(m), "_no_split_modules", None) or [])}
+    return {type(m) for m in llm.modules() if type(m).__name__ in names}
+
+
 def train_teacher(cfg: DictConfig) -> RunResult:
     """Fine-tune the teacher; ``artefacts["adapter"]`` is the saved adapter folder."""
     validate_teacher_config(cfg)
@@ -154,7 +161,8 @@ def train_teacher(cfg: DictConfig) -> RunResult:
                             max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
                             limit_val_batches=cfg.train.limit_val_batches, limit_test_batches=cfg.train.limit_test_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
-                            progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1)
+                            progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1,
+                            fsdp_wrap=decoder_layer_classes(teacher.llm))
     trainer.fit(module, datamodule=dm)
     best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best:
@@ -165,6 +173,8 @@ def train_teacher(cfg: DictConfig) -> RunResult:
         metrics.update(collect(trainer.validate(module, datamodule=dm, verbose=False)))
     if cfg.train.limit_test_batches != 0:
         metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
+    if not is_main_process():  # DDP children: rank 0 saves the adapter and records the run
+        return RunResult(run.path, metrics, meter.records, {"adapter": str(run.path / "adapter")}, {"prompt_report": report})
     adapter_dir = save_adapter(teacher, run.path / "adapter", {
         "llm": llm_cfg,
         "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
@@ -210,11 +220,14 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
     metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
-    run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+    if is_main_process():  # DDP children share the folder; rank 0 records the run
+        run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
     return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
 
 
 def print_teacher(result: RunResult, title: str) -> None:
+    if not is_main_process():
+        return
     print(f"\n{title}")
     for key, value in sorted(result.metrics.items()):
         print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")

@@ -77,27 +77,40 @@ class TeacherModule(L.LightningModule):
             scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
                            self.encoder.slot_id, int(self.eval_cfg["candidate_batch_size"]),
                            str(self.eval_cfg["score_norm"]), kv_cache=bool(self.eval_cfg["kv_cache"]))
-            acc["ranks"].append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
+            ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
+            acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))
         if method in ("generate", "both"):
             texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg["max_new_tokens"]))
             cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
             targets = [self.titles[int(t)] for t in batch["target"].tolist()]
-            acc["gen"].append((texts, cands, targets))
+            acc["gen"].extend(zip(batch["user"].tolist(), texts, cands, targets))
 
     def _eval_end(self, split: str) -> None:
         acc = self._eval.pop(split, None)
         if not acc:
             return
         metrics = {}
-        if acc["ranks"]:
-            metrics.update(candidate_metrics(torch.cat(acc["ranks"]), self.num_candidates))
-        if acc["gen"]:
-            texts, cands, targets = (sum((list(x[i]) for x in acc["gen"]), []) for i in range(3))
+        ranks, gen_rows = self._every_process(acc["ranks"]), self._every_process(acc["gen"])
+        if ranks:
+            metrics.update(candidate_metrics(torch.tensor([r for _, r in ranks]), self.num_candidates))
+        if gen_rows:
+            texts, cands, targets = ([row[i] for row in gen_rows] for i in (1, 2, 3))
             gen = judge_generation(texts, cands, targets)
             metrics.update({k: v for k, v in gen.items() if k in ("gen_valid_ratio", "gen_hr@1_valid", "gen_hr@1")})
         for name, value in metrics.items():
             if not math.isnan(value):
                 self.log(f"{split}/{name}", value, prog_bar=name.endswith("ndcg@10"))
+
+    def _every_process(self, rows: list[tuple]) -> list[tuple]:
+        """This process's ``(user, ...)`` evaluation rows, or under DDP every process's, each user once: a
+        DistributedSampler gives every process the same number of rows, padding with repeats. (Without the
+        gather each process would log metrics over its own share only.)"""
+        if self.trainer.world_size <= 1:
+            return rows
+        parts = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, rows)
+        unique = {row[0]: row for part in parts for row in part}
+        return [unique[user] for user in sorted(unique)]
 
     def validation_step(self, batch, batch_idx):
         self._eval_step("val", batch)

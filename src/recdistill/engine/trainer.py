@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -23,6 +24,22 @@ def _strategy(name: str, fsdp_wrap: set[type] | None):
         # use_orig_params (Lightning's default) lets frozen base weights and trained adapters share a unit
         return FSDPStrategy(auto_wrap_policy=set(fsdp_wrap))
     return name
+
+
+@contextmanager
+def full_parameters(trainer: L.Trainer, writeback: bool = False):
+    """Every parameter whole inside the block, on every process: under FSDP each process holds only its
+    shard of each (a saved adapter would be that shard); other strategies hold them whole already. Every
+    process must enter the block (gathering is a collective); ``writeback`` keeps what the block loads."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        yield
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=writeback):
+        yield
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

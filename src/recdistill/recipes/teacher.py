@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive
+from recdistill.engine.trainer import full_parameters
 from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
@@ -167,21 +168,25 @@ def train_teacher(cfg: DictConfig) -> RunResult:
     best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state, strict=False)
+        with full_parameters(trainer, writeback=True):
+            module.load_state_dict(state, strict=False)
     metrics: dict = {}
     if validate:
         metrics.update(collect(trainer.validate(module, datamodule=dm, verbose=False)))
     if cfg.train.limit_test_batches != 0:
         metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
-    if not is_main_process():  # DDP children: rank 0 saves the adapter and records the run
-        return RunResult(run.path, metrics, meter.records, {"adapter": str(run.path / "adapter")}, {"prompt_report": report})
-    adapter_dir = save_adapter(teacher, run.path / "adapter", {
-        "llm": llm_cfg,
-        "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
-        "student_checkpoint": str(Path(str(cfg.teacher.student_checkpoint)).expanduser().resolve()),
-        "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_items": data.num_items},
-        "best_checkpoint": best or None,
-    })
+    adapter_dir = run.path / "adapter"
+    with full_parameters(trainer):
+        if is_main_process():  # DDP/FSDP children: rank 0 saves the adapter and records the run
+            save_adapter(teacher, adapter_dir, {
+                "llm": llm_cfg,
+                "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
+                "student_checkpoint": str(Path(str(cfg.teacher.student_checkpoint)).expanduser().resolve()),
+                "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_items": data.num_items},
+                "best_checkpoint": best or None,
+            })
+    if not is_main_process():
+        return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter_dir)}, {"prompt_report": report})
     metrics.update(_steps_summary(meter.records))
     run.finish("teacher", metrics, meter.records, describe_environment(),
                extra={"adapter": str(adapter_dir), "prompt_report": report, "student": student_meta.get("path")})

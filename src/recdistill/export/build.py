@@ -50,11 +50,15 @@ class ExportSettings:
                 raise ConfigError(f"export.{key}={value!r} is not valid; expected a number > 0")
 
 
-def student_ranker(paths: list[str], data, exclude_seen: bool, device: str) -> SASRecRanker:
-    """``teacher=student``: one SASRec checkpoint, or the ensemble of several, as a ranker."""
+def check_student_paths(paths: list[str]) -> None:
     if not paths or not all(paths):
         raise ConfigError("teacher=student needs teacher.checkpoint=<a .ckpt from `recdistill train student`> "
                           "(or a list of them, teacher.checkpoint=[a.ckpt,b.ckpt], for an ensemble)")
+
+
+def student_ranker(paths: list[str], data, exclude_seen: bool, device: str) -> SASRecRanker:
+    """``teacher=student``: one SASRec checkpoint, or the ensemble of several, as a ranker."""
+    check_student_paths(paths)
     models, members = [], []
     for path in paths:
         model, meta = load_student_for(path, data, "teacher checkpoint")

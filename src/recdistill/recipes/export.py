@@ -17,10 +17,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import check_positive
 from recdistill.engine import StageTracker, describe_environment, measure_stage, resolve_device
+from recdistill.engine.processes import launch_processes
 from recdistill.engine.rundir import sha256_file
 from recdistill.errors import ConfigError
-from recdistill.engine.processes import launch_processes
-from recdistill.export.build import ExportSettings, check_fillable, default_out_dir, export_files, student_ranker
+from recdistill.export.build import (ExportSettings, check_fillable, check_student_paths, default_out_dir,
+                                     export_files, student_ranker)
 from recdistill.export.llm_ranker import LLMRanker
 from recdistill.hashing import stable_hash
 from recdistill.recipes.config import load_config
@@ -50,13 +51,20 @@ def teacher_checkpoints(teacher_cfg: DictConfig) -> list[str]:
     return [str(p) for p in value] if isinstance(value, (list, tuple, ListConfig)) else ([str(value)] if value else [])
 
 
+def check_teacher_given(cfg: DictConfig) -> None:
+    """The teacher to export is named: an adapter (LLM) or checkpoints (SASRec)."""
+    if str(cfg.teacher.kind) == "student":
+        check_student_paths(teacher_checkpoints(cfg.teacher))
+    elif not cfg.teacher.get("adapter"):
+        raise ConfigError("exporting an LLM teacher needs teacher.adapter=<teacher run>/adapter "
+                          "(or teacher=student teacher.checkpoint=<ckpt> for a SASRec teacher)")
+
+
 def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
     """The LLM teacher of ``cfg.teacher.adapter`` as a ranker on ``device`` (default ``teacher.device``);
     prompts and LLM settings come from the adapter."""
     t = cfg.teacher
-    if not t.get("adapter"):
-        raise ConfigError("exporting an LLM teacher needs teacher.adapter=<teacher run>/adapter "
-                          "(or teacher=student teacher.checkpoint=<ckpt> for a SASRec teacher)")
+    check_teacher_given(cfg)
     adapter = Path(str(t.adapter)).expanduser()
     teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
     teacher.to(device or resolve_device(str(t.device)))
@@ -81,6 +89,7 @@ def run_export(cfg: DictConfig) -> ExportResult:
     settings = export_settings(cfg)
     settings.check()
     kind = str(cfg.teacher.kind)
+    check_teacher_given(cfg)
     data = prepared_data(cfg)
     check_fillable(settings, data, exclude_seen=bool(cfg.teacher.get("exclude_seen", True)))
     processes, device = launch_processes(settings.devices, settings.num_nodes, resolve_device(str(cfg.teacher.device)))

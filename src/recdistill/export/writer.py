@@ -41,52 +41,8 @@ from recdistill.export.format import (
     softmax_confidences,
 )
 from recdistill.export.rankers import CandidateSource, Ranker
-from recdistill.export.shards import (
-    embeddings_problem,
-    read_parts,
-    remove_parts,
-    shard_index,
-    shard_problem,
-    with_checksum,
-    write_part,
-)
-
-# The parts of the manifest that must match for a resume to continue an earlier export.
-IDENTITY_KEYS = ("format_version", "teacher", "dataset", "top_k", "candidates", "positions", "shard_rows")
-
-
-def _identity(manifest: dict) -> dict:
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
-
-
-def _kept_shards(out_dir: Path, entries: list[dict], num_shards: int) -> list[dict]:
-    """The recorded shards that are on disk and intact, one per index, in order; a damaged one is reported
-    and left out (it is redone)."""
-    kept: dict[int, dict] = {}
-    for entry in entries:
-        index = shard_index(entry["file"])
-        if index in kept or index >= num_shards:
-            continue
-        problem = shard_problem(out_dir, entry)
-        if problem is None:
-            kept[index] = with_checksum(out_dir, entry)
-        elif problem != "is missing":
-            print(f"export: {entry['file']} {problem}; it will be redone")
-    return [kept[i] for i in sorted(kept)]
-
-
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete temporary files and shards not listed in the manifest (left by an interrupted run)."""
-    for file in out_dir.iterdir():
-        stale_tmp = file.name.startswith(".") and file.name.endswith(".tmp")
-        stale_shard = file.name.startswith("topk-") and file.suffix == ".parquet" and file.name not in keep
-        if stale_tmp or stale_shard:
-            file.unlink()
-
+from recdistill.export.resume import check_target, finish, kept_shards, remove_stale
+from recdistill.export.shards import embeddings_problem, read_parts, remove_parts, shard_index, write_part
 
 def _write_shard(path: Path, users, positions, items: list[np.ndarray], scores: list[np.ndarray]) -> dict:
     confidences = [softmax_confidences(s) for s in scores]
@@ -123,34 +79,13 @@ def _write_embeddings(out_dir: Path, ranker: Ranker, num_items: int) -> dict | N
     return {"file": EMBEDDINGS, "dim": int(emb.shape[1]), "sha256": sha256_file(out_dir / EMBEDDINGS)}
 
 
-def _check_target(out_dir: Path, manifest: dict) -> dict | None:
-    """The earlier manifest in ``out_dir`` if it describes the same export (None: a fresh start); refuses
-    another export's folder or a foreign non-empty folder, touching nothing."""
-    manifest_path = out_dir / MANIFEST
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        diff = _differences(_identity(old), _identity(manifest))
-        if diff:
-            raise RecdistillError(
-                f"{out_dir} already holds teacher outputs of a different export ({'; '.join(diff)}); "
-                "nothing was changed. Choose another export.out_dir, or delete that folder to start over."
-            )
-        return old
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise RecdistillError(
-            f"{out_dir} is not empty and holds no {MANIFEST}; refusing to write teacher outputs into it. "
-            "Choose another export.out_dir."
-        )
-    return None
-
-
 def _start(out_dir: Path, manifest: dict, old: dict | None, ranker: Ranker, num_items: int, num_shards: int) -> dict:
     """Rank 0, before any shard: keep what an earlier run left intact (the manifest's shards and every
     rank's progress), delete the rest, write the embeddings if needed and the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if old is not None:
         manifest["created"] = old.get("created")
-        manifest["shards"] = _kept_shards(out_dir, old.get("shards", []) + read_parts(out_dir), num_shards)
+        manifest["shards"] = kept_shards(out_dir, old.get("shards", []) + read_parts(out_dir), num_shards)
         emb = old.get("embeddings")
         if emb and embeddings_problem(out_dir, emb) is None:
             manifest["embeddings"] = emb if "sha256" in emb else {**emb, "sha256": sha256_file(out_dir / emb["file"])}
@@ -161,28 +96,12 @@ def _start(out_dir: Path, manifest: dict, old: dict | None, ranker: Ranker, num_
         if manifest["complete"]:
             manifest["finished"] = old.get("finished")
     manifest["created"] = manifest.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S")
-    _remove_stale(out_dir, {e["file"] for e in manifest["shards"]})
+    remove_stale(out_dir, {e["file"] for e in manifest["shards"]})
     remove_parts(out_dir)
     atomic_write_json(out_dir / MANIFEST, manifest)
     if manifest["embeddings"] is None and not manifest["complete"]:
         manifest["embeddings"] = _write_embeddings(out_dir, ranker, num_items)
         atomic_write_json(out_dir / MANIFEST, manifest)
-    return manifest
-
-
-def _finish(out_dir: Path, manifest: dict, num_shards: int) -> dict:
-    """Rank 0, after every rank is done: merge the ranks' progress into the manifest and mark it complete
-    (or, if a rank did not finish its shards, record what is done and say how to resume)."""
-    manifest["shards"] = _kept_shards(out_dir, manifest["shards"] + read_parts(out_dir), num_shards)
-    missing = num_shards - len(manifest["shards"])
-    if missing == 0:
-        manifest["complete"] = True
-        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    atomic_write_json(out_dir / MANIFEST, manifest)
-    remove_parts(out_dir)
-    if missing:
-        raise RecdistillError(f"{out_dir}: {missing} of {num_shards} shards were not written (a process stopped "
-                              "early); rerun `recdistill export` with the same settings to finish them")
     return manifest
 
 
@@ -264,7 +183,7 @@ def export_teacher_outputs(
     total = len(plan)
     num_shards = (total + shard_rows - 1) // shard_rows
     rank, world, main = processes.rank, processes.world_size, processes.rank == 0
-    old = _check_target(out_dir, manifest)  # every rank checks, so every rank stops on a refusal
+    old = check_target(out_dir, manifest)  # every rank checks, so every rank stops on a refusal
     processes.barrier()
     if main:
         _start(out_dir, manifest, old, ranker, num_items, num_shards)
@@ -300,7 +219,7 @@ def export_teacher_outputs(
         bar.close()
     processes.barrier()
     if main:
-        _finish(out_dir, manifest, num_shards)
+        finish(out_dir, manifest, num_shards)
     processes.barrier()
     manifest = json.loads(manifest_path.read_text())
     if not manifest["complete"]:

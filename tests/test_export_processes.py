@@ -138,6 +138,14 @@ def test_two_processes_write_exactly_the_one_process_export_and_resume_after_a_k
     assert json.loads((two / "manifest.json").read_text())["shards"] == \
         json.loads((setup["out"] / "manifest.json").read_text())["shards"]
 
+    # the same through torchrun (its layout is used; export.devices stays at 1)
+    tr = tmp_path / "torchrun"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "recdistill",
+                           *args, "export.shard_rows=64", f"export.out_dir={tr}"],
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert shard_bytes(tr) == shard_bytes(setup["out"])
+
     # kill both ranks mid-way (small shards, one row per teacher call, so there is time), then resume
     killed = tmp_path / "killed"
     slow = [*args, "export.shard_rows=4", "export.batch_size=1", f"export.out_dir={killed}", "export.devices=2"]

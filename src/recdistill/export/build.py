@@ -81,9 +81,12 @@ def plan_for(settings: ExportSettings, data) -> PositionPlan:
                           None if settings.limit is None else int(settings.limit))
 
 
-def check_fillable(settings: ExportSettings, data, exclude_seen: bool = True) -> None:
+def check_fillable(settings: ExportSettings, data, exclude_seen: bool = True,
+                   candidates_exclude_seen: bool = True) -> None:
     """Refuse, before anything is written, a ``top_k`` (or ``num_candidates``) that some planned row cannot
-    fill: the row whose history holds the most distinct items leaves the fewest unseen candidates."""
+    fill: the row whose history holds the most distinct items leaves the fewest unseen candidates.
+    ``exclude_seen``: the teacher never ranks a seen item; ``candidates_exclude_seen``: nor does whatever
+    proposes the ``student_top_m`` candidates (a separate student always; a SASRec teacher as it is set)."""
     plan = plan_for(settings, data)
     if not len(plan):
         return
@@ -98,6 +101,8 @@ def check_fillable(settings: ExportSettings, data, exclude_seen: bool = True) ->
             raise ConfigError(f"export.top_k={top_k} but some rows have only {room} items left to rank (catalogue of "
                               f"{data.num_items}, up to {most_seen} already seen); lower export.top_k")
         return
+    if mode == "student_top_m" and not candidates_exclude_seen:
+        unseen = data.num_items
     if m > unseen and mode == "student_top_m":
         raise ConfigError(f"export.num_candidates={m} but some rows have only {unseen} unseen items (up to "
                           f"{most_seen} of {data.num_items} already seen); lower export.num_candidates")

@@ -200,9 +200,12 @@ def export_teacher_outputs(
     if done and main:
         print(f"export: resuming {out_dir}: {len(done)} of {num_shards} shards kept, {len(todo)} to do"
               + (f" by {world} processes" if world > 1 else ""))
-    done_rows = sum(e["rows"] for e in manifest["shards"])
-    bar = tqdm(total=total, initial=done_rows, desc="export", unit="rows", disable=not (progress and main),
-               dynamic_ncols=True)
+    # one process: the whole plan; several: rank 0's own shards (the others print nothing)
+    own_rows = [min(total, (i + 1) * shard_rows) - i * shard_rows for i in mine]
+    bar = tqdm(total=total if world == 1 else sum(own_rows),
+               initial=sum(e["rows"] for e in manifest["shards"]) if world == 1 else 0,
+               desc="export" if world == 1 else f"export (rank 0 of {world})", unit="rows",
+               disable=not (progress and main), dynamic_ncols=True)
     written: list[dict] = []
     try:
         for shard in mine:
@@ -210,7 +213,7 @@ def export_teacher_outputs(
             items, scores = _rank_rows(ranker, train, plan, candidates, lo, hi, top_k, batch_size, num_items, bar)
             entry = _write_shard(out_dir / shard_name(shard), plan.users[lo:hi], plan.positions[lo:hi], items, scores)
             if world == 1:  # one process: the manifest itself records progress
-                manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: e["file"])
+                manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: shard_index(e["file"]))
                 atomic_write_json(manifest_path, manifest)
             else:
                 written.append(entry)

@@ -91,7 +91,9 @@ def run_export(cfg: DictConfig) -> ExportResult:
     kind = str(cfg.teacher.kind)
     check_teacher_given(cfg)
     data = prepared_data(cfg)
-    check_fillable(settings, data, exclude_seen=bool(cfg.teacher.get("exclude_seen", True)))
+    exclude_seen = bool(cfg.teacher.get("exclude_seen", True))
+    teacher_proposes = kind == "student" and not settings.student_checkpoint  # its own top-M are the candidates
+    check_fillable(settings, data, exclude_seen, candidates_exclude_seen=exclude_seen if teacher_proposes else True)
     processes, device = launch_processes(settings.devices, settings.num_nodes, resolve_device(str(cfg.teacher.device)))
     if kind == "student":
         ranker = student_ranker(teacher_checkpoints(cfg.teacher), data, bool(cfg.teacher.exclude_seen), device)

@@ -180,6 +180,13 @@ def test_reader_refuses_missing_or_truncated_shards(data, exported, tmp_path):
     shutil.copytree(exported, truncated)
     table = pq.read_table(truncated / "topk-00000.parquet")
     pq.write_table(table.slice(0, 5), truncated / "topk-00000.parquet")
+    with pytest.raises(RecdistillError, match="topk-00000.parquet is damaged .*SHA-256.*rerun `recdistill export`"):
+        load_teacher_outputs(truncated, data.train, data.fingerprint, data.num_items)
+    # an export written before checksums were recorded: the row count still catches it
+    manifest = json.loads((truncated / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        del entry["sha256"]
+    (truncated / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RecdistillError, match="has 5 rows, the manifest says 64"):
         load_teacher_outputs(truncated, data.train, data.fingerprint, data.num_items)
     with pytest.raises(RecdistillError, match="not a teacher-output folder"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -16,6 +17,31 @@ from recdistill.engine.settings import Efficiency
 from recdistill.errors import ConfigError
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp", "deepspeed")
+
+
+def _strategy(name: str, fsdp_wrap: set[type] | None):
+    if name == "fsdp" and fsdp_wrap:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        # use_orig_params (Lightning's default) lets frozen base weights and trained adapters share a unit
+        return FSDPStrategy(auto_wrap_policy=set(fsdp_wrap))
+    return name
+
+
+@contextmanager
+def full_parameters(trainer: L.Trainer, writeback: bool = False):
+    """Every parameter whole inside the block, on every process: under FSDP each process holds only its
+    shard of each (a saved adapter would be that shard); other strategies hold them whole already. Every
+    process must enter the block (gathering is a collective); ``writeback`` keeps what the block loads."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        yield
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=writeback):
+        yield
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -45,16 +71,24 @@ def build_trainer(
     check_val_every_n_epoch: int = 1,
     progress_bar: bool = True,
     loggers: bool = True,
+    fsdp_wrap: set[type] | None = None,
     **extra,
 ) -> L.Trainer:
     """A Trainer with accelerator, devices, strategy, precision, accumulation, clipping and
-    determinism taken from ``eff`` (the ``efficiency`` settings)."""
+    determinism taken from ``eff`` (the ``efficiency`` settings).
+
+    ``fsdp_wrap``: with ``efficiency.strategy=fsdp``, the layer classes that become FSDP units of their own
+    (a transformer's decoder layers), so each process holds only its shard of every layer between uses;
+    without it FSDP wraps the whole model as one unit and every process gathers all of it at once."""
     accumulate = eff.accumulate_grad_batches
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate <= 0:
         raise ConfigError(f"efficiency.accumulate_grad_batches={accumulate!r} is not valid; expected a number > 0")
     if str(eff.strategy) not in STRATEGIES:
         raise ConfigError(f"efficiency.strategy={eff.strategy!r} is not valid; choose one of: {', '.join(STRATEGIES)}")
     accelerator = resolve_accelerator(eff.accelerator)
+    if str(eff.strategy) == "fsdp" and accelerator != "gpu":
+        raise ConfigError("efficiency.strategy=fsdp needs CUDA GPUs (Lightning's FSDP strategy refuses "
+                          "accelerator=cpu); on CPUs use efficiency.strategy=ddp")
     precision = resolve_precision(eff.precision, accelerator)
     torch.set_float32_matmul_precision(str(eff.matmul_precision))
     quiet_lightning()
@@ -74,7 +108,7 @@ def build_trainer(
         accelerator=accelerator,
         devices=eff.devices,
         num_nodes=int(eff.num_nodes),
-        strategy=str(eff.strategy),
+        strategy=_strategy(str(eff.strategy), fsdp_wrap),
         precision=precision,
         accumulate_grad_batches=int(eff.accumulate_grad_batches),
         gradient_clip_val=eff.gradient_clip_val,

@@ -1,9 +1,9 @@
 """Read a teacher-output folder and check it belongs to the prepared dataset it will be used with.
 
 Every problem is a :class:`recdistill.errors.RecdistillError` saying what is wrong and what to do:
-no manifest, an unfinished export, another dataset (fingerprint) or catalogue size, missing or
-truncated shards, rows outside the user's training sequence, duplicate rows, embeddings of the wrong
-shape.
+no manifest, an unfinished export, another dataset (fingerprint) or catalogue size, missing, truncated
+or damaged files (each file's SHA-256 is checked against the manifest), rows outside the user's
+training sequence, duplicate rows, embeddings of the wrong shape.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from recdistill.errors import RecdistillError
 from recdistill.export.format import EMBEDDINGS_KEY, FORMAT_VERSION, MANIFEST
+from recdistill.export.shards import embeddings_problem, shard_problem
 
 
 @dataclass
@@ -99,21 +101,23 @@ def check_manifest(manifest: dict, path: Path, fingerprint: str, num_items: int)
         )
 
 
+def _damaged(path: Path, name: str, problem: str) -> RecdistillError:
+    return RecdistillError(f"{path}: {name} {problem}; the export is damaged: rerun `recdistill export` with the "
+                           "same settings (it checks every file and redoes the damaged ones)")
+
+
 def _read_shards(path: Path, manifest: dict) -> list:
     tables = []
     for entry in manifest["shards"]:
-        file = path / entry["file"]
-        if not file.is_file():
-            raise RecdistillError(
-                f"{path}: shard {entry['file']} listed in the manifest is missing; the export is damaged: delete "
-                "the folder and run `recdistill export` again"
-            )
-        table = pq.read_table(file)
+        problem = shard_problem(path, entry)
+        if problem is not None:
+            raise _damaged(path, entry["file"], problem)
+        try:
+            table = pq.read_table(path / entry["file"])
+        except (pa.ArrowException, OSError) as exc:
+            raise _damaged(path, entry["file"], f"is not a readable parquet file ({exc})") from exc
         if table.num_rows != entry["rows"]:
-            raise RecdistillError(
-                f"{path}: shard {entry['file']} has {table.num_rows} rows, the manifest says {entry['rows']}; "
-                "the export is damaged: delete the folder and run `recdistill export` again"
-            )
+            raise _damaged(path, entry["file"], f"has {table.num_rows} rows, the manifest says {entry['rows']}")
         tables.append(table)
     rows = sum(t.num_rows for t in tables)
     planned = manifest.get("positions", {}).get("rows", rows)
@@ -134,10 +138,14 @@ def load_embeddings(path: Path, manifest: dict, num_items: int) -> torch.Tensor 
     if not info:
         return None
     file = path / info["file"]
-    if not file.is_file():
-        raise RecdistillError(f"{path}: {info['file']} listed in the manifest is missing; run `recdistill export` again")
-    with safe_open(str(file), framework="pt") as fh:
-        emb = fh.get_tensor(EMBEDDINGS_KEY)
+    problem = embeddings_problem(path, info)
+    if problem is not None:
+        raise _damaged(path, info["file"], problem)
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            emb = fh.get_tensor(EMBEDDINGS_KEY)
+    except (SafetensorError, OSError) as exc:
+        raise _damaged(path, info["file"], f"is not a readable safetensors file ({exc})") from exc
     if tuple(emb.shape) != (num_items + 1, int(info["dim"])):
         raise RecdistillError(
             f"{file}: embeddings of shape {tuple(emb.shape)}, expected ({num_items + 1}, {info['dim']}); "

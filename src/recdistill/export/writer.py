@@ -1,11 +1,16 @@
 """Write a teacher's outputs: sharded top-K parquet files, ``item_embeddings.safetensors`` and a manifest.
 
-Resumable: the manifest is rewritten (atomically) after every finished shard, and a shard becomes
-visible only when complete (written to a temporary name, then renamed). On restart the shards the
-manifest lists are checked and kept, and work starts again at the first shard that is not listed, so a
-shard that was being written when the process died is redone from its first row: no row is lost or
-written twice. Restarting with a different teacher, dataset or plan is refused before anything is
-touched.
+Resumable: a shard becomes visible only when complete (written to a temporary name, then renamed) and is
+recorded with its SHA-256. On restart every recorded shard (and the embeddings) is checked against its
+checksum and kept, and the shards that are missing or damaged are redone, so no row is lost or written
+twice. Rerunning over a complete export checks it the same way and repairs what is damaged. Restarting with
+a different teacher, dataset or plan is refused before anything is touched.
+
+Across processes (:class:`recdistill.engine.processes.Processes`, from Lightning Fabric): shard ``i`` covers plan rows
+``[i*S, (i+1)*S)`` whatever the number of processes; the shards still to do are dealt round-robin to the
+ranks, each rank writes its own shards and records them in its own progress file, and rank 0 alone writes
+the manifest: once at the start (after checking what an earlier run left) and once at the end, after a
+barrier, merging the ranks' progress. A killed multi-process export resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import save_file
 
+from recdistill.engine.processes import Processes
 from recdistill.engine.progress import progress as progress_report
-from recdistill.engine.rundir import atomic_write_json
+from recdistill.engine.rundir import atomic_write_json, sha256_file
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.format import (
     EMBEDDINGS,
@@ -35,41 +41,10 @@ from recdistill.export.format import (
     softmax_confidences,
 )
 from recdistill.export.rankers import CandidateSource, Ranker
+from recdistill.export.resume import check_target, finish, kept_shards, remove_stale
+from recdistill.export.shards import embeddings_problem, read_parts, remove_parts, shard_index, write_part
 
-# The parts of the manifest that must match for a resume to continue an earlier export.
-IDENTITY_KEYS = ("format_version", "teacher", "dataset", "top_k", "candidates", "positions", "shard_rows")
-
-
-def _identity(manifest: dict) -> dict:
-    return {k: manifest.get(k) for k in IDENTITY_KEYS}
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
-
-
-def _kept_shards(out_dir: Path, manifest: dict) -> list[dict]:
-    """The manifest's shards that are really on disk with their row count, in order; stops at the first
-    one that is not (everything after it is redone)."""
-    kept = []
-    for entry in manifest.get("shards", []):
-        file = out_dir / entry["file"]
-        if not file.is_file() or pq.ParquetFile(file).metadata.num_rows != entry["rows"]:
-            break
-        kept.append(entry)
-    return kept
-
-
-def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete temporary files and shards not listed in the manifest (left by an interrupted run)."""
-    for file in out_dir.iterdir():
-        stale_tmp = file.name.startswith(".") and file.name.endswith(".tmp")
-        stale_shard = file.name.startswith("topk-") and file.suffix == ".parquet" and file.name not in keep
-        if stale_tmp or stale_shard:
-            file.unlink()
-
-
-def _write_shard(path: Path, users, positions, items: list[np.ndarray], scores: list[np.ndarray]) -> None:
+def _write_shard(path: Path, users, positions, items: list[np.ndarray], scores: list[np.ndarray]) -> dict:
     confidences = [softmax_confidences(s) for s in scores]
     table = pa.table(
         {
@@ -84,6 +59,8 @@ def _write_shard(path: Path, users, positions, items: list[np.ndarray], scores: 
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+    return {"file": path.name, "rows": len(users), "users": [int(users[0]), int(users[-1])],
+            "sha256": sha256_file(path)}
 
 
 def _write_embeddings(out_dir: Path, ranker: Ranker, num_items: int) -> dict | None:
@@ -99,7 +76,53 @@ def _write_embeddings(out_dir: Path, ranker: Ranker, num_items: int) -> dict | N
     tmp = out_dir / f".{EMBEDDINGS}.tmp"
     save_file({EMBEDDINGS_KEY: emb}, str(tmp))
     os.replace(tmp, out_dir / EMBEDDINGS)
-    return {"file": EMBEDDINGS, "dim": int(emb.shape[1])}
+    return {"file": EMBEDDINGS, "dim": int(emb.shape[1]), "sha256": sha256_file(out_dir / EMBEDDINGS)}
+
+
+def _start(out_dir: Path, manifest: dict, old: dict | None, ranker: Ranker, num_items: int, num_shards: int) -> dict:
+    """Rank 0, before any shard: keep what an earlier run left intact (the manifest's shards and every
+    rank's progress), delete the rest, write the embeddings if needed and the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if old is not None:
+        manifest["created"] = old.get("created")
+        manifest["shards"] = kept_shards(out_dir, old.get("shards", []) + read_parts(out_dir), num_shards)
+        emb = old.get("embeddings")
+        if emb and embeddings_problem(out_dir, emb) is None:
+            manifest["embeddings"] = emb if "sha256" in emb else {**emb, "sha256": sha256_file(out_dir / emb["file"])}
+        elif emb:
+            print(f"export: {emb['file']} {embeddings_problem(out_dir, emb)}; it will be redone")
+        manifest["complete"] = bool(old.get("complete")) and len(manifest["shards"]) == num_shards and (
+            manifest["embeddings"] is not None or not emb)
+        if manifest["complete"]:
+            manifest["finished"] = old.get("finished")
+    manifest["created"] = manifest.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S")
+    remove_stale(out_dir, {e["file"] for e in manifest["shards"]})
+    remove_parts(out_dir)
+    atomic_write_json(out_dir / MANIFEST, manifest)
+    if manifest["embeddings"] is None and not manifest["complete"]:
+        manifest["embeddings"] = _write_embeddings(out_dir, ranker, num_items)
+        atomic_write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _rank_rows(ranker, train, plan, candidates, lo, hi, top_k, batch_size, num_items, bar):
+    items_out, scores_out = [], []
+    for b in range(lo, hi, batch_size):
+        bu, bp = plan.users[b:min(hi, b + batch_size)], plan.positions[b:min(hi, b + batch_size)]
+        histories = [train[int(u)][: int(p)] for u, p in zip(bu, bp)]
+        items, scores = ranker.rank(histories, candidates(histories, bu, bp), top_k)
+        items, scores = np.asarray(items), np.asarray(scores)
+        if items.shape != scores.shape or items.shape[0] != len(bu) or items.shape[1] > top_k:
+            raise RecdistillError(
+                f"the teacher returned items {items.shape} and scores {scores.shape} for {len(bu)} rows "
+                f"and top_k={top_k}; expected two arrays of shape [{len(bu)}, <= {top_k}]"
+            )
+        if items.size and (items.min() < 1 or items.max() > num_items):
+            raise RecdistillError(f"the teacher returned item ids outside 1..{num_items}")
+        items_out.extend(items)
+        scores_out.extend(scores)
+        bar.update(len(bu))
+    return items_out, scores_out
 
 
 def export_teacher_outputs(
@@ -114,6 +137,7 @@ def export_teacher_outputs(
     batch_size: int = 256,
     progress: bool = True,
     extra: dict | None = None,
+    processes: Processes = Processes(),
 ) -> dict:
     """Rank every planned (user, position) with ``ranker`` and write the teacher-output folder.
 
@@ -128,9 +152,11 @@ def export_teacher_outputs(
         shard_rows: rows per parquet shard (also the unit of work redone after an interruption).
         batch_size: rows per call to ``ranker.rank`` (the inference batch size).
         extra: more manifest fields (for instance the export config), not compared on resume.
+        processes: this process's share of a multi-process export (every rank calls this function with the
+            same arguments); the default is a single process.
 
     Returns:
-        The final manifest (``complete: true``).
+        The final manifest (``complete: true``), on every rank.
     """
     if int(top_k) < 1 or int(shard_rows) < 1 or int(batch_size) < 1:
         raise ConfigError(
@@ -138,7 +164,7 @@ def export_teacher_outputs(
         )
     if not isinstance(ranker, Ranker):
         raise TypeError(f"{type(ranker).__name__} does not implement the Ranker protocol (identity, rank, item_embeddings)")
-    out_dir = Path(out_dir)
+    out_dir, manifest_path = Path(out_dir), Path(out_dir) / MANIFEST
     num_items = int(dataset["num_items"])
     shard_rows, batch_size, top_k = int(shard_rows), int(batch_size), int(top_k)
     manifest = {
@@ -154,72 +180,52 @@ def export_teacher_outputs(
         "embeddings": None,
         **(extra or {}),
     }
-
-    manifest_path = out_dir / MANIFEST
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        diff = _differences(_identity(old), _identity(manifest))
-        if diff:
-            raise RecdistillError(
-                f"{out_dir} already holds teacher outputs of a different export ({'; '.join(diff)}); "
-                "nothing was changed. Choose another export.out_dir, or delete that folder to start over."
-            )
-        if old.get("complete"):
-            print(f"export: {out_dir} is already complete ({old['positions']['rows']} rows); nothing to do")
-            return old
-        manifest["shards"] = _kept_shards(out_dir, old)
-        manifest["embeddings"] = old.get("embeddings") if (out_dir / EMBEDDINGS).is_file() else None
-        manifest["created"] = old.get("created")
-    elif out_dir.exists() and any(out_dir.iterdir()):
-        raise RecdistillError(
-            f"{out_dir} is not empty and holds no {MANIFEST}; refusing to write teacher outputs into it. "
-            "Choose another export.out_dir."
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest.setdefault("created", None)
-    manifest["created"] = manifest["created"] or time.strftime("%Y-%m-%dT%H:%M:%S")
-    _remove_stale(out_dir, {e["file"] for e in manifest["shards"]})
-    atomic_write_json(manifest_path, manifest)
-
-    if manifest["embeddings"] is None:
-        manifest["embeddings"] = _write_embeddings(out_dir, ranker, num_items)
-        atomic_write_json(manifest_path, manifest)
-
     total = len(plan)
     num_shards = (total + shard_rows - 1) // shard_rows
-    start_shard = len(manifest["shards"])
-    done_rows = sum(e["rows"] for e in manifest["shards"])
-    if start_shard:
-        print(f"export: resuming {out_dir}: {start_shard} of {num_shards} shards kept ({done_rows} rows)")
+    rank, world, main = processes.rank, processes.world_size, processes.rank == 0
+    old = check_target(out_dir, manifest)  # every rank checks, so every rank stops on a refusal
+    processes.barrier()
+    if main:
+        _start(out_dir, manifest, old, ranker, num_items, num_shards)
+    processes.barrier()
+    manifest = json.loads(manifest_path.read_text())
+    if manifest["complete"]:
+        if main:
+            print(f"export: {out_dir} is already complete ({total} rows, every file intact); nothing to do")
+        return manifest
+
+    done = {shard_index(e["file"]) for e in manifest["shards"]}
+    todo = [i for i in range(num_shards) if i not in done]
+    mine = todo[rank::world]
+    if done and main:
+        print(f"export: resuming {out_dir}: {len(done)} of {num_shards} shards kept, {len(todo)} to do"
+              + (f" by {world} processes" if world > 1 else ""))
+    # one process: the whole plan; several: rank 0's own shards (the others print nothing)
+    own_rows = [min(total, (i + 1) * shard_rows) - i * shard_rows for i in mine]
     # a bar on a terminal, a line every 30 s with rate and ETA in a log (engine/progress.py)
-    bar = progress_report(total, "export", "rows", enabled=progress, initial=done_rows)
+    bar = progress_report(total if world == 1 else sum(own_rows),
+                          "export" if world == 1 else f"export (rank 0 of {world})", "rows",
+                          enabled=progress and main,
+                          initial=sum(e["rows"] for e in manifest["shards"]) if world == 1 else 0)
+    written: list[dict] = []
     try:
-        for shard in range(start_shard, num_shards):
+        for shard in mine:
             lo, hi = shard * shard_rows, min(total, (shard + 1) * shard_rows)
-            users, positions = plan.users[lo:hi], plan.positions[lo:hi]
-            items_out, scores_out = [], []
-            for b in range(0, hi - lo, batch_size):
-                bu, bp = users[b:b + batch_size], positions[b:b + batch_size]
-                histories = [train[int(u)][: int(p)] for u, p in zip(bu, bp)]
-                items, scores = ranker.rank(histories, candidates(histories, bu, bp), top_k)
-                items, scores = np.asarray(items), np.asarray(scores)
-                if items.shape != scores.shape or items.shape[0] != len(bu) or items.shape[1] > top_k:
-                    raise RecdistillError(
-                        f"the teacher returned items {items.shape} and scores {scores.shape} for {len(bu)} rows "
-                        f"and top_k={top_k}; expected two arrays of shape [{len(bu)}, <= {top_k}]"
-                    )
-                if items.size and (items.min() < 1 or items.max() > num_items):
-                    raise RecdistillError(f"the teacher returned item ids outside 1..{num_items}")
-                items_out.extend(items)
-                scores_out.extend(scores)
-                bar.update(len(bu))
-            name = shard_name(shard)
-            _write_shard(out_dir / name, users, positions, items_out, scores_out)
-            manifest["shards"].append({"file": name, "rows": int(hi - lo), "users": [int(users[0]), int(users[-1])]})
-            atomic_write_json(manifest_path, manifest)
+            items, scores = _rank_rows(ranker, train, plan, candidates, lo, hi, top_k, batch_size, num_items, bar)
+            entry = _write_shard(out_dir / shard_name(shard), plan.users[lo:hi], plan.positions[lo:hi], items, scores)
+            if world == 1:  # one process: the manifest itself records progress
+                manifest["shards"] = sorted(manifest["shards"] + [entry], key=lambda e: shard_index(e["file"]))
+                atomic_write_json(manifest_path, manifest)
+            else:
+                written.append(entry)
+                write_part(out_dir, rank, written)
     finally:
         bar.close()
-    manifest["complete"] = True
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    atomic_write_json(manifest_path, manifest)
+    processes.barrier()
+    if main:
+        finish(out_dir, manifest, num_shards)
+    processes.barrier()
+    manifest = json.loads(manifest_path.read_text())
+    if not manifest["complete"]:
+        raise RecdistillError(f"{out_dir}: the export is incomplete; rerun `recdistill export` with the same settings")
     return manifest

@@ -3,7 +3,8 @@
 ``teacher=ilora`` / ``teacher=lora`` with ``teacher.adapter=<run>/adapter`` exports the LLM teacher
 (:class:`recdistill.export.llm_ranker.LLMRanker`); ``teacher=student teacher.checkpoint=<ckpt>`` exports a
 SASRec (or an ensemble of them) through the same format. The command takes no ``efficiency`` settings:
-inference here runs on ``teacher.device`` with the batch size ``export.batch_size``.
+inference here runs on ``teacher.device`` with the batch size ``export.batch_size``, in ``export.devices``
+processes on each of ``export.num_nodes`` machines (or as many as ``torchrun`` started).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import check_positive
 from recdistill.engine import StageTracker, describe_environment, measure_stage, resolve_device
+from recdistill.engine.processes import launch_processes
 from recdistill.engine.rundir import sha256_file
 from recdistill.errors import ConfigError
-from recdistill.export.build import ExportSettings, default_out_dir, export_files, student_ranker
+from recdistill.export.build import (ExportSettings, check_fillable, check_student_paths, default_out_dir,
+                                     export_files, student_ranker)
 from recdistill.export.llm_ranker import LLMRanker
 from recdistill.hashing import stable_hash
 from recdistill.recipes.config import load_config
@@ -36,6 +39,7 @@ class ExportResult:
     stages: list
     seconds: float
     environment: dict
+    rank: int = 0        # this process's rank in a multi-process export (only rank 0 prints)
 
 
 def export_settings(cfg: DictConfig) -> ExportSettings:
@@ -48,15 +52,23 @@ def teacher_checkpoints(teacher_cfg: DictConfig) -> list[str]:
     return [str(p) for p in value] if isinstance(value, (list, tuple, ListConfig)) else ([str(value)] if value else [])
 
 
-def llm_ranker(cfg: DictConfig, data) -> LLMRanker:
-    """The LLM teacher of ``cfg.teacher.adapter`` as a ranker; prompts and LLM settings come from the adapter."""
-    t = cfg.teacher
-    if not t.get("adapter"):
+def check_teacher_given(cfg: DictConfig) -> None:
+    """The teacher to export is named: an adapter (LLM) or checkpoints (SASRec)."""
+    if str(cfg.teacher.kind) == "student":
+        check_student_paths(teacher_checkpoints(cfg.teacher))
+    elif not cfg.teacher.get("adapter"):
         raise ConfigError("exporting an LLM teacher needs teacher.adapter=<teacher run>/adapter "
                           "(or teacher=student teacher.checkpoint=<ckpt> for a SASRec teacher)")
+
+
+def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
+    """The LLM teacher of ``cfg.teacher.adapter`` as a ranker on ``device`` (default ``teacher.device``);
+    prompts and LLM settings come from the adapter."""
+    t = cfg.teacher
+    check_teacher_given(cfg)
     adapter = Path(str(t.adapter)).expanduser()
     teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
-    teacher.to(resolve_device(str(t.device)))
+    teacher.to(device or resolve_device(str(t.device)))
     check_positive(t, "export.listed_candidates")
     # Adapters saved before teacher.prompt.candidates existed listed titles.
     encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"],
@@ -82,26 +94,35 @@ def _pooling_identity(t) -> dict:
 
 
 def run_export(cfg: DictConfig) -> ExportResult:
+    """Validate everything, then (with ``export.devices`` / ``num_nodes`` > 1, or under torchrun) start the
+    processes, build the teacher on each one's device and write this process's share of the export."""
     settings = export_settings(cfg)
     settings.check()
+    kind = str(cfg.teacher.kind)
+    check_teacher_given(cfg)
     data = prepared_data(cfg)
-    if str(cfg.teacher.kind) == "student":
-        ranker = student_ranker(teacher_checkpoints(cfg.teacher), data, bool(cfg.teacher.exclude_seen),
-                                resolve_device(str(cfg.teacher.device)))
+    exclude_seen = bool(cfg.teacher.get("exclude_seen", True))
+    teacher_proposes = kind == "student" and not settings.student_checkpoint  # its own top-M are the candidates
+    check_fillable(settings, data, exclude_seen, candidates_exclude_seen=exclude_seen if teacher_proposes else True)
+    processes, device = launch_processes(settings.devices, settings.num_nodes, resolve_device(str(cfg.teacher.device)))
+    if kind == "student":
+        ranker = student_ranker(teacher_checkpoints(cfg.teacher), data, bool(cfg.teacher.exclude_seen), device)
     else:
-        ranker = llm_ranker(cfg, data)
+        ranker = llm_ranker(cfg, data, device)
     out_dir = Path(settings.out_dir).expanduser() if settings.out_dir else default_out_dir(cfg.paths.runs_dir,
                                                                                           cfg.dataset.name, ranker)
     tracker = StageTracker(warmup_steps=0)
     start = time.perf_counter()
     with measure_stage(tracker, "export") as stage:
-        manifest = export_files(settings, ranker, data, out_dir)
-        stage.add({"rows": sum(s["rows"] for s in manifest["shards"])})
+        manifest = export_files(settings, ranker, data, out_dir, processes)
+        stage.add({"rows": sum(s["rows"] for s in manifest["shards"]), "processes": processes.world_size})
     seconds = time.perf_counter() - start
-    return ExportResult(out_dir, manifest, tracker.records, seconds, describe_environment())
+    return ExportResult(out_dir, manifest, tracker.records, seconds, describe_environment(), processes.rank)
 
 
 def print_export(result: ExportResult) -> None:
+    if result.rank != 0:
+        return
     m = result.manifest
     rows = sum(s["rows"] for s in m["shards"])
     shards = len(m["shards"])

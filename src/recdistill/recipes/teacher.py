@@ -10,6 +10,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from recdistill.engine.trainer import full_parameters
 from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError
 from recdistill.protocols.report import summary_lines
@@ -18,7 +19,7 @@ from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_
 from recdistill.report.format import is_integer_metric
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback
-from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, open_run,
+from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, is_main_process, open_run,
                                           optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
 from recdistill.recipes.teacher_settings import (cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
@@ -53,6 +54,13 @@ def _steps_summary(records: list[dict]) -> dict:
     validation = sum(r["seconds"] for r in records[:index] if r["stage"].startswith("validation_"))
     train_seconds = max(fit["seconds"] - validation, 0.0)
     return {"seconds_per_step": round(train_seconds / fit["steps"], 3), "train_steps": fit["steps"]}
+
+
+def decoder_layer_classes(llm) -> set[type]:
+    """The LLM's repeated blocks (transformers names them in ``_no_split_modules``, e.g. LlamaDecoderLayer):
+    the units ``efficiency.strategy=fsdp`` shards one by one."""
+    names = {n for m in llm.modules() for n in (getattr(type(m), "_no_split_modules", None) or [])}
+    return {type(m) for m in llm.modules() if type(m).__name__ in names}
 
 
 @records_run_state
@@ -94,12 +102,14 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
                             max_steps=int(cfg.train.max_steps), limit_train_batches=cfg.train.limit_train_batches,
                             limit_val_batches=cfg.train.limit_val_batches, limit_test_batches=cfg.train.limit_test_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
-                            progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1)
+                            progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1,
+                            fsdp_wrap=decoder_layer_classes(teacher.llm))
     fit_checkpointed(trainer, module, run, cfg, datamodule=dm)
     best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best:
         state = read_checkpoint_file(best)["state_dict"]
-        module.load_state_dict(state, strict=False)
+        with full_parameters(trainer, writeback=True):
+            module.load_state_dict(state, strict=False)
     metrics: dict = {}
     if validate:
         metrics.update(collect(trainer.validate(module, datamodule=dm, verbose=False)))
@@ -107,13 +117,18 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
         metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
     if wants_teacher_protocol(cfg.teacher):
         metrics.update(run_teacher_protocol(cfg, cfg.teacher, teacher, encoder, data, run))
-    adapter_dir = save_adapter(teacher, run.path / "adapter", {
-        "llm": llm_cfg,
-        "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
-        "student_checkpoint": str(Path(str(cfg.teacher.student_checkpoint)).expanduser().resolve()),
-        "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_items": data.num_items},
-        "best_checkpoint": best or None,
-    })
+    adapter_dir = run.path / "adapter"
+    with full_parameters(trainer):
+        if is_main_process():  # DDP/FSDP children: rank 0 saves the adapter and records the run
+            save_adapter(teacher, adapter_dir, {
+                "llm": llm_cfg,
+                "teacher": OmegaConf.to_container(cfg.teacher, resolve=True),
+                "student_checkpoint": str(Path(str(cfg.teacher.student_checkpoint)).expanduser().resolve()),
+                "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_items": data.num_items},
+                "best_checkpoint": best or None,
+            })
+    if not is_main_process():
+        return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter_dir)}, {"prompt_report": report})
     metrics.update(_steps_summary(meter.records))
     run.finish("teacher", metrics, meter.records, describe_environment(),
                extra={"adapter": str(adapter_dir), "prompt_report": report, "student": student_meta.get("path")})
@@ -160,11 +175,14 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
                             limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
     metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
-    run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
+    if is_main_process():  # DDP children share the folder; rank 0 records the run
+        run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
     return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
 
 
 def print_teacher(result: RunResult, title: str) -> None:
+    if not is_main_process():
+        return
     print(f"\n{title}")
     for key, value in sorted(result.metrics.items()):
         if "/llara_" in key:

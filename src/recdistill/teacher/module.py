@@ -18,6 +18,16 @@ from recdistill.teacher.scoring import score
 EVAL_METHODS = ("likelihood", "generate", "both")
 
 
+def across_ranks(loss: torch.Tensor, labels: torch.Tensor, gather) -> torch.Tensor:
+    """This rank's answer-token mean ``loss`` rescaled so that DDP's average of the ranks' gradients is the
+    gradient of the mean over every answer token of the global batch, as one process computes it (each
+    rank's own mean would give a rank with fewer answer tokens more weight per token). ``gather`` returns
+    a tensor from every rank stacked (``LightningModule.all_gather``)."""
+    tokens = labels.ne(-100).sum()
+    counts = gather(tokens.detach()).reshape(-1)
+    return loss * tokens * counts.numel() / counts.sum().clamp(min=1)
+
+
 class TeacherModule(L.LightningModule):
     """Args:
         teacher: the :class:`ILoRATeacher`.
@@ -70,7 +80,7 @@ class TeacherModule(L.LightningModule):
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["input_ids"]))
-        return out.loss
+        return across_ranks(out.loss, batch["labels"], self.all_gather) if self.trainer.world_size > 1 else out.loss
 
     def configure_optimizers(self):
         optimizer = build_teacher_optimizer(self.teacher, self.optim)
@@ -93,27 +103,40 @@ class TeacherModule(L.LightningModule):
             scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
                            self.encoder.slot_id, int(self.eval_cfg["candidate_batch_size"]),
                            str(self.eval_cfg["score_norm"]), kv_cache=bool(self.eval_cfg["kv_cache"]))
-            acc["ranks"].append(target_ranks(scores, batch["target_index"].to(scores.device)).cpu())
+            ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
+            acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))
         if method in ("generate", "both"):
             texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg["max_new_tokens"]))
             cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
             targets = [self.titles[int(t)] for t in batch["target"].tolist()]
-            acc["gen"].append((texts, cands, targets))
+            acc["gen"].extend(zip(batch["user"].tolist(), texts, cands, targets))
 
     def _eval_end(self, split: str) -> None:
         acc = self._eval.pop(split, None)
         if not acc:
             return
         metrics = {}
-        if acc["ranks"]:
-            metrics.update(candidate_metrics(torch.cat(acc["ranks"]), self.num_candidates))
-        if acc["gen"]:
-            texts, cands, targets = (sum((list(x[i]) for x in acc["gen"]), []) for i in range(3))
+        ranks, gen_rows = self._every_process(acc["ranks"]), self._every_process(acc["gen"])
+        if ranks:
+            metrics.update(candidate_metrics(torch.tensor([r for _, r in ranks]), self.num_candidates))
+        if gen_rows:
+            texts, cands, targets = ([row[i] for row in gen_rows] for i in (1, 2, 3))
             gen = judge_generation(texts, cands, targets)
             metrics.update({k: v for k, v in gen.items() if k in ("gen_valid_ratio", "gen_hr@1_valid", "gen_hr@1")})
         for name, value in metrics.items():
             if not math.isnan(value):
                 self.log(f"{split}/{name}", value, prog_bar=name.endswith("ndcg@10"))
+
+    def _every_process(self, rows: list[tuple]) -> list[tuple]:
+        """This process's ``(user, ...)`` evaluation rows, or under DDP every process's, each user once: a
+        DistributedSampler gives every process the same number of rows, padding with repeats. (Without the
+        gather each process would log metrics over its own share only.)"""
+        if self.trainer.world_size <= 1:
+            return rows
+        parts = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(parts, rows)
+        unique = {row[0]: row for part in parts for row in part}
+        return [unique[user] for user in sorted(unique)]
 
     def validation_step(self, batch, batch_idx):
         self._eval_step("val", batch)

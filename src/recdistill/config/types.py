@@ -41,6 +41,7 @@ DECLARED: dict[str, list] = {
     "dataset.items_path": PATH_OR_NULL,
     "dataset.stem": PATH_OR_NULL,
     "dataset.title_field": PATH_OR_NULL,
+    "dataset.title_col": PATH_OR_NULL,          # null = the file has no titles
     "dataset.rating_col": PATH_OR_NULL,
     "dataset.genres_col": PATH_OR_NULL,
     "dataset.rating_threshold": NUMBER_OR_NULL,

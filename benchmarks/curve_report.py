@@ -27,7 +27,7 @@ def markdown(s, progress: dict, baselines: dict, note: str) -> str:
              f"{users} users, 95 % t intervals over users. Teacher: iLoRA (r=8, K=4, scaling "
              f"{s.scaling}), candidates listed as `{s.candidates}`, length buckets of {s.length_bucket_batches} "
              f"batches, adapters in {'every layer' if s.top_layers is None else f'the top {s.top_layers} layers'}; "
-             f"batch {s.batch_size}, lr {s.lr} cosine over {s.max_steps} steps (warm-up {s.warmup_ratio}), training "
+             f"batch {s.batch_size}, lr {s.lr} {s.scheduler} over {s.max_steps} steps (warm-up {s.warmup_ratio}), training "
              f"samples from train_positions={s.train_positions}" + (f" (last {s.last_n})" if s.train_positions == "last" else "")
              + f"; {s.threads} threads; budget {s.budget_minutes:g} min of training (evaluation and checkpoints excluded).",
              "", "| point | step | epoch | samples | train min | HR@1 [95 % CI] | NDCG@10 [95 % CI] | train loss | eval s |",
@@ -75,7 +75,7 @@ def plot(path: Path, s, progress: dict, baselines: dict) -> None:
     ax.set_xlabel("training minutes (2 shared CPU cores; evaluation excluded)")
     ax.set_ylabel(f"val cand{s.num_candidates} NDCG@10")
     ax.set_ylim(0, 1)
-    ax.legend(loc="center right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")

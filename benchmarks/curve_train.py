@@ -33,6 +33,8 @@ class CurveSettings:
     val_users: int = 304
     batch_size: int = 8
     lr: float = 8e-4
+    scheduler: str = "cosine"           # cosine | constant (after the warm-up): constant makes every point of a
+                                        # budget-stopped curve reproducible with max_steps = that point's step
     warmup_ratio: float = 0.05
     candidates: str = "none"            # teacher.prompt.candidates
     length_bucket_batches: int = 50     # teacher.data.length_bucket_batches
@@ -85,7 +87,7 @@ class CurveRun:
                                      exclude=s.candidate_exclude, draws=1, seed=s.seed, limit_users=s.val_users)
         self.val_sets = draw_candidate_sets(self.data, "val", protocol, draw=0)
         self.optimizer = build_optimizer(self.teacher, lr=s.lr)
-        self.scheduler = build_scheduler(self.optimizer, "cosine", s.max_steps, s.warmup_ratio)
+        self.scheduler = build_scheduler(self.optimizer, s.scheduler, s.max_steps, s.warmup_ratio)
         self._epoch_batches: tuple[int, list[list[int]]] | None = None
 
     # -- data order: a pure function of (seed, epoch), so a resumed run sees the batches it would have seen

@@ -8,8 +8,9 @@ SASRec on exactly the same candidates.
 Training time excludes evaluation and checkpoint writing (both are timed and reported apart). The run
 stops at ``--max-steps`` (the cosine schedule's length) or when the training budget is spent, whichever
 comes first, and then evaluates once more if the last step was not an evaluation step. Killed, it resumes
-from ``<work>/curve_state.pt`` with the same data order, schedule and random state; the results files are
-rewritten after every evaluation point: ``<out>/<name>.json``, ``.md`` and ``.png``.
+from ``<work>/curve_state.pt`` with the same data order, schedule and random state (a finished run given a
+larger ``--budget-minutes`` goes on from its end the same way); the results files are rewritten after every
+evaluation point: ``<out>/<name>.json``, ``.md`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def parse(argv=None):
     p.add_argument("--val-users", type=int, default=d.val_users)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--scheduler", default=d.scheduler, choices=("cosine", "constant"))
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
     p.add_argument("--candidates", default=d.candidates, choices=("titles", "tokens", "none"))
     p.add_argument("--length-bucket-batches", type=int, default=d.length_bucket_batches)
     p.add_argument("--top-layers", type=int, default=None)
@@ -59,7 +62,8 @@ def parse(argv=None):
         llm=args.llm, student_checkpoint=str(Path(args.student_checkpoint).expanduser().resolve()),
         prepared=args.prepared, seed=args.seed, budget_minutes=args.budget_minutes, max_steps=args.max_steps,
         eval_steps=sorted({int(x) for x in args.eval_steps.split(",") if x.strip()}), val_users=args.val_users,
-        batch_size=args.batch_size, lr=args.lr, candidates=args.candidates,
+        batch_size=args.batch_size, lr=args.lr, scheduler=args.scheduler, warmup_ratio=args.warmup_ratio,
+        candidates=args.candidates,
         length_bucket_batches=args.length_bucket_batches, top_layers=args.top_layers, scaling=args.scaling,
         train_positions=args.train_positions, last_n=args.last_n, threads=args.threads,
         checkpoint_every=args.checkpoint_every)
@@ -87,6 +91,8 @@ def main(argv=None) -> int:
     if state_path.exists():
         progress = run.load(state_path)
         progress["resumed"] += 1
+        if progress["finished"] and progress.get("stopped_by") == "budget" and progress["train_seconds"] < 60.0 * s.budget_minutes:
+            progress["finished"] = False  # a larger budget extends a finished curve from its last checkpoint
         print(f"resumed from {state_path} at step {progress['step']} "
               f"({progress['train_seconds'] / 60:.1f} min trained)", flush=True)
     sasrec = summarize_over_users(run.val_ranks(run.student_val_scores()))

@@ -14,7 +14,7 @@ def paths(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--from", "traning"], "unknown stage 'traning' in --from; choose one of: prepare, student, teacher, export, "
                             "distill, report"),
-    (["--profile", "huge"], "unknown profile 'huge'; choose one of: demo, dllm2rec, full, paper, smoke"),
+    (["--profile", "huge"], "unknown profile 'huge'; choose one of: cpu, demo, dllm2rec, full, paper, smoke"),
     (["pipeline.until=distil"], "unknown stage 'distil' in pipeline.until"),
     (["trian.max_epochs=3"], "override 'trian.max_epochs=3' matches no stage's config"),
     (["studnet:train.max_epochs=3"], "unknown stage 'studnet'"),

@@ -1,5 +1,6 @@
 """benchmarks/teacher_learning_curve.py on the tiny Llama: it writes its results files, and a run killed
-mid-way resumes from its checkpoint to exactly the results of an uninterrupted run."""
+mid-way resumes from its checkpoint to exactly the results of an uninterrupted run. Marked slow: each test
+runs the benchmark two or three times (a model load, a SASRec and a plot each), tens of seconds on 2 cores."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def _run(root, prepared, student, name, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 def test_curve_writes_results_and_resumes_to_the_same_numbers(setup):
     root, prepared, student = setup
     assert _run(root, prepared, student, "straight") == 0
@@ -58,6 +60,7 @@ def test_curve_writes_results_and_resumes_to_the_same_numbers(setup):
     assert (root / "straight" / "adapter" / "adapter.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings(setup):
     root, prepared, student = setup
     assert _run(root, prepared, student, "other", "--stop-after", "1") == 3
@@ -82,3 +85,14 @@ def test_curve_candidates_are_the_protocols_sets(setup):
     sets = draw_candidate_sets(load_prepared(prepared), "val", candidate_protocol(cfg), draw=0)
     assert np.array_equal(saved["candidates"], sets.candidates) and np.array_equal(saved["users"], sets.users)
     assert np.array_equal(saved["target_index"], sets.target_index) and saved["scores"].shape == (12, 20)
+
+
+@pytest.mark.slow
+def test_a_budget_stopped_curve_goes_on_with_a_larger_budget(setup):
+    root, prepared, student = setup
+    assert _run(root, prepared, student, "extend", "--budget-minutes", "0.00001") == 0
+    first = json.loads((root / "out-extend" / "curve.json").read_text())
+    assert first["stopped_by"] == "budget" and [p["step"] for p in first["points"]] == [0, 1]
+    assert _run(root, prepared, student, "extend", "--budget-minutes", "10") == 0
+    more = json.loads((root / "out-extend" / "curve.json").read_text())
+    assert [p["step"] for p in more["points"]] == [0, 1, 2, 5] and more["stopped_by"] == "max_steps"

@@ -68,7 +68,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("pipeline",), "recdistill.pipeline:run",
             "prepare, student, teacher, export, distill, report, skipping stages already done",
             (arg("--from", dest="from_stage", default=None, metavar="STAGE", help="rerun from this stage on"),
-             arg("--profile", default="demo", help="demo | smoke | dllm2rec | full"),
+             arg("--profile", default="demo", help="demo | smoke | cpu | dllm2rec | full | paper"),
              arg("--seeds", default=None, metavar="S1,S2,..", help="one student and distilled run per seed, "
                  "teacher once (pipeline.teacher_per_seed=true: per seed); the report aggregates over seeds"),
              CONFIG_FILE)),

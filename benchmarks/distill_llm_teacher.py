@@ -1,0 +1,172 @@
+"""Gate (c) of issue 12 and the frozen LLM's own knowledge, as distillation arms against the student alone,
+on validation over seeds 0-2 (test reported beside it, never used for a choice).
+
+Arms (each distils the default small student with ``recdistill train distill``; every finished run is
+saved under ``--state`` so a killed run resumes where it was):
+
+* ``teacher``: the export of the CPU teacher trained by ``teacher_learning_curve.py`` (``--adapter``):
+  its top-``--top-k`` over the student's top-20 at the last ``--last-n`` training positions of each user,
+  ranking distillation and embedding distillation at DLLM2Rec's defaults;
+* ``titles``: the frozen LLM's own item embeddings (mean last hidden state over each title, no
+  fine-tuning: an untrained adapter, whose LoRA updates are zero) as the embedding-distillation source,
+  ranking distillation off (``distill.kd.weight=0``);
+* ``alone``: the student alone with the same budget (``--epochs``/``--patience``). At the defaults
+  (200 / 10) the records of ``distill_sasrec_teacher_runs/student-e200-p10-seed*.json`` are reused.
+
+    python benchmarks/distill_llm_teacher.py --adapter runs/teacher_learning_curve/adapter \\
+        --student-checkpoint <the curve's student .ckpt> [--arms teacher titles alone] [--epochs 200 --patience 10]
+
+Writes ``<out>/distill_llm_teacher.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+KEYS = ("val/ndcg@10", "test/ndcg@10", "val/hr@10", "test/hr@10")
+SASREC_GATE_RUNS = HERE / "results" / "distill_sasrec_teacher_runs"
+
+
+def _save(state: Path, name: str, record: dict) -> dict:
+    from recdistill.engine import atomic_write_json
+
+    atomic_write_json(state / f"{name}.json", record)
+    return record
+
+
+def _saved(state: Path, name: str) -> dict | None:
+    f = state / f"{name}.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def untrained_adapter(args, folder: Path) -> Path:
+    """The teacher before any step: LoRA B is zero, so the LLM is the frozen base model."""
+    if (folder / "adapter.json").is_file():
+        return folder
+    from curve_train import CurveRun, CurveSettings
+    from teacher_common import cache_dir
+    from teacher_learning_curve import _save_adapter
+
+    s = CurveSettings(student_checkpoint=str(Path(args.student_checkpoint).resolve()), val_users=1, seed=0)
+    _save_adapter(CurveRun(s, cache_dir()), folder, s)
+    return folder
+
+
+def export(args, name: str, adapter: Path, limit: int | None) -> dict:
+    from recdistill.config import compose
+    from recdistill.teacher.export_command import run_export
+
+    if (done := _saved(args.state, f"export-{name}")) is not None:
+        return done
+    out = Path(args.work) / "exports" / name
+    overrides = [f"paths.runs_dir={args.work}/runs", "teacher=ilora", f"teacher.adapter={adapter}",
+                 "export.positions=last", f"export.last_n={args.last_n}", "export.candidates=student_top_m",
+                 "export.num_candidates=20", f"export.top_k={args.top_k}", f"export.student_checkpoint={args.student_checkpoint}",
+                 f"export.out_dir={out}", "export.progress_bar=false", "teacher.device=cpu"]
+    if limit is not None:
+        overrides.append(f"export.limit={limit}")
+    start = time.perf_counter()
+    result = run_export(compose("export", overrides))
+    return _save(args.state, f"export-{name}", {"path": str(out), "rows": sum(s["rows"] for s in result["manifest"]["shards"]),
+                                                "seconds": round(time.perf_counter() - start, 1), "overrides": overrides})
+
+
+def distill(args, arm: str, seed: int, export_path: str, extra: list[str]) -> dict:
+    from recdistill.config import compose
+    from recdistill.distill.commands import train_distill
+
+    name = f"{arm}-e{args.epochs}-p{args.patience}-seed{seed}"
+    if (done := _saved(args.state, name)) is not None:
+        return done
+    start = time.perf_counter()
+    result = train_distill(compose("distill", [
+        f"paths.runs_dir={args.work}/runs", "run.progress_bar=false", f"train.max_epochs={args.epochs}",
+        f"train.early_stopping_patience={args.patience}", f"efficiency.seed={seed}", f"run.name={arm}-seed{seed}",
+        f"distill.teacher_outputs={export_path}", *extra]))
+    return _save(args.state, name, {"seed": seed, "metrics": result["metrics"], "run_dir": result["run_dir"],
+                                    "seconds": round(time.perf_counter() - start, 1), "overrides": extra})
+
+
+def alone(args, seed: int) -> dict:
+    name = f"alone-e{args.epochs}-p{args.patience}-seed{seed}"
+    if (done := _saved(args.state, name)) is not None:
+        return done
+    recorded = SASREC_GATE_RUNS / f"student-e{args.epochs}-p{args.patience}-seed{seed}.json"
+    if recorded.is_file():
+        rec = json.loads(recorded.read_text())
+        return _save(args.state, name, {"seed": seed, "metrics": rec["metrics"], "source": str(recorded.relative_to(HERE.parent))})
+    from recdistill.config import compose
+    from recdistill.student.commands import train_student
+
+    start = time.perf_counter()
+    result = train_student(compose("student", [f"paths.runs_dir={args.work}/runs", "run.progress_bar=false",
+                                               f"train.max_epochs={args.epochs}", f"train.early_stopping_patience={args.patience}",
+                                               f"efficiency.seed={seed}", f"run.name=alone-seed{seed}"]))
+    return _save(args.state, name, {"seed": seed, "metrics": result["metrics"], "run_dir": result["run_dir"],
+                                    "seconds": round(time.perf_counter() - start, 1)})
+
+
+def report(args, results: dict) -> None:
+    out = {"settings": {k: str(v) for k, v in vars(args).items()}, "arms": {}}
+    lines = ["# Distilling from the CPU LLM teacher (gate c) and from the frozen LLM's title embeddings", "",
+             f"Default small student, {args.epochs} epochs max, early stopping patience {args.patience}, seeds "
+             f"{args.seeds}; full-catalogue NDCG@10 / HR@10 (the students' protocol). Machine: 2-core CPU VM shared "
+             "with other helpers' jobs.", "",
+             "| arm | seeds | val NDCG@10 mean ± sd | test NDCG@10 mean ± sd | per-seed val | per-seed test |",
+             "|---|---|---|---|---|---|"]
+    for arm, records in results.items():
+        if not records:
+            continue
+        stats = {k: (statistics.fmean(r["metrics"][k] for r in records),
+                     statistics.stdev(r["metrics"][k] for r in records) if len(records) > 1 else 0.0) for k in KEYS}
+        out["arms"][arm] = {"seeds": [r["seed"] for r in records], "mean_sd": stats,
+                            "per_seed": {r["seed"]: {k: r["metrics"][k] for k in KEYS} for r in records}}
+        per = lambda k: ", ".join(f"{r['metrics'][k]:.4f}" for r in records)  # noqa: E731
+        lines.append(f"| {arm} | {[r['seed'] for r in records]} | {stats['val/ndcg@10'][0]:.4f} ± {stats['val/ndcg@10'][1]:.4f} "
+                     f"| {stats['test/ndcg@10'][0]:.4f} ± {stats['test/ndcg@10'][1]:.4f} | {per('val/ndcg@10')} | {per('test/ndcg@10')} |")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "distill_llm_teacher.json").write_text(json.dumps(out, indent=2) + "\n")
+    (Path(args.out) / "distill_llm_teacher.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--adapter", default=None, help="the trained teacher's adapter folder (arm 'teacher')")
+    p.add_argument("--student-checkpoint", required=True, help="the student whose top-20 the teacher reranks")
+    p.add_argument("--arms", nargs="+", default=["alone", "teacher", "titles"], choices=("alone", "teacher", "titles"))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--last-n", type=int, default=1, help="exported training positions per user")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--work", default="runs/distill_llm_teacher")
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args(argv)
+    args.state = Path(args.work) / "state"
+    args.state.mkdir(parents=True, exist_ok=True)
+    results = {}
+    if "alone" in args.arms:
+        results["student alone"] = [alone(args, s) for s in args.seeds]
+    if "teacher" in args.arms:
+        if not args.adapter:
+            raise SystemExit("error: arm 'teacher' needs --adapter (the curve's <work>/adapter)")
+        e = export(args, "teacher", Path(args.adapter), None)
+        results["distilled from the CPU teacher"] = [distill(args, "teacher", s, e["path"], []) for s in args.seeds]
+    if "titles" in args.arms:
+        e = export(args, "titles", untrained_adapter(args, Path(args.work) / "untrained_adapter"), 1)
+        results["title embeddings of the frozen LLM (ED only)"] = [
+            distill(args, "titles", s, e["path"], ["distill.kd.weight=0"]) for s in args.seeds]
+    report(args, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -119,6 +119,8 @@ def main() -> None:
         return
     out = Path(args.out)
     records = json.loads(out.read_text())["runs"] if out.is_file() else []
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)  # a --work folder that does not exist yet
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         for rows in args.rows:
             for fmt in args.formats:

@@ -95,7 +95,8 @@ def shard_bytes(out):
 def test_ranks_write_disjoint_shards_and_the_same_files_as_one_process(data, tmp_path):
     one = write(data, tmp_path / "one", ranker(data))
     manifests = {}
-    errors = as_ranks(3, lambda p: manifests.__setitem__(p.rank, write(data, tmp_path / "three", ranker(data), p)))
+    rankers = [ranker(data) for _ in range(3)]  # built here: torch's global seed is not thread-safe
+    errors = as_ranks(3, lambda p: manifests.__setitem__(p.rank, write(data, tmp_path / "three", rankers[p.rank], p)))
     assert errors == [None, None, None]
     assert shard_bytes(tmp_path / "three") == shard_bytes(tmp_path / "one")
     assert manifests[0]["shards"] == manifests[1]["shards"] == manifests[2]["shards"] == one["shards"]
@@ -106,8 +107,10 @@ def test_a_stopped_rank_leaves_a_resumable_export(data, tmp_path):
     out = tmp_path / "out"
     write(data, tmp_path / "one", ranker(data))
 
+    rankers = [ranker(data), StopAfter(ranker(data), 5)]  # built here: torch's global seed is not thread-safe
+
     def stop_rank_1(p):
-        write(data, out, StopAfter(ranker(data), 5) if p.rank == 1 else ranker(data), p)
+        write(data, out, rankers[p.rank], p)
 
     errors = as_ranks(2, stop_rank_1)
     assert isinstance(errors[1], Interrupted) and isinstance(errors[0], threading.BrokenBarrierError)

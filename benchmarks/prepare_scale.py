@@ -142,15 +142,15 @@ def main() -> None:
 
 def _save(out: Path, records: list[dict]) -> None:
     machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-               "pyarrow": pa.__version__, "note": "2-core CPU VM shared with other helpers' jobs while measured"}
+               "pyarrow": pa.__version__, "note": f"{os.cpu_count()} CPUs, no GPU; how busy the machine was is in the load-average column"}
     records = sorted(records, key=lambda r: (r["format"], r["rows"]))
     out.write_text(json.dumps({"machine": machine, "runs": records}, indent=2) + "\n")
     lines = ["# Preparing synthetic interaction files at scale", "",
              "`python benchmarks/prepare_scale.py` (seed 0; ~50 interactions per user, items = rows / 250).",
              f"Machine: {machine['note']}; pyarrow {machine['pyarrow']}. Time of `prepare_dataset` (read, split, "
              "write Parquet) in a fresh process; peak RSS of that process. Targets: 25 M rows < 60 s, < 6 GB.", "",
-             "CPU s: user + system seconds of all the process's threads during the prepare; on an idle 2-core machine",
-             "the wall time would lie roughly between CPU s / 2 and CPU s (not measured: the machine was never idle).",
+             "CPU s: user + system seconds of all the process's threads during the prepare; on a busy machine (load",
+             "average above the core count) the wall time includes waiting for a core and the CPU s is the steadier figure.",
              "RSS before: the process after its imports (torch is among them), before reading.",
              "Load avg: the machine's 1-minute load average right after the run (2 cores; above 2 means the run",
              "waited for a core, so its wall time overstates the cost).", "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -114,7 +115,7 @@ def main() -> int:
     result = {"student": {"checkpoint": args.student, "kind": rec.kind, "model": rec.model_config},
               "note": args.note, "student_speed": speed, "http": http, "teacher": teacher, "threads": args.threads,
               "load_average_before": load_before, "load_average_after": load_average(),
-              "machine": "2-core CPU VM, no GPU, shared with other jobs while this ran (see the load averages)"}
+              "machine": f"{os.cpu_count()} CPUs, no GPU; how busy the machine was is in the load averages"}
     best_batched = max(s["all_users_users_per_s"] for s in speed)
     result["cheaper_x_batched"] = round(teacher["seconds_per_user"] * best_batched, 0)
     best_cpu = min(s["all_users_cpu_ms_per_user"] for s in speed) / 1000

@@ -24,7 +24,7 @@ def render(r: dict) -> str:
                      f"({s['users']} users) | {s['batch1_cpu_ms_per_user']} / {s['batch64_cpu_ms_per_user']} / "
                      f"{s['all_users_cpu_ms_per_user']} | {s['all_users_users_per_cpu_s']} |")
     lines += ["", f"Repeats: {r['student_speed'][0]['repeats']}. Wall times of long calls include waiting for a "
-              "core on this shared machine; the CPU time (every thread of the process counted) does not.", "",
+              "core when the machine is shared; the CPU time (every thread of the process counted) does not.", "",
               "## Student through HTTP (`recdistill serve` on the ONNX export, loopback, one user per request)", "",
               "| concurrency | requests | answered | lost | p50 ms | p99 ms | requests/s |", "|---|---|---|---|---|---|---|"]
     for h in r["http"]:

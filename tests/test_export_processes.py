@@ -23,31 +23,8 @@ from recdistill.engine.processes import Processes
 from recdistill.export import CandidateSource, SASRecRanker, export_teacher_outputs, plan_positions
 from recdistill.student.sasrec import SASRec
 from tests.conftest import make_tiny_prepared
-from tests.test_export_integrity import STUDENT
+from tests.test_export_files import Interrupted, StopAfter  # the ranker that dies mid-export
 from tests.test_export_integrity import setup  # noqa: F401  (module fixture: tiny data, student, 1-process export)
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopAfter:
-    """A ranker that dies after `calls` calls to rank(), like a process killed mid-export."""
-
-    def __init__(self, ranker, calls):
-        self.ranker, self.calls = ranker, calls
-
-    def identity(self):
-        return self.ranker.identity()
-
-    def item_embeddings(self):
-        return self.ranker.item_embeddings()
-
-    def rank(self, histories, candidates, top_k):
-        if self.calls == 0:
-            raise Interrupted
-        self.calls -= 1
-        return self.ranker.rank(histories, candidates, top_k)
 
 
 @pytest.fixture(scope="module")

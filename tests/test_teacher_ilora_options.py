@@ -160,3 +160,16 @@ def test_paper_profile_sets_iloras_recipe_for_the_teacher():
     opt = teacher_optim_settings(cfg)
     assert (opt.lr, opt.router_lr_scale, opt.bridge_weight_decay, opt.weight_decay) == (8e-4, 0.3, 1e-5, 0.0)
     assert curriculum(cfg.teacher).kind == "llara"
+
+
+def test_settings_that_would_be_ignored_together_are_refused():
+    from recdistill.recipes.teacher_settings import validate_teacher_config
+
+    validate_teacher_config(compose("teacher", ["teacher=lora"]))             # lora's own defaults pass
+    with pytest.raises(ConfigError, match="teacher.gate_window=10 have no effect with teacher.mode=lora"):
+        validate_teacher_config(compose("teacher", ["teacher=lora", "teacher.gate_window=10"]))
+    with pytest.raises(ConfigError, match="teacher.gate=conv"):
+        validate_teacher_config(compose("teacher", ["teacher=lora", "teacher.gate=conv"]))
+    with pytest.raises(ConfigError, match="curriculum=llara with teacher.prompt.candidates=tokens"):
+        validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens"]))
+    validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens", "teacher.curriculum=none"]))

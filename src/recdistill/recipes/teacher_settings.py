@@ -46,6 +46,7 @@ def validate_teacher_config(cfg: DictConfig) -> None:
         check_positive(cfg, "teacher.gate_window")
     check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
     check_choice(cfg, "teacher.curriculum", CURRICULA)
+    _check_combinations(t)
     check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
     if t.prompt.max_tokens is not None:
@@ -57,6 +58,20 @@ def validate_teacher_config(cfg: DictConfig) -> None:
     check_positive(cfg, "train.batch_size")
     check_positive(cfg, "train.eval_batch_size")
     check_positive(cfg, "train.lr")
+
+
+def _check_combinations(t) -> None:
+    """Settings that are each valid but together would be ignored or would train on empty prompts."""
+    if str(t.mode) == "lora" and (t.gate_window is not None or str(t.gate) != "linear"):
+        raise ConfigError(f"teacher.gate={t.gate} / teacher.gate_window={t.gate_window} have no effect with "
+                          "teacher.mode=lora (one plain LoRA has no gate); use teacher=ilora for a gated mixture, "
+                          "or leave teacher.gate=linear and teacher.gate_window=null")
+    if str(t.curriculum) == "llara" and str(t.prompt.candidates) == "tokens":
+        # A text-only prompt drops every item embedding, so a tokens-only listing would show no candidate.
+        raise ConfigError("teacher.curriculum=llara with teacher.prompt.candidates=tokens leaves the text-only "
+                          "prompts with no candidates (their [CansEmb] slots carry no embedding); list them as "
+                          "titles (teacher.prompt.candidates=titles), drop the listing "
+                          "(teacher.prompt.candidates=none), or use teacher.curriculum=none")
 
 
 def checkpoint_monitor(cfg) -> str:

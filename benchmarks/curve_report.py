@@ -46,7 +46,7 @@ def markdown(s, progress: dict, baselines: dict, note: str) -> str:
     tokens = progress["real_tokens"] / progress["train_seconds"] if progress["train_seconds"] else 0.0
     lines += ["", f"Status: {status}; {tokens:.0f} real tokens/s in training on average; resumed "
               f"{progress['resumed']} time(s); evaluation took {progress['eval_seconds'] / 60:.1f} min in all.",
-              f"Machine: 2-core CPU VM, no GPU, busy with other jobs (fp32 matmul "
+              f"Machine: 2-core CPU VM, no GPU (fp32 matmul "
               f"{progress['machine']['matmul_gflops_at_start']} GFLOP/s and load average "
               f"{progress['machine']['load_average_at_start']} at start; each point's load average is in the JSON)."]
     if note:
@@ -87,7 +87,7 @@ def plot(path: Path, s, progress: dict, baselines: dict) -> None:
 def write_results(out: Path, name: str, s, progress: dict, baselines: dict, note: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = {"settings": s.to_dict(), "baselines": baselines, "note": note,
-              "machine": "2-core CPU VM, no GPU, busy with other jobs",
+              "machine": "2-core CPU VM, no GPU (what else ran: the note and each point's load average)",
               **{k: v for k, v in progress.items() if k != "losses"},
               "train_loss_by_step": progress["losses"]}
     _write(out / f"{name}.json", json.dumps(record, indent=2) + "\n")

@@ -61,7 +61,7 @@ def untrained_adapter(args, folder: Path) -> Path:
 
 def export(args, name: str, adapter: Path, limit: int | None) -> dict:
     from recdistill.config import compose
-    from recdistill.teacher.export_command import run_export
+    from recdistill.recipes.export import run_export
 
     if (done := _saved(args.state, f"export-{name}")) is not None:
         return done
@@ -74,13 +74,13 @@ def export(args, name: str, adapter: Path, limit: int | None) -> dict:
         overrides.append(f"export.limit={limit}")
     start = time.perf_counter()
     result = run_export(compose("export", overrides))
-    return _save(args.state, f"export-{name}", {"path": str(out), "rows": sum(s["rows"] for s in result["manifest"]["shards"]),
+    return _save(args.state, f"export-{name}", {"path": str(out), "rows": sum(s["rows"] for s in result.manifest["shards"]),
                                                 "seconds": round(time.perf_counter() - start, 1), "overrides": overrides})
 
 
 def distill(args, arm: str, seed: int, export_path: str, extra: list[str]) -> dict:
     from recdistill.config import compose
-    from recdistill.distill.commands import train_distill
+    from recdistill.recipes.distill import train_distill
 
     name = f"{arm}-e{args.epochs}-p{args.patience}-seed{seed}"
     if (done := _saved(args.state, name)) is not None:
@@ -90,7 +90,7 @@ def distill(args, arm: str, seed: int, export_path: str, extra: list[str]) -> di
         f"paths.runs_dir={args.work}/runs", "run.progress_bar=false", f"train.max_epochs={args.epochs}",
         f"train.early_stopping_patience={args.patience}", f"efficiency.seed={seed}", f"run.name={arm}-seed{seed}",
         f"distill.teacher_outputs={export_path}", *extra]))
-    return _save(args.state, name, {"seed": seed, "metrics": result["metrics"], "run_dir": result["run_dir"],
+    return _save(args.state, name, {"seed": seed, "metrics": result.metrics, "run_dir": str(result.run_dir),
                                     "seconds": round(time.perf_counter() - start, 1), "overrides": extra})
 
 
@@ -103,13 +103,13 @@ def alone(args, seed: int) -> dict:
         rec = json.loads(recorded.read_text())
         return _save(args.state, name, {"seed": seed, "metrics": rec["metrics"], "source": str(recorded.relative_to(HERE.parent))})
     from recdistill.config import compose
-    from recdistill.student.commands import train_student
+    from recdistill.recipes.student import train_student
 
     start = time.perf_counter()
     result = train_student(compose("student", [f"paths.runs_dir={args.work}/runs", "run.progress_bar=false",
                                                f"train.max_epochs={args.epochs}", f"train.early_stopping_patience={args.patience}",
                                                f"efficiency.seed={seed}", f"run.name=alone-seed{seed}"]))
-    return _save(args.state, name, {"seed": seed, "metrics": result["metrics"], "run_dir": result["run_dir"],
+    return _save(args.state, name, {"seed": seed, "metrics": result.metrics, "run_dir": str(result.run_dir),
                                     "seconds": round(time.perf_counter() - start, 1)})
 
 
@@ -117,8 +117,8 @@ def report(args, results: dict) -> None:
     out = {"settings": {k: str(v) for k, v in vars(args).items()}, "arms": {}}
     lines = ["# Distilling from the CPU LLM teacher (gate c) and from the frozen LLM's title embeddings", "",
              f"Default small student, {args.epochs} epochs max, early stopping patience {args.patience}, seeds "
-             f"{args.seeds}; full-catalogue NDCG@10 / HR@10 (the students' protocol). Machine: 2-core CPU VM shared "
-             "with other helpers' jobs.", "",
+             f"{args.seeds}; full-catalogue NDCG@10 / HR@10 (the students' protocol). Machine: 2-core CPU VM, no GPU"
+             f"{'; ' + args.note if args.note else ''}.", "",
              "| arm | seeds | val NDCG@10 mean ± sd | test NDCG@10 mean ± sd | per-seed val | per-seed test |",
              "|---|---|---|---|---|---|"]
     for arm, records in results.items():
@@ -149,6 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--work", default="runs/distill_llm_teacher")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--note", default="", help="a line for the results (e.g. what else ran on the machine)")
     args = p.parse_args(argv)
     args.state = Path(args.work) / "state"
     args.state.mkdir(parents=True, exist_ok=True)

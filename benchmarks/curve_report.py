@@ -25,7 +25,8 @@ def markdown(s, progress: dict, baselines: dict, note: str) -> str:
              f"Validation cand{n} (target + {n - 1} uniform items the user never touched, drawn once per user by "
              f"recdistill.protocols.candidates with seed {s.seed}, the drawer `eval teacher` / `eval student` use), "
              f"{users} users, 95 % t intervals over users. Teacher: iLoRA (r=8, K=4, scaling "
-             f"{s.scaling}), candidates listed as `{s.candidates}`, length buckets of {s.length_bucket_batches} "
+             f"{s.scaling}) with a linear gate over the student's whole history and no curriculum (every prompt "
+             f"hybrid from the first step), candidates listed as `{s.candidates}`, length buckets of {s.length_bucket_batches} "
              f"batches, adapters in {'every layer' if s.top_layers is None else f'the top {s.top_layers} layers'}; "
              f"batch {s.batch_size}, lr {s.lr} {s.scheduler} over {s.max_steps} steps (warm-up {s.warmup_ratio}), training "
              f"samples from train_positions={s.train_positions}" + (f" (last {s.last_n})" if s.train_positions == "last" else "")
@@ -72,7 +73,7 @@ def plot(path: Path, s, progress: dict, baselines: dict) -> None:
     ax.axhline(sas["mean"], color="tab:green", linestyle="--", label="frozen SASRec")
     ax.axhspan(sas["ci95_low"], sas["ci95_high"], color="tab:green", alpha=0.15)
     ax.axhline(baselines["chance"]["ndcg@10"], color="grey", linestyle=":", label="chance")
-    ax.set_xlabel("training minutes (2 shared CPU cores; evaluation excluded)")
+    ax.set_xlabel("training minutes (2 CPU cores; evaluation excluded)")
     ax.set_ylabel(f"val cand{s.num_candidates} NDCG@10")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right", fontsize=8)
@@ -87,9 +88,28 @@ def plot(path: Path, s, progress: dict, baselines: dict) -> None:
 def write_results(out: Path, name: str, s, progress: dict, baselines: dict, note: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     record = {"settings": s.to_dict(), "baselines": baselines, "note": note,
-              "machine": "2-core CPU VM, no GPU (what else ran: the note and each point's load average)",
+              "machine_description": "2-core CPU VM, no GPU (what else ran: the note and each point's load average)",
               **{k: v for k, v in progress.items() if k != "losses"},
               "train_loss_by_step": progress["losses"]}
     _write(out / f"{name}.json", json.dumps(record, indent=2) + "\n")
     _write(out / f"{name}.md", markdown(s, progress, baselines, note))
     plot(out / f"{name}.png", s, progress, baselines)
+
+
+def rewrite_from_json(path: Path) -> None:
+    """Rewrite a finished curve's markdown and PNG from its JSON (after a change to this report's text)."""
+    from curve_train import CurveSettings
+
+    record = json.loads(Path(path).read_text())
+    s = CurveSettings(**record["settings"])
+    progress = {k: v for k, v in record.items() if k not in ("settings", "baselines", "note", "machine_description",
+                                                            "train_loss_by_step")}
+    progress["losses"] = record["train_loss_by_step"]
+    write_results(Path(path).parent, Path(path).stem, s, progress, record["baselines"], record["note"])
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    rewrite_from_json(Path(sys.argv[1]))

@@ -7,6 +7,10 @@ saved under ``--state`` so a killed run resumes where it was):
 * ``teacher``: the export of the CPU teacher trained by ``teacher_learning_curve.py`` (``--adapter``):
   its top-``--top-k`` over the student's top-20 at the last ``--last-n`` training positions of each user,
   ranking distillation and embedding distillation at DLLM2Rec's defaults;
+* ``teacher-rd``: the same export with ranking distillation only (``distill.ed.gamma=0``), the setting the
+  SASRec-teacher gate chose on validation (``distill_sasrec_teacher.md``);
+* ``teacher-rd-all``: as ``teacher-rd`` with the ranking loss averaged over every position
+  (``distill.kd.average_over=all_positions``), so the exported rows weigh as ordinary positions;
 * ``titles``: the frozen LLM's own item embeddings (mean last hidden state over each title, no
   fine-tuning: an untrained adapter, whose LoRA updates are zero) as the embedding-distillation source,
   ranking distillation off (``distill.kd.weight=0``);
@@ -32,6 +36,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 KEYS = ("val/ndcg@10", "test/ndcg@10", "val/hr@10", "test/hr@10")
 SASREC_GATE_RUNS = HERE / "results" / "distill_sasrec_teacher_runs"
+# Arms that distil from the trained teacher's export: (label in the report, distillation overrides).
+TEACHER_ARMS = {
+    "teacher": ("distilled from the CPU teacher", []),
+    "teacher-rd": ("distilled from the CPU teacher, ranking distillation only", ["distill.ed.gamma=0"]),
+    "teacher-rd-all": ("distilled from the CPU teacher, ranking distillation only, averaged over all positions",
+                       ["distill.ed.gamma=0", "distill.kd.average_over=all_positions"]),
+}
 
 
 def _save(state: Path, name: str, record: dict) -> dict:
@@ -131,17 +142,40 @@ def report(args, results: dict) -> None:
         per = lambda k: ", ".join(f"{r['metrics'][k]:.4f}" for r in records)  # noqa: E731
         lines.append(f"| {arm} | {[r['seed'] for r in records]} | {stats['val/ndcg@10'][0]:.4f} ± {stats['val/ndcg@10'][1]:.4f} "
                      f"| {stats['test/ndcg@10'][0]:.4f} ± {stats['test/ndcg@10'][1]:.4f} | {per('val/ndcg@10')} | {per('test/ndcg@10')} |")
+    lines += _paired(results, out)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "distill_llm_teacher.json").write_text(json.dumps(out, indent=2) + "\n")
     (Path(args.out) / "distill_llm_teacher.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
+def _paired(results: dict, out: dict) -> list[str]:
+    """Each arm minus the student alone, paired on seeds (``recdistill.report.aggregate``), val and test."""
+    from recdistill.report.aggregate import compare_paired
+
+    alone = results.get("student alone") or []
+    lines = ["", "Paired on seeds, arm minus student alone (95 % t interval of the per-seed differences, paired "
+             "t-test, exact sign-flip test):", ""]
+    for arm, records in results.items():
+        if arm == "student alone" or not records or not alone:
+            continue
+        coverage = records[0]["metrics"].get("teacher_coverage")
+        for key in ("val/ndcg@10", "test/ndcg@10"):
+            c = compare_paired({r["seed"]: r["metrics"][key] for r in alone}, {r["seed"]: r["metrics"][key] for r in records})
+            out["arms"][arm].setdefault("paired_vs_alone", {})[key] = {
+                "differences": list(c.differences), "mean": c.difference.mean,
+                "ci95": [c.difference.low, c.difference.high], "t_test_p": c.t_test_p, "sign_flip_p": c.sign_flip_p}
+            lines.append(f"- {arm}, {key}: {c.text()}")
+        if coverage is not None:
+            lines.append(f"- {arm}: the teacher's rankings cover {100 * coverage:.1f} % of the training targets")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--adapter", default=None, help="the trained teacher's adapter folder (arm 'teacher')")
     p.add_argument("--student-checkpoint", required=True, help="the student whose top-20 the teacher reranks")
-    p.add_argument("--arms", nargs="+", default=["alone", "teacher", "titles"], choices=("alone", "teacher", "titles"))
+    p.add_argument("--arms", nargs="+", default=["alone", "teacher", "titles"], choices=("alone", *TEACHER_ARMS, "titles"))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--patience", type=int, default=10)
@@ -156,11 +190,13 @@ def main(argv=None) -> int:
     results = {}
     if "alone" in args.arms:
         results["student alone"] = [alone(args, s) for s in args.seeds]
-    if "teacher" in args.arms:
+    for arm, (label, overrides) in TEACHER_ARMS.items():
+        if arm not in args.arms:
+            continue
         if not args.adapter:
-            raise SystemExit("error: arm 'teacher' needs --adapter (the curve's <work>/adapter)")
+            raise SystemExit(f"error: arm '{arm}' needs --adapter (the curve's <work>/adapter)")
         e = export(args, "teacher", Path(args.adapter), None)
-        results["distilled from the CPU teacher"] = [distill(args, "teacher", s, e["path"], []) for s in args.seeds]
+        results[label] = [distill(args, arm, s, e["path"], overrides) for s in args.seeds]
     if "titles" in args.arms:
         e = export(args, "titles", untrained_adapter(args, Path(args.work) / "untrained_adapter"), 1)
         results["title embeddings of the frozen LLM (ED only)"] = [

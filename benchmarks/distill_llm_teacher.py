@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -125,6 +124,8 @@ def alone(args, seed: int) -> dict:
 
 
 def report(args, results: dict) -> None:
+    from recdistill.report.aggregate import summarize
+
     out = {"settings": {k: str(v) for k, v in vars(args).items()}, "arms": {}}
     lines = ["# Distilling from the CPU LLM teacher (gate c) and from the frozen LLM's title embeddings", "",
              f"Default small student, {args.epochs} epochs max, early stopping patience {args.patience}, seeds "
@@ -135,8 +136,8 @@ def report(args, results: dict) -> None:
     for arm, records in results.items():
         if not records:
             continue
-        stats = {k: (statistics.fmean(r["metrics"][k] for r in records),
-                     statistics.stdev(r["metrics"][k] for r in records) if len(records) > 1 else 0.0) for k in KEYS}
+        summaries = {k: summarize([r["metrics"][k] for r in records]) for k in KEYS}
+        stats = {k: (v.mean, v.sd or 0.0) for k, v in summaries.items()}
         out["arms"][arm] = {"seeds": [r["seed"] for r in records], "mean_sd": stats,
                             "per_seed": {r["seed"]: {k: r["metrics"][k] for k in KEYS} for r in records}}
         per = lambda k: ", ".join(f"{r['metrics'][k]:.4f}" for r in records)  # noqa: E731
@@ -173,7 +174,7 @@ def _paired(results: dict, out: dict) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--adapter", default=None, help="the trained teacher's adapter folder (arm 'teacher')")
+    p.add_argument("--adapter", default=None, help="the trained teacher's adapter folder (the teacher* arms)")
     p.add_argument("--student-checkpoint", required=True, help="the student whose top-20 the teacher reranks")
     p.add_argument("--arms", nargs="+", default=["alone", "teacher", "titles"], choices=("alone", *TEACHER_ARMS, "titles"))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -47,14 +47,22 @@ def precision_check(rows: list[dict], cuda: bool) -> dict:
     return {"check": name, "status": status, "detail": "; ".join(problems + detail)}
 
 
+def _arm_row(rows: list[dict], arm: str, name: str) -> tuple[dict | None, dict | None]:
+    """The row of ``arm`` and None, or None and the check's result when the arm was not selected or did not run."""
+    row = next((r for r in rows if r["arm"] == arm), None)
+    if row is None:
+        return None, {"check": name, "status": "n/a", "detail": "not selected (--only)"}
+    if row["status"] != "ok":
+        return None, {"check": name, "status": "n/a" if row["status"] == "skipped" else "fail",
+                      "detail": f"{row['status']}: {row.get('reason', '')}"}
+    return row, None
+
+
 def roundtrip_check(rows: list[dict]) -> dict:
     name = "adapters save -> load onto a fresh base -> same logits"
-    row = next((r for r in rows if r["arm"] == "qlora-roundtrip"), None)
-    if row is None:
-        return {"check": name, "status": "n/a", "detail": "not selected (--only)"}
-    if row["status"] != "ok":
-        return {"check": name, "status": "n/a" if row["status"] == "skipped" else "fail",
-                "detail": f"{row['status']}: {row.get('reason', '')}"}
+    row, unusable = _arm_row(rows, "qlora-roundtrip", name)
+    if unusable:
+        return unusable
     tol = ROUNDTRIP_TOLERANCE * max(1.0, row["logit_scale"])
     loaded, without = row["max_abs_diff_loaded"], row["max_abs_diff_without_adapters"]
     detail = (f"{row['quantization']}: max |logit difference| after loading {loaded:.3g} (tolerance {tol:.3g}); "
@@ -65,12 +73,9 @@ def roundtrip_check(rows: list[dict]) -> dict:
 
 def batch_size_check(rows: list[dict], cuda: bool) -> dict:
     name = "train.batch_size=auto finds a size"
-    row = next((r for r in rows if r["arm"] == "batch-size-auto"), None)
-    if row is None:
-        return {"check": name, "status": "n/a", "detail": "not selected (--only)"}
-    if row["status"] != "ok":
-        return {"check": name, "status": "n/a" if row["status"] == "skipped" else "fail",
-                "detail": f"{row['status']}: {row.get('reason', '')}"}
+    row, unusable = _arm_row(rows, "batch-size-auto", name)
+    if unusable:
+        return unusable
     hit_oom = any(not t["fits"] for t in row["tries"])
     ok = row["found_batch_size"] >= 1 and (hit_oom or not cuda)
     return {"check": name, "status": "pass" if ok else "fail",

@@ -30,13 +30,19 @@ def shard_index(name: str) -> int:
     return int(match.group(1))
 
 
+def _checksum_problem(file: Path, entry: dict) -> str | None:
+    """Missing, or (when the manifest records one) a SHA-256 that differs; older exports have no checksum and
+    are checked by reading the file instead."""
+    if not file.is_file():
+        return "is missing"
+    return None if sha256_file(file) == entry["sha256"] else "is damaged (its SHA-256 differs from the manifest's)"
+
+
 def shard_problem(out_dir: Path, entry: dict) -> str | None:
     """Why the shard ``entry`` of the manifest cannot be used (missing, damaged, wrong row count), or None."""
     file = out_dir / entry["file"]
-    if not file.is_file():
-        return "is missing"
-    if "sha256" in entry:
-        return None if sha256_file(file) == entry["sha256"] else "is damaged (its SHA-256 differs from the manifest's)"
+    if not file.is_file() or "sha256" in entry:
+        return _checksum_problem(file, entry)
     try:
         rows = pq.read_table(file).num_rows
     except (pa.ArrowException, OSError) as exc:
@@ -47,10 +53,8 @@ def shard_problem(out_dir: Path, entry: dict) -> str | None:
 def embeddings_problem(out_dir: Path, info: dict) -> str | None:
     """Why the embeddings file the manifest lists cannot be used, or None."""
     file = out_dir / info["file"]
-    if not file.is_file():
-        return "is missing"
-    if "sha256" in info:
-        return None if sha256_file(file) == info["sha256"] else "is damaged (its SHA-256 differs from the manifest's)"
+    if not file.is_file() or "sha256" in info:
+        return _checksum_problem(file, info)
     try:
         with safe_open(str(file), framework="pt") as fh:
             fh.get_tensor(EMBEDDINGS_KEY)

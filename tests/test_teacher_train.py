@@ -178,3 +178,34 @@ def test_an_interrupted_teacher_resumes_to_the_same_adapter(trained, tmp_path):
     assert {k: resumed[k] for k in same} == same
     a, b = load_file(str(run / "adapter" / "adapter.safetensors")), load_file(str(straight.run_dir / "adapter" / "adapter.safetensors"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_grounded_export_ranks_the_whole_catalogue_by_distance_to_the_answer(trained, tmp_path):
+    """teacher.export.ranking=grounded (BIGRec's grounding) over export.candidates=all: every unseen item
+    can be ranked, scores are minus L2 distances (so <= 0, best first), and the top item is the one whose
+    title embedding is nearest the generated answer's, as recomputed here."""
+    import torch
+
+    from recdistill.export.build import export_files
+    from recdistill.recipes.export import export_settings, llm_ranker
+
+    common = trained["common"]
+    cfg = compose("export", common + [f"teacher.adapter={trained['result'].artefacts['adapter']}", "export.candidates=all",
+                                      "export.top_k=5", "export.limit=4", "export.progress_bar=false",
+                                      "teacher.export.ranking=grounded", "teacher.export.max_new_tokens=6",
+                                      f"export.out_dir={tmp_path / 'grounded'}"])
+    data = trained["data"]
+    ranker = llm_ranker(cfg, data)
+    manifest = export_files(export_settings(cfg), ranker, data, tmp_path / "grounded")
+    table = pd.concat([pd.read_parquet(tmp_path / "grounded" / s["file"]) for s in manifest["shards"]])
+    scores = np.stack(table["scores"])
+    assert len(table) == 4 and (scores <= 0).all() and (np.diff(scores, axis=1) <= 1e-6).all()
+    titles = ranker._title_table
+    assert titles.shape == (data.num_items + 1, 64)
+    # the identity says how the export ranked, so a likelihood export is never taken for this one
+    plain = llm_ranker(compose("export", common + [f"teacher.adapter={trained['result'].artefacts['adapter']}"]), data)
+    assert plain.identity()["config_hash"] != ranker.identity()["config_hash"]
+    with pytest.raises(ConfigError, match="teacher.export.ranking"):
+        llm_ranker(compose("export", common + [f"teacher.adapter={trained['result'].artefacts['adapter']}",
+                                                "teacher.export.ranking=guess"]), data)
+    assert torch.isfinite(titles).all()

@@ -47,6 +47,8 @@ DECLARED: dict[str, list] = {
     "dataset.rating_threshold": NUMBER_OR_NULL,
     "dataset.limit": INT_OR_NULL,
     "distill.teacher_outputs": PATH_OR_NULL,
+    "distill.item_embeddings": PATH_OR_NULL,
+    "embed.out": PATH_OR_NULL,
     "distill.kd.top_k": INT_OR_NULL,
     "distill.kd.consistency_k": INT_OR_NULL,
     "export.out_dir": PATH_OR_NULL,

@@ -22,6 +22,8 @@ from recdistill.data.prepared import write_prepared
 from recdistill.data.files import Container
 from recdistill.data.lock import prepare_lock
 from recdistill.data.sources import Source, csv_file, locate, source_signature
+from recdistill.data.new_items import (check_new_items, choose_new_items, first_seen_times, new_target_users,
+                                       remove_from_training)
 from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
 from recdistill.data.stats_checks import check_stats
 from recdistill.errors import DataError
@@ -38,13 +40,21 @@ def fingerprint(dataset: dict) -> str:
     settings = {k: v for k, v in dataset.items() if k not in _NOT_FINGERPRINTED}
     if settings.get("duplicates") == "drop":  # the default: folders prepared before the knob existed stay valid
         settings.pop("duplicates")
+    if not settings.get("new_items"):  # off: folders (and checkpoints) from before the protocol keep their hash
+        for key in ("new_items", "new_items_by", "new_items_seed"):
+            settings.pop(key, None)
     blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def prepared_path(data_dir, dataset: dict) -> Path:
-    return Path(str(data_dir)).expanduser() / str(dataset["name"])
+    """``<data_dir>/<name>``; with new items held out ``<name>-new<share>-<by><seed>``, so the two never share
+    a folder."""
+    name = str(dataset["name"])
+    if dataset.get("new_items"):
+        name += f"-new{float(dataset['new_items']):g}-{dataset.get('new_items_by', 'random')}{dataset.get('new_items_seed', 0)}"
+    return Path(str(data_dir)).expanduser() / name
 
 
 def read_source(source: Source, dataset):
@@ -110,8 +120,32 @@ def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
     source = locate(dataset, cache)
     interactions, items = read_source(source, dataset)
     split = leave_one_out(interactions, items, SplitOptions.from_config(dataset))
-    stats = check_stats(build_stats(split, source, dataset, fp))
+    new_items = hold_out_new_items(split, dataset)
+    stats = build_stats(split, source, dataset, fp)
+    if new_items is not None:
+        stats["new_items"] = new_items
+    stats = check_stats(stats)
     return write_prepared(path, split.train, split.val, split.test, split.items, split.users, stats)
+
+
+def hold_out_new_items(split: SplitResult, dataset: dict) -> dict | None:
+    """Apply ``dataset.new_items`` to ``split`` in place (see :mod:`recdistill.data.new_items`); returns what
+    ``stats.json`` records of it, or None when the protocol is off."""
+    share = check_new_items(dataset.get("new_items") or 0, str(dataset.get("new_items_by", "random")))
+    if share == 0:
+        return None
+    by, seed = str(dataset.get("new_items_by", "random")), int(dataset.get("new_items_seed", 0))
+    num_items = int(split.counts["items"])
+    first = first_seen_times(split.train, split.val, split.test, num_items)
+    chosen = choose_new_items(num_items, share, by, seed, first)
+    split.train, removed = remove_from_training(split.train, chosen)
+    empty = int((split.train["items"].map(len) == 0).sum())
+    if empty:
+        raise DataError(f"dataset.new_items={share:g} leaves {empty} users with no training interaction; lower the "
+                        "share or raise dataset.min_user_interactions")
+    split.counts["train_interactions"] -= removed
+    return {"share": share, "by": by, "seed": seed, "items": chosen.tolist(), "removed_train_interactions": removed,
+            "val_users": new_target_users(split.val, chosen), "test_users": new_target_users(split.test, chosen)}
 
 
 def prepare_dataset(dataset: dict, data_dir, cache: Path | None = None) -> Path:

@@ -77,6 +77,19 @@ class PreparedData:
     def users(self) -> np.ndarray:
         return np.arange(1, self.num_users + 1)
 
+    @cached_property
+    def item_train_counts(self) -> np.ndarray:
+        """``[N + 1]`` training interactions per item (index 0 unused): the popularity buckets' measure."""
+        counts = np.zeros(self.num_items + 1, dtype=np.int64)
+        if self.num_users:
+            np.add.at(counts, np.concatenate(self.train[1:]).astype(np.int64), 1)
+        return counts
+
+    @property
+    def new_items(self) -> np.ndarray:
+        """Item ids held out of training by ``dataset.new_items`` (empty when the protocol is off)."""
+        return np.asarray((self.stats.get("new_items") or {}).get("items", []), dtype=np.int64)
+
     def meta(self) -> dict:
         """What run records and checkpoints keep about the dataset."""
         return {"name": self.name, "fingerprint": self.fingerprint, "num_users": self.num_users,

@@ -19,7 +19,9 @@ def stats_problems(stats: dict) -> list[str]:
     require(users >= 1 and items >= 1, f"users ({users}) and items ({items}) must be at least 1")
     require(stats["val_interactions"] == users and stats["test_interactions"] == users,
             "every user has exactly one validation and one test target")
-    require(stats["train_interactions"] + 2 * users == interactions, "train + val + test = interactions")
+    held_out = (stats.get("new_items") or {}).get("removed_train_interactions", 0)
+    require(stats["train_interactions"] + held_out + 2 * users == interactions,
+            "train + held-out new-item interactions + val + test = interactions")
     require(interactions >= 3 * users, "every kept user has at least 3 interactions")
     require(1 <= pairs <= min(interactions, users * items), "distinct user-item pairs within 1..min(interactions, "
                                                              "users x items)")

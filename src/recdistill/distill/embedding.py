@@ -66,12 +66,15 @@ class DistilledSASRec(SASRec):
 
     def __init__(self, num_items: int, llm_embeddings: torch.Tensor | None = None, gamma: float = 0.2,
                  mlp_layers: int = 1, mlp_hidden: int = 256, normalize: str = "standard", tie: str = "tied",
-                 **sasrec_kwargs):
+                 id_dropout: float = 0.0, **sasrec_kwargs):
         if tie not in TIES:
             raise ConfigError(f"distill.ed.tie={tie!r} is not valid; choose one of: {', '.join(TIES)}")
         super().__init__(num_items, **sasrec_kwargs)
         self.gamma = float(gamma)
         self.tie = tie
+        if not 0.0 <= float(id_dropout) < 1.0:
+            raise ConfigError(f"distill.ed.id_dropout={id_dropout!r} is not valid; expected a probability in [0, 1)")
+        self.id_dropout = float(id_dropout)
         if tie == "untied":
             self.output_embedding = nn.Embedding(self.num_items + 1, self.hidden_size, padding_idx=0)
             nn.init.xavier_normal_(self.output_embedding.weight)
@@ -99,6 +102,12 @@ class DistilledSASRec(SASRec):
             return base
         if self._shared_table is not None:
             return self._shared_table
+        if self.training and self.id_dropout > 0:
+            # item-ID dropout (DropoutNet's idea, an option of ours, not DLLM2Rec's): some items are seen
+            # through their LLM embedding alone in this step, as a new item always is, so the projection
+            # learns to carry the collaborative signal and new items score on the same scale as known ones
+            keep = (torch.rand(base.shape[0], 1, device=base.device) >= self.id_dropout).to(base.dtype)
+            base = base * keep
         return base + self.gamma * self.llm_projection(self.llm_embeddings)
 
     @contextmanager

@@ -29,7 +29,7 @@ from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
 from recdistill.errors import ConfigError
 from recdistill.layers.fused_ce import linear_cross_entropy
-from recdistill.student.module import StudentModule
+from recdistill.student.module import StudentModule, catalogue_cross_entropy
 
 
 def build_distilled_sasrec(num_items: int, student: dict, ed: dict, llm_embeddings: torch.Tensor | None,
@@ -42,6 +42,7 @@ def build_distilled_sasrec(num_items: int, student: dict, ed: dict, llm_embeddin
         mlp_hidden=int(ed["mlp_hidden"]),
         normalize=str(ed["normalize"]),
         tie=str(ed.get("tie", "tied")),
+        id_dropout=float(ed.get("id_dropout", 0.0)),
         max_len=int(student["max_len"]),
         hidden_size=int(student["hidden_size"]),
         num_blocks=int(student["num_blocks"]),
@@ -92,6 +93,15 @@ class DistillModule(StudentModule):
     def setup(self, stage: str) -> None:
         """DROS propensities from the training targets the data module serves (DLLM2Rec counts each
         training sample's next item; our samples are every target position of the training windows)."""
+        super().setup(stage)
+        if stage == "fit" and self.catalogue is not None and self.model.uses_llm:
+            # an item with no training interaction is scored by its LLM embedding alone: its ID row would be
+            # an untrained random vector (noise); it gets no gradient (never an input, never in the
+            # training softmax), so zeroed once it stays zero
+            with torch.no_grad():
+                unseen = torch.as_tensor(self.item_counts) == 0
+                unseen[0] = False
+                self.model.item_embedding.weight[unseen.to(self.model.item_embedding.weight.device)] = 0.0
         if self.dros_alpha and stage == "fit" and self.dros_ps is None:
             windows = self.trainer.datamodule.windows
             self.dros_ps = propensity(target_counts(torch.as_tensor(windows.targets), self.model.num_items))
@@ -123,7 +133,7 @@ class DistillModule(StudentModule):
         else:
             if self.loss_name == "ce":
                 # the student's fused full-catalogue CE (items 1..N), never the [P, N] logits
-                usual = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1)
+                usual = catalogue_cross_entropy(h, model.all_item_embeddings(), targets, self.catalogue)
             else:
                 pos = model.score_items(h, targets.unsqueeze(-1)).squeeze(-1).float()
                 neg = model.score_items(h, batch["negatives"][mask][:, : self.student_negatives]).float()

@@ -8,6 +8,8 @@ from importlib import metadata
 
 import torch
 
+from recdistill.engine.cpu_bf16 import cpu_bf16
+
 PACKAGES = ("recdistill", "torch", "lightning", "transformers", "peft", "numpy", "pandas", "pyarrow")
 
 
@@ -35,4 +37,6 @@ def describe_environment() -> dict:
         env["bf16_supported"] = torch.cuda.is_bf16_supported()
     else:
         env["device"] = f"cpu ({env['processor']}, {env['cpu_count']} cores)"
+        # what precision=auto / llm.dtype=auto decided for an LLM on this CPU, and the probe behind it
+        env["cpu_bf16"] = cpu_bf16().to_dict()
     return env

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from recdistill.engine.cpu_bf16 import cpu_bf16
 from recdistill.errors import ConfigError
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -25,11 +26,14 @@ def resolve_accelerator(requested: str) -> str:
     raise ConfigError(f"efficiency.accelerator={requested!r} is not valid; choose one of: auto, cpu, gpu")
 
 
-def resolve_precision(requested: str, accelerator: str) -> str:
+def resolve_precision(requested: str, accelerator: str, llm: bool = False) -> str:
     """Turn ``auto`` into a Lightning precision string and refuse combinations that cannot run.
 
-    ``auto``: ``bf16-mixed`` on a GPU that supports bf16, ``16-mixed`` on older GPUs, ``32-true`` on a CPU
-    (CPUs without native bf16 run bf16 matrix products hundreds of times slower than fp32).
+    ``auto``: ``bf16-mixed`` on a GPU that supports bf16, ``16-mixed`` on older GPUs. On a CPU it depends
+    on the workload and the machine: ``llm=True`` (the LLM teacher, whose products are [tokens x 576] x
+    [576 x 1536] and larger) gets ``bf16-mixed`` where this CPU's bf16 products are measured faster than
+    fp32 (:func:`recdistill.engine.cpu_bf16.cpu_bf16`), else ``32-true``; the recommenders (64-wide products,
+    where casts cost as much as they save) and everything on a CPU without fast bf16 get ``32-true``.
     """
     requested = str(requested)
     if requested not in PRECISIONS:
@@ -37,7 +41,7 @@ def resolve_precision(requested: str, accelerator: str) -> str:
     if requested == "auto":
         if accelerator == "gpu":
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        return "32-true"
+        return "bf16-mixed" if llm and cpu_bf16().fast else "32-true"
     if accelerator == "cpu" and requested in ("16-mixed", "16-true"):
         raise ConfigError(
             f"efficiency.precision={requested} needs a GPU (fp16 autocast is CUDA-only); "
@@ -63,14 +67,21 @@ def resolve_device(setting: str, key: str = "teacher.device") -> str:
 
 
 def resolve_dtype(requested: str, quantization: str = "none") -> torch.dtype:
-    """``llm.dtype``. ``auto``: fp32 on a CPU (no native bf16 here: a bf16 matmul ran ~300x slower), bf16
-    on a CUDA GPU that has it, else fp16. With 4/8-bit quantization the dtype is the compute dtype of the
-    dequantized matmuls."""
+    """``llm.dtype``, the frozen base model's weights. ``auto``: bf16 on a CUDA GPU that has it, else fp16;
+    on a CPU bf16 where its bf16 products are measured faster than fp32 (:mod:`.cpu_bf16`), else fp32. The
+    trained parts (adapters, projector, gate) stay fp32 and run under autocast. With 4/8-bit quantization
+    the dtype is the compute dtype of the dequantized matmuls."""
     requested = str(requested)
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return torch.bfloat16 if cpu_bf16().fast else torch.float32
     if requested not in DTYPES:
         raise ConfigError(f"llm.dtype={requested!r} is not valid; choose one of: auto, {', '.join(DTYPES)}")
     return DTYPES[requested]
+
+
+def explain_cpu_choice() -> str:
+    """One line saying what ``auto`` picks for the LLM on this CPU and why (printed by the teacher commands)."""
+    choice = cpu_bf16()
+    return f"auto precision on this CPU: {'bf16' if choice.fast else 'fp32'} for the LLM ({choice.reason})"

@@ -72,6 +72,7 @@ def build_trainer(
     progress_bar: bool = True,
     loggers: bool = True,
     fsdp_wrap: set[type] | None = None,
+    llm: bool = False,
     **extra,
 ) -> L.Trainer:
     """A Trainer with accelerator, devices, strategy, precision, accumulation, clipping and
@@ -79,7 +80,9 @@ def build_trainer(
 
     ``fsdp_wrap``: with ``efficiency.strategy=fsdp``, the layer classes that become FSDP units of their own
     (a transformer's decoder layers), so each process holds only its shard of every layer between uses;
-    without it FSDP wraps the whole model as one unit and every process gathers all of it at once."""
+    without it FSDP wraps the whole model as one unit and every process gathers all of it at once.
+
+    ``llm``: the model is an LLM, so ``precision=auto`` on a CPU may pick bf16 (``resolve_precision``)."""
     accumulate = eff.accumulate_grad_batches
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate <= 0:
         raise ConfigError(f"efficiency.accumulate_grad_batches={accumulate!r} is not valid; expected a number > 0")
@@ -89,7 +92,7 @@ def build_trainer(
     if str(eff.strategy) == "fsdp" and accelerator != "gpu":
         raise ConfigError("efficiency.strategy=fsdp needs CUDA GPUs (Lightning's FSDP strategy refuses "
                           "accelerator=cpu); on CPUs use efficiency.strategy=ddp")
-    precision = resolve_precision(eff.precision, accelerator)
+    precision = resolve_precision(eff.precision, accelerator, llm=llm)
     torch.set_float32_matmul_precision(str(eff.matmul_precision))
     quiet_lightning()
     quiet_noise()

@@ -6,6 +6,13 @@ with a seed derived from the history), so prompts look like the ones the teacher
 candidate of the set is then scored by the likelihood of its title under that one prompt, reusing the
 prompt's KV cache (:func:`recdistill.teacher.scoring.score_candidates`).
 
+``teacher.export.ranking=grounded`` is BIGRec's grounding (the teacher DLLM2Rec distils from): the teacher
+generates an answer greedily, the answer is embedded like an item title, and every candidate (with
+``export.candidates=all``: the whole catalogue, so the ranking can name items the student never ranks
+highly) is scored by the negative L2 distance between its title embedding and the answer's. One
+generation per row instead of one title continuation per candidate. ``scores`` are then ``-distance``
+(DLLM2Rec's confidence ``exp(-distance)`` is their softmax up to normalisation).
+
 Item embeddings (``teacher.export.embedding_pooling``): the mean of the LLM's last hidden states over the
 item's title tokens (``mean``, ours) or the last hidden state at the title's last token (``last``: what
 DLLM2Rec reads from BIGRec's ``predict_embeddings``); the title alone, no prompt. In ``ilora`` mode there
@@ -29,6 +36,7 @@ from recdistill.teacher.scoring import score
 
 
 POOLINGS = ("mean", "last")
+RANKINGS = ("likelihood", "grounded")
 
 
 def pool_title_states(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -49,7 +57,11 @@ class LLMRanker:
     def __init__(self, teacher: ILoRATeacher, encoder: PromptEncoder, settings: PromptSettings, num_items: int,
                  identity: dict, listed: int = 20, chunk_size: int = 64, norm: str = "sum", kv_cache: bool = True,
                  embeddings: bool = True, embedding_batch_size: int = 64, seed: int = 0, progress: bool = True,
-                 embedding_pooling: str = "mean"):
+                 embedding_pooling: str = "mean", ranking: str = "likelihood", max_new_tokens: int = 32):
+        if ranking not in RANKINGS:
+            raise ConfigError(f"teacher.export.ranking={ranking!r} is not valid; choose one of: {', '.join(RANKINGS)}")
+        self.ranking, self.max_new_tokens = ranking, int(max_new_tokens)
+        self._title_table: torch.Tensor | None = None
         if embedding_pooling not in POOLINGS:
             raise ConfigError(f"teacher.export.embedding_pooling={embedding_pooling!r} is not valid; choose one of: "
                               f"{', '.join(POOLINGS)}")
@@ -96,8 +108,11 @@ class LLMRanker:
         sets = [self._candidate_set(np.asarray(h), None if candidates is None else candidates[i])
                 for i, h in enumerate(histories)]
         batch = self._batch(histories, sets)
-        scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
-                       self.encoder.slot_id, self.chunk_size, self.norm, kv_cache=self.kv_cache).float().cpu()
+        if self.ranking == "grounded":
+            scores = self._grounded_scores(batch)
+        else:
+            scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+                           self.encoder.slot_id, self.chunk_size, self.norm, kv_cache=self.kv_cache).float().cpu()
         for i, c in enumerate(sets):
             scores[i, len(c):] = float("-inf")
         k = min(int(top_k), min(len(c) for c in sets))
@@ -105,18 +120,43 @@ class LLMRanker:
         return batch["candidates"].gather(1, idx).numpy(), top.numpy()
 
     @torch.no_grad()
+    def _grounded_scores(self, batch: dict) -> torch.Tensor:
+        """``[B, C]``: minus the L2 distance between each row's generated answer and each candidate's title,
+        both embedded by :meth:`_text_states`."""
+        from recdistill.protocols.llara import first_line
+        from recdistill.teacher.evaluation import generate_answers
+
+        if self._title_table is None:
+            self._title_table = self._text_states([self.encoder.title_ids[i] for i in range(1, self.num_items + 1)],
+                                                  "title embeddings for grounding")
+            self._title_table = torch.cat([torch.zeros(1, self._title_table.shape[1]), self._title_table])
+        texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, self.max_new_tokens)
+        answers = [self.encoder.tokenizer(" " + (first_line(t).strip() or t.strip() or "?"),
+                                          add_special_tokens=False)["input_ids"] for t in texts]
+        states = self._text_states(answers, None)
+        return -torch.linalg.vector_norm(self._title_table[batch["candidates"]] - states[:, None, :], dim=-1)
+
+    @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor | None:
         if not self.embeddings:
             return None
+        out = torch.zeros(self.num_items + 1, self.teacher.base_config.hidden_size)
+        out[1:] = self._text_states([self.encoder.title_ids[i] for i in range(1, self.num_items + 1)], "item embeddings")
+        return out
+
+    @torch.no_grad()
+    def _text_states(self, token_lists: list[list[int]], label: str | None) -> torch.Tensor:
+        """``[len(token_lists), hidden]``: each token list alone through the teacher's LLM (experts mixed
+        uniformly), pooled by ``embedding_pooling``."""
         self.teacher.eval()
         k = self.teacher.spec.lora.num_experts
         hidden = self.teacher.base_config.hidden_size
-        out = torch.zeros(self.num_items + 1, hidden)
-        items = list(range(1, self.num_items + 1))
-        bar = progress_report(len(items), "item embeddings", "items", enabled=self.progress)
-        for start in range(0, len(items), self.embedding_batch_size):
-            chunk = items[start: start + self.embedding_batch_size]
-            ids = [self.encoder.title_ids[i] for i in chunk]
+        out = torch.zeros(len(token_lists), hidden)
+        rows = list(range(len(token_lists)))
+        bar = progress_report(len(rows), label or "texts", "items", enabled=self.progress and label is not None)
+        for start in range(0, len(rows), self.embedding_batch_size):
+            chunk = rows[start: start + self.embedding_batch_size]
+            ids = [token_lists[i] for i in chunk]
             width = max(len(x) for x in ids)
             tokens = torch.full((len(ids), width), self.encoder.slot_id, dtype=torch.long)
             mask = torch.zeros_like(tokens)

@@ -19,6 +19,7 @@ from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
+from recdistill.recipes.embed_items import read_item_embeddings
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
                                           print_ranking_result, records_run_state, seed_run)
 from recdistill.recipes.seeds import train_over_seeds
@@ -31,9 +32,11 @@ CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
 def validate_distill_config(cfg: DictConfig) -> None:
     validate_student_config(cfg)
     d = cfg.distill
-    if not d.teacher_outputs:
+    if not d.teacher_outputs and not (d.item_embeddings and float(d.kd.weight) == 0):
         raise ConfigError("distill.teacher_outputs is not set; pass the folder written by `recdistill export`, "
-                          "e.g. distill.teacher_outputs=runs/<run>/teacher_outputs")
+                          "e.g. distill.teacher_outputs=runs/<run>/teacher_outputs (or, for embedding "
+                          "distillation alone, distill.item_embeddings=<file from recdistill embed-items> "
+                          "with distill.kd.weight=0)")
     for key in ("weight", "lambda", "a_pos", "a_conf", "a_cons"):
         check_positive(cfg, f"distill.kd.{key}", allow_zero=key != "lambda")
     if d.kd.weight > 0 and d.kd.a_pos + d.kd.a_conf + d.kd.a_cons <= 0:
@@ -49,19 +52,35 @@ def validate_distill_config(cfg: DictConfig) -> None:
     check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
 
 
-def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs:
-    """The validated teacher outputs for this run's dataset (a clear error when they do not match)."""
+def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs | None:
+    """The validated teacher outputs for this run's dataset (a clear error when they do not match); None
+    when the run distils item embeddings alone (``distill.item_embeddings`` without teacher outputs)."""
+    if not cfg.distill.teacher_outputs:
+        return None
     path = Path(str(cfg.distill.teacher_outputs)).expanduser()
     top_k = cfg.distill.kd.top_k
     teacher = load_teacher_outputs(path, data.train, data.fingerprint, data.num_items,
                                    max_k=None if top_k is None else int(top_k))
-    if float(cfg.distill.ed.gamma) > 0 and teacher.embeddings is None:
+    if float(cfg.distill.ed.gamma) > 0 and teacher.embeddings is None and not cfg.distill.item_embeddings:
         raise RecdistillError(f"{path} has no item embeddings, so embedding distillation cannot run; "
                               "set distill.ed.gamma=0 or export a teacher that writes them")
     return teacher
 
 
-def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs, accelerator: str) -> DistillDataModule:
+def ed_source(cfg: DictConfig, data, teacher: TeacherOutputs | None):
+    """The LLM item embeddings embedding distillation adds: ``distill.item_embeddings`` when set (the
+    frozen LLM's view of each item's text, which also covers items without interactions), else the
+    teacher outputs' own; None when ``distill.ed.gamma`` is 0."""
+    if float(cfg.distill.ed.gamma) == 0:
+        return None
+    if cfg.distill.item_embeddings:
+        return read_item_embeddings(str(cfg.distill.item_embeddings), data.num_items)[0]
+    return teacher.embeddings
+
+
+def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs | None, accelerator: str):
+    if teacher is None:
+        return build_datamodule(cfg, data, accelerator)
     usual = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
     kd = int(cfg.distill.kd.num_negatives) if cfg.distill.kd.weight > 0 else 0
     # one draw serves both losses (DLLM2Rec shares them too)
@@ -78,15 +97,17 @@ def train_distill(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
     teacher = load_teacher_for(cfg, data)  # before the run folder exists: bad input leaves nothing behind
     run = open_run(cfg)
     dm = build_distill_datamodule(cfg, data, teacher, resolve_accelerator(cfg.efficiency.accelerator))
-    embeddings = teacher.embeddings if float(cfg.distill.ed.gamma) > 0 else None
+    embeddings = ed_source(cfg, data, teacher)
     module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta(), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
-    metrics["teacher_coverage"] = dm.coverage
-    teacher_info = {"path": str(teacher.path), "rows": len(teacher), "top_k": teacher.top_k,
-                    "teacher": teacher.manifest.get("teacher"),
-                    "embedding_dim": None if teacher.embeddings is None else int(teacher.embeddings.shape[1])}
+    metrics["teacher_coverage"] = dm.coverage if teacher is not None else 0.0
+    teacher_info = {"path": None if teacher is None else str(teacher.path), "rows": 0 if teacher is None else len(teacher),
+                    "top_k": None if teacher is None else teacher.top_k,
+                    "teacher": None if teacher is None else teacher.manifest.get("teacher"),
+                    "item_embeddings": str(cfg.distill.item_embeddings) if cfg.distill.item_embeddings else None,
+                    "embedding_dim": None if embeddings is None else int(embeddings.shape[1])}
     if trainer.is_global_zero:
         run.finish("distill", metrics, meter.records, describe_environment(),
                    extra={"best_checkpoint": best, "dataset": data.meta(), "teacher_outputs": teacher_info})

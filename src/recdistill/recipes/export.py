@@ -84,13 +84,20 @@ def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
                      kv_cache=bool(t.eval.kv_cache),
                      embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
                      seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar),
-                     embedding_pooling=str(t.export.get("embedding_pooling", "mean")))
+                     embedding_pooling=str(t.export.get("embedding_pooling", "mean")),
+                     ranking=str(t.export.get("ranking", "likelihood")),
+                     max_new_tokens=int(t.export.get("max_new_tokens", 32)))
 
 
 def _pooling_identity(t) -> dict:
-    """The pooling joins the export's identity only when it is not the default, so existing exports keep theirs."""
+    """The pooling and the ranking join the export's identity only when they are not the default, so
+    existing exports keep theirs."""
     pooling = str(t.export.get("embedding_pooling", "mean"))
-    return {} if pooling == "mean" else {"embedding_pooling": pooling}
+    ranking = str(t.export.get("ranking", "likelihood"))
+    out = {} if pooling == "mean" else {"embedding_pooling": pooling}
+    if ranking != "likelihood":
+        out.update({"ranking": ranking, "max_new_tokens": int(t.export.get("max_new_tokens", 32))})
+    return out
 
 
 def run_export(cfg: DictConfig) -> ExportResult:

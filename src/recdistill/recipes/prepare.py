@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive
 from recdistill.data.duplicates import DUPLICATE_POLICIES
+from recdistill.data.new_items import check_new_items
 from recdistill.data.prepare import ensure_prepared, prepare_dataset
 from recdistill.data.sources import cache_dir
 from recdistill.errors import ConfigError
@@ -41,6 +42,7 @@ def validate_dataset(cfg: DictConfig) -> None:
         raise ConfigError(f"dataset.limit={value!r} is not valid; expected a whole number of users >= 1, or null")
     if cfg.dataset.get("rating_threshold") is not None:
         check_positive(cfg, "dataset.rating_threshold", allow_zero=True)
+    check_new_items(cfg.dataset.get("new_items") or 0, str(cfg.dataset.get("new_items_by", "random")))
     if not str(cfg.dataset.get("name") or "").strip() or "/" in str(cfg.dataset.name):
         raise ConfigError(f"dataset.name={cfg.dataset.get('name')!r} is not valid; expected a folder name")
 

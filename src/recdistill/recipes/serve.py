@@ -100,6 +100,50 @@ def export_model_command(args) -> int:
     return 0
 
 
+def add_items_command(args) -> int:
+    """``recdistill add-items MODEL items.csv``: embed the new items' text with the LLM the model's item
+    embeddings came from and write an ``export-model`` folder whose catalogue includes them."""
+    import time
+
+    from recdistill.data.sources import cache_dir
+    from recdistill.recipes.embed_items import read_item_embeddings
+    from recdistill.serve.add_items import extend_catalogue, extend_model, normalise_like_training, read_new_items
+    from recdistill.serve.onnx_export import export_model
+    from recdistill.serve.source import open_recommender
+    from recdistill.teacher.item_text import embed_texts, item_text
+    from recdistill.teacher.llm import LLMSettings, load_llm
+
+    rec, catalogue = open_recommender(args.model, args.data)
+    distill = (rec.cfg or {}).get("distill") or {}
+    source = distill.get("item_embeddings")
+    if rec.kind != "distill" or not source:
+        raise RecdistillError(f"{args.model} was not trained with distill.item_embeddings, so there is no record of "
+                              "how its items were embedded; train it with `recdistill train distill "
+                              "distill.item_embeddings=<file from recdistill embed-items>`")
+    items = read_new_items(args.items)
+    raw_training, meta = read_item_embeddings(source, rec.num_items)
+    if "llm_settings" not in meta:
+        raise RecdistillError(f"{source} predates add-items (its .json has no llm_settings); rewrite it with "
+                              "`recdistill embed-items` and retrain, or embed with the same LLM by hand")
+    start = time.perf_counter()
+    llm = load_llm(LLMSettings.from_dict(meta["llm_settings"]), str(cache_dir(None)))
+    texts = [item_text(t, y, g, meta["text"]) for t, y, g in zip(items["title"], items["year"], items["genres"])]
+    raw_new = embed_texts(llm.model, llm.tokenizer, texts, meta["pooling"], progress=False)
+    embed_seconds = time.perf_counter() - start
+    rows = normalise_like_training(raw_new, raw_training, str(distill["ed"]["normalize"]))
+    model = extend_model(rec.model, rows)
+    extended = extend_catalogue(catalogue, items)
+    out = Path(args.out) if args.out else Path(args.model).expanduser().parent / "distill-onnx-added-items"
+    info = {"kind": rec.kind, "checkpoint": str(args.model), "dataset": rec.dataset,
+            "dataset_fingerprint": rec.dataset_fingerprint, "model": {**rec.model_config, "num_items": extended.num_items},
+            "added_items": {"count": len(items), "first_id": catalogue.num_items + 1, "texts": texts,
+                            "embed_seconds": round(embed_seconds, 3), "llm": meta["llm"]}}
+    path = export_model(model, extended, out, info, "onnx")
+    print(f"added {len(items)} items (ids {catalogue.num_items + 1}..{extended.num_items}) in {embed_seconds:.1f} s "
+          f"(LLM load and embedding; {embed_seconds / len(items):.2f} s per item); model written to {path}")
+    return 0
+
+
 def serve_command(args) -> int:
     import uvicorn
 
@@ -107,7 +151,8 @@ def serve_command(args) -> int:
     from recdistill.serve.source import open_model
 
     served = open_model(args.model, args.data, args.threads)
-    app = build_app(served, max_k=args.max_k, max_batch=args.max_batch)
+    app = build_app(served, max_k=args.max_k, max_batch=args.max_batch,
+                    reopen=lambda: open_model(args.model, args.data, args.threads))
     where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "reachable from the network"
     print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on http://{args.host}:{args.port} ({where})",
           flush=True)

@@ -22,7 +22,7 @@ from recdistill.engine.resume import RandomStates, last_checkpoint_callback
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, is_main_process, open_run,
                                           optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
-from recdistill.recipes.teacher_settings import (cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
+from recdistill.recipes.teacher_settings import (announce_cpu_precision, cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
                                                  prompt_settings, teacher_optim_settings, teacher_spec,
                                                  validate_teacher_config)
 from recdistill.student.checkpoint import load_student_for
@@ -74,6 +74,7 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
         raise ConfigError("teacher.student_checkpoint is required: train a student first (`recdistill train student`) "
                           "and pass teacher.student_checkpoint=<run>/checkpoints/<file>.ckpt")
     seed_run(cfg)
+    announce_cpu_precision(cfg)
     data = prepared_data(cfg)
     student, student_meta = load_student_for(cfg.teacher.student_checkpoint, data)
     llm_cfg = effective_llm_config(cfg.llm, cfg.efficiency)
@@ -103,7 +104,7 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
                             limit_val_batches=cfg.train.limit_val_batches, limit_test_batches=cfg.train.limit_test_batches,
                             check_val_every_n_epoch=int(cfg.train.check_val_every_n_epoch),
                             progress_bar=bool(cfg.run.progress_bar), reload_dataloaders_every_n_epochs=1,
-                            fsdp_wrap=decoder_layer_classes(teacher.llm))
+                            fsdp_wrap=decoder_layer_classes(teacher.llm), llm=True)
     fit_checkpointed(trainer, module, run, cfg, datamodule=dm)
     best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best:
@@ -172,7 +173,8 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
         run.finish("teacher-eval", metrics, meter.records, describe_environment(), extra={"adapter": str(adapter)})
         return RunResult(run.path, metrics, meter.records, {"adapter": str(adapter)})
     trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], limit_val_batches=cfg.train.limit_val_batches,
-                            limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar))
+                            limit_test_batches=cfg.train.limit_test_batches, progress_bar=bool(cfg.run.progress_bar),
+                            llm=True)
     metrics = collect(trainer.validate(module, datamodule=dm, verbose=False))
     metrics.update(collect(trainer.test(module, datamodule=dm, verbose=False)))
     if is_main_process():  # DDP children share the folder; rank 0 records the run

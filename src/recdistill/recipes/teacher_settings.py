@@ -114,6 +114,16 @@ def curriculum(teacher_cfg: DictConfig) -> Curriculum:
     return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp))
 
 
+def announce_cpu_precision(cfg: DictConfig) -> None:
+    """Say what ``auto`` picks for the LLM on this CPU and why, when a setting is left to it."""
+    from recdistill.engine.precision import explain_cpu_choice, resolve_accelerator
+
+    if resolve_accelerator(cfg.efficiency.accelerator) != "cpu":
+        return
+    if str(cfg.efficiency.precision) == "auto" or str(cfg.llm.dtype) == "auto":
+        print(explain_cpu_choice(), flush=True)
+
+
 def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
     """The ``llm`` group (a plain dict) with ``efficiency.gradient_checkpointing`` folded in (either switch
     turns it on)."""

@@ -60,10 +60,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
 
 
-def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
-    """The app over a :class:`recdistill.serve.source.ServedModel`."""
-    catalogue = served.catalogue
-    max_k = min(int(max_k), catalogue.num_items)
+def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> FastAPI:
+    """The app over a :class:`recdistill.serve.source.ServedModel`. ``reopen``: a function that opens the
+    model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them)."""
+    state = {"served": served}
+    max_k_setting = int(max_k)
     app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec")
 
     @app.exception_handler(RequestValidationError)
@@ -76,7 +77,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
         # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no endpoint {request.url.path}; see GET /health, GET /items/{{id}}, POST /recommend, POST /recommend/batch"
+            message = f"no endpoint {request.url.path}; see GET /health, GET /items/{{id}}, POST /recommend, POST /recommend/batch, POST /reload"
         elif exc.status_code == 400:
             message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
         return JSONResponse({"error": message}, status_code=exc.status_code)
@@ -85,7 +86,9 @@ def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
     async def on_bad_request(request: Request, exc: BadRequest):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    def resolve(req: RecommendRequest) -> tuple[np.ndarray, str | None]:
+    def resolve(req: RecommendRequest, served) -> tuple[np.ndarray, str | None]:
+        catalogue = served.catalogue
+        max_k = min(max_k_setting, catalogue.num_items)
         if (req.history is None) == (req.user is None):
             raise BadRequest(422, 'give either "history" (item ids or titles) or "user" (a user id), not both or neither')
         if not 1 <= req.k <= max_k:
@@ -110,7 +113,9 @@ def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
         return history, note
 
     def answer(reqs: list[RecommendRequest]) -> list[dict]:
-        resolved = [resolve(r) for r in reqs]
+        served = state["served"]  # one model for the whole request, even if a reload swaps it meanwhile
+        catalogue = served.catalogue
+        resolved = [resolve(r, served) for r in reqs]
         histories = [h for h, _ in resolved]
         padded, _ = pad_histories(histories, served.max_len)
         scores = served.scorer(padded)
@@ -138,10 +143,23 @@ def build_app(served, max_k: int = 100, max_batch: int = 256) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", **served.describe(), "max_k": max_k, "max_batch": max_batch}
+        served = state["served"]
+        return {"status": "ok", **served.describe(), "max_k": min(max_k_setting, served.catalogue.num_items),
+                "max_batch": max_batch}
+
+    @app.post("/reload")
+    def reload() -> dict:
+        if reopen is None:
+            raise BadRequest(409, "this service was started without a model path to reload from")
+        try:
+            state["served"] = reopen()
+        except RecdistillError as exc:  # the old model keeps serving
+            raise BadRequest(409, f"reload failed, still serving the previous model: {exc}") from None
+        return {"status": "reloaded", **state["served"].describe()}
 
     @app.get("/items/{item_id}")
     def item(item_id: int) -> dict:
+        catalogue = state["served"].catalogue
         if not 1 <= item_id <= catalogue.num_items:
             raise BadRequest(404, f"unknown item id {item_id}: item ids run from 1 to {catalogue.num_items}")
         return {"item": item_id, "original_id": str(catalogue.original_ids[item_id]),

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
 from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.metrics.buckets import bucket_metrics
 from recdistill.metrics.chance import chance_hr, chance_ndcg, full_candidates
 from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.sasrec import SASRec
@@ -34,15 +35,39 @@ def build_sasrec(num_items: int, student: dict, uniform_dropout: bool = True) ->
                   uniform_dropout=uniform_dropout)
 
 
-def sequence_loss(model: SASRec, batch: dict, loss: str) -> torch.Tensor:
+class TrainingCatalogue:
+    """The items a model may be trained to predict: under ``dataset.new_items`` only those with training
+    interactions, so a held-out item is never pushed down as a negative for an item it could not have
+    competed with (it did not exist yet); ``None`` means the whole catalogue (every other run)."""
+
+    def __init__(self, counts):
+        seen = torch.as_tensor(counts)[1:] > 0
+        self.ids = torch.nonzero(seen).flatten() + 1                       # [S] item ids
+        self.position = torch.full((len(counts),), -1, dtype=torch.long)
+        self.position[self.ids] = torch.arange(len(self.ids))              # item id -> column
+
+    def cross_entropy(self, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        ids, position = self.ids.to(table.device), self.position.to(targets.device)
+        return linear_cross_entropy(h, table[ids], position[targets])
+
+
+def catalogue_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                            catalogue: TrainingCatalogue | None) -> torch.Tensor:
+    """Full-catalogue CE (items 1..N, or the training catalogue), in cache-sized chunks (see fused_ce)."""
+    if catalogue is None:
+        return linear_cross_entropy(h, table[1:], targets - 1)
+    return catalogue.cross_entropy(h, table, targets)
+
+
+def sequence_loss(model: SASRec, batch: dict, loss: str, catalogue: TrainingCatalogue | None = None) -> torch.Tensor:
     """Mean next-item loss over every position of the batch that has a target."""
     hidden = model(batch["inputs"])
     mask = batch["targets"] > 0
     h = hidden[mask]                      # [P, H]: only positions with a target, padding costs nothing
     targets = batch["targets"][mask]      # [P]
     if loss == "ce":
-        # logits over items 1..N only (id 0 is never a target), in cache-sized chunks (see fused_ce)
-        return linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1)
+        # logits over items 1..N only (id 0 is never a target)
+        return catalogue_cross_entropy(h, model.all_item_embeddings(), targets, catalogue)
     negatives = batch["negatives"][mask]  # [P, n]
     pos = model.score_items(h, targets.unsqueeze(-1))
     neg = model.score_items(h, negatives)
@@ -73,6 +98,15 @@ class StudentModule(L.LightningModule):
         self.exclude_seen = bool(evaluation["exclude_seen"])
         self.sampled = int(evaluation["sampled_negatives"])
         self._outputs: list[torch.Tensor] = []
+        self.item_counts = None  # training interactions per item, from the data module (popularity buckets)
+        self.catalogue: TrainingCatalogue | None = None
+
+    def setup(self, stage: str) -> None:
+        data = getattr(getattr(self.trainer, "datamodule", None), "data", None)
+        if data is not None and hasattr(data, "item_train_counts"):
+            self.item_counts = data.item_train_counts
+            if len(data.new_items):
+                self.catalogue = TrainingCatalogue(self.item_counts)
 
     def compile_model(self, compile_setting) -> None:
         """``efficiency.compile``: true compiles the encoder with torch.compile's default backend; a string
@@ -84,7 +118,7 @@ class StudentModule(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        loss = sequence_loss(self.model, batch, self.loss_name)
+        loss = sequence_loss(self.model, batch, self.loss_name, self.catalogue)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["inputs"]))
         return loss
 
@@ -97,9 +131,9 @@ class StudentModule(L.LightningModule):
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
     def rank_batch(self, batch: dict) -> torch.Tensor:
-        """``[B, 5]``: user, full-catalogue rank, sampled rank (-1 when the sampled protocol is off), and
-        the number of candidates of each protocol (for the chance level, and to tell when a user has
-        fewer unseen items than the sampled protocol asks for)."""
+        """``[B, 6]``: user, full-catalogue rank, sampled rank (-1 when the sampled protocol is off), the
+        number of candidates of each protocol (for the chance level, and to tell when a user has fewer
+        unseen items than the sampled protocol asks for), and the target (for the popularity buckets)."""
         hidden = self.model(batch["inputs"])[:, -1, :]
         scores = self.model.score_all(hidden).float()
         targets = batch["targets"]
@@ -115,7 +149,7 @@ class StudentModule(L.LightningModule):
         else:
             sampled = sampled_candidates = torch.full_like(ranks, -1)
         return torch.stack([batch["users"].to(ranks.device), ranks, sampled, candidates.to(ranks.device),
-                            sampled_candidates.to(ranks.device)], dim=1)
+                            sampled_candidates.to(ranks.device), targets.to(ranks.device)], dim=1)
 
     def _eval_step(self, batch):
         self._outputs.append(self.rank_batch(batch))
@@ -133,11 +167,11 @@ class StudentModule(L.LightningModule):
         self._outputs = []
 
     def _gathered(self) -> torch.Tensor:
-        rows = torch.cat(self._outputs) if self._outputs else torch.zeros(0, 5, dtype=torch.long, device=self.device)
+        rows = torch.cat(self._outputs) if self._outputs else torch.zeros(0, 6, dtype=torch.long, device=self.device)
         self._outputs = []
         if self.trainer.world_size > 1:
             # a DistributedSampler gives every process the same number of rows, padding with repeats
-            rows = self.all_gather(rows).reshape(-1, 5)
+            rows = self.all_gather(rows).reshape(-1, 6)
             order = torch.argsort(rows[:, 0], stable=True)
             rows = rows[order]
             first = torch.ones(len(rows), dtype=torch.bool, device=rows.device)
@@ -161,6 +195,8 @@ class StudentModule(L.LightningModule):
                 # users with fewer unseen items than N: for them the sampled protocol is the full ranking
                 metrics[f"{sampled}short_users"] = float((rows[:, 4] < self.sampled + 1).sum())
         metrics[f"{split}/users"] = float(len(rows))
+        if self.item_counts is not None and len(rows):
+            metrics.update(bucket_metrics(rows[:, 1], rows[:, 5], rows[:, 3], self.item_counts, split))
         # values are identical on every process after the gather, so no further reduction
         self.log_dict(metrics, prog_bar=False, sync_dist=False)
         self.last_metrics = metrics

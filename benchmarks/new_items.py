@@ -47,13 +47,15 @@ def main() -> int:
     p.add_argument("--work", default="runs/new_items")
     p.add_argument("--note", default="", help="what else ran on the machine")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--name", default="new_items", help="result file names: <out>/<name>.json, .md, .png")
     args = p.parse_args()
 
     from recdistill.config import compose
     from recdistill.data.prepared import load_prepared
     from recdistill.protocols.baselines import baseline_metrics
     from recdistill.recipes.distill import train_distill
-    from recdistill.recipes.embed_items import embed_items, read_item_embeddings
+    from recdistill.recipes.embed_items import embed_items
+    from recdistill.teacher.item_embeddings import read_item_embeddings
     from recdistill.recipes.prepare import ensure_prepared_from
     from recdistill.recipes.student import train_student
 
@@ -68,11 +70,15 @@ def main() -> int:
     emb, emb_meta = read_item_embeddings(emb_path, data.num_items)
 
     runs_file = work / "runs.json"
+    distill_key = " ".join(args.distill_args)
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     for seed in seeds:
         for arm in ("student", "distilled"):
             key = f"{arm}-{seed}"
+            if arm == "distilled" and key in runs and runs[key].get("distill_args") != distill_key:
+                other = runs.pop(key)  # another arm's run: kept aside under its own name
+                runs[f"distilled[{other.get('distill_args')}]-{seed}"] = other
             if key in runs:
                 continue
             start = time.perf_counter()
@@ -83,7 +89,8 @@ def main() -> int:
                     f"efficiency.seed={seed}", f"run.name=distilled-s{seed}", f"distill.item_embeddings={emb_path}",
                     "distill.kd.weight=0", *args.distill_args]))
             runs[key] = {"metrics": result.metrics, "run_dir": str(result.run_dir),
-                         "seconds": round(time.perf_counter() - start, 1)}
+                         "seconds": round(time.perf_counter() - start, 1),
+                         "distill_args": distill_key if arm == "distilled" else None}
             runs_file.write_text(json.dumps(runs, indent=1))
             print(f"{key}: test new {result.metrics.get('test/new_ndcg@10', float('nan')):.4f} "
                   f"warm {result.metrics.get('test/warm_ndcg@10', float('nan')):.4f}", flush=True)
@@ -92,9 +99,9 @@ def main() -> int:
     record = summarise(runs, baselines, seeds, data, args, emb_meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "new_items.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "new_items.md").write_text(markdown(record) + "\n")
-    plot(record, out / "new_items.png")
+    (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(record) + "\n")
+    plot(record, out / f"{args.name}.png")
     print(markdown(record))
     return 0
 

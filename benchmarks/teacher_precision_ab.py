@@ -126,7 +126,7 @@ def main() -> int:
                 losses[arm].append(loss)
             if sets is not None and (r > 0 or arm == arms[0]):
                 start = time.perf_counter()
-                scores = score(arm)
+                score(arm)
                 if r > 0:
                     score_s[arm].append(time.perf_counter() - start)
         print(f"round {r}: " + ", ".join(f"{a} {train_s[a][-1]:.2f} s" for a in arms if train_s[a]), flush=True)

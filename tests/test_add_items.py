@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from recdistill.cli import main
-from recdistill.errors import RecdistillError
 
 
 @pytest.fixture(scope="module")

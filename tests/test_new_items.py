@@ -147,7 +147,8 @@ def test_embed_items_then_distill_from_them_alone(tmp_path):
     from conftest import make_tiny_prepared
     from recdistill.config import compose
     from recdistill.recipes.distill import train_distill
-    from recdistill.recipes.embed_items import embed_items, read_item_embeddings
+    from recdistill.recipes.embed_items import embed_items
+    from recdistill.teacher.item_embeddings import read_item_embeddings
     from recdistill.student.checkpoint import load_recommender
     from test_teacher_fixtures import CACHE
 

@@ -25,6 +25,8 @@ DECLARED: dict[str, list] = {
     "efficiency.fused_adamw": ["bool", "auto"],
     "efficiency.pin_memory": ["bool", "auto"],
     "efficiency.precision": ["str", "int"],
+    "distill.kd.weight": ["float", "int", "auto"],
+    "distill.ed.gamma": ["float", "int", "auto"],
     # null = "not set" / "all" / "from the preset"
     "efficiency.gradient_clip_val": NUMBER_OR_NULL,
     "efficiency.batch_size_search.cpu_memory_mb": NUMBER_OR_NULL,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recdistill.metrics.chance import chance_hr, chance_ndcg
+from recdistill.metrics.chance import chance_ndcg
 from recdistill.metrics.ranking import metrics_from_ranks
 
 HEAD_SHARE = 0.2

@@ -27,10 +27,6 @@ def entry_name(stage: str, seed: int | None) -> str:
     return stage if seed is None else f"{stage}@seed{seed}"
 
 
-def stage_of(entry: str) -> str:
-    return entry.split("@", 1)[0]
-
-
 def build_plan(order: tuple[str, ...], needs: dict[str, tuple[str, ...]], seeds: list[int] | None,
                teacher_per_seed: bool) -> list[Unit]:
     """Units in stage order (every seed of a stage before the next stage), so ``pipeline.until`` and

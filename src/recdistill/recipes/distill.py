@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.config import check_choice, check_positive
+from recdistill.config import check_choice, check_positive, check_range
 from recdistill.distill.data import DistillDataModule
 from recdistill.distill.embedding import NORMALISATIONS
 from recdistill.distill.module import AVERAGE_OVER, DistillModule
@@ -19,7 +19,8 @@ from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
-from recdistill.recipes.embed_items import read_item_embeddings
+from recdistill.recipes.distill_weight import AUTO, train_distill_auto, wants_auto, weight_grid
+from recdistill.teacher.item_embeddings import read_item_embeddings
 from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
                                           print_ranking_result, records_run_state, seed_run)
 from recdistill.recipes.seeds import train_over_seeds
@@ -32,21 +33,25 @@ CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
 def validate_distill_config(cfg: DictConfig) -> None:
     validate_student_config(cfg)
     d = cfg.distill
-    if not d.teacher_outputs and not (d.item_embeddings and float(d.kd.weight) == 0):
+    if not d.teacher_outputs and not (d.item_embeddings and str(d.kd.weight) != AUTO and float(d.kd.weight) == 0):
         raise ConfigError("distill.teacher_outputs is not set; pass the folder written by `recdistill export`, "
                           "e.g. distill.teacher_outputs=runs/<run>/teacher_outputs (or, for embedding "
                           "distillation alone, distill.item_embeddings=<file from recdistill embed-items> "
                           "with distill.kd.weight=0)")
     for key in ("weight", "lambda", "a_pos", "a_conf", "a_cons"):
-        check_positive(cfg, f"distill.kd.{key}", allow_zero=key != "lambda")
-    if d.kd.weight > 0 and d.kd.a_pos + d.kd.a_conf + d.kd.a_cons <= 0:
+        check_positive(cfg, f"distill.kd.{key}", allow_zero=key != "lambda", allow=(AUTO,) if key == "weight" else ())
+    if wants_auto(cfg):
+        weight_grid(cfg)
+        check_positive(cfg, "distill.auto.after_epochs")
+        check_range(cfg, "distill.auto.behind", 0.0, 1.0)
+    if (wants_auto(cfg) or d.kd.weight > 0) and d.kd.a_pos + d.kd.a_conf + d.kd.a_cons <= 0:
         raise ConfigError("distill.kd.a_pos, a_conf and a_cons are all 0: the ranking weights are undefined; "
                           "set one of them > 0 or distill.kd.weight=0")
     check_positive(cfg, "distill.kd.num_negatives")
     check_choice(cfg, "distill.kd.average_over", AVERAGE_OVER)
     for key in ("top_k", "consistency_k"):
         check_positive(cfg, f"distill.kd.{key}", allow=(None,))
-    check_positive(cfg, "distill.ed.gamma", allow_zero=True)
+    check_positive(cfg, "distill.ed.gamma", allow_zero=True, allow=(AUTO,))
     check_positive(cfg, "distill.ed.mlp_layers")
     check_positive(cfg, "distill.ed.mlp_hidden")
     check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
@@ -90,8 +95,16 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs | No
 @records_run_state
 def train_distill(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     """Train with distillation, select on val NDCG@10, evaluate the selected checkpoint on val and test.
-    ``info["teacher"]`` describes the teacher outputs used; ``extra_callbacks`` join the Trainer's."""
+    ``info["teacher"]`` describes the teacher outputs used; ``extra_callbacks`` join the Trainer's.
+    ``distill.kd.weight=auto``: one run per weight of ``distill.auto.kd_weights``, the best on validation
+    returned (:mod:`recdistill.recipes.distill_weight`)."""
     validate_distill_config(cfg)
+    if wants_auto(cfg):
+        return train_distill_auto(cfg, _train_distill_once, extra_callbacks)
+    return _train_distill_once(cfg, extra_callbacks)
+
+
+def _train_distill_once(cfg: DictConfig, extra_callbacks: list | None = None) -> RunResult:
     seed_run(cfg)
     data = prepared_data(cfg)
     teacher = load_teacher_for(cfg, data)  # before the run folder exists: bad input leaves nothing behind

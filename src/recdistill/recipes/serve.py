@@ -106,7 +106,7 @@ def add_items_command(args) -> int:
     import time
 
     from recdistill.data.sources import cache_dir
-    from recdistill.recipes.embed_items import read_item_embeddings
+    from recdistill.teacher.item_embeddings import read_item_embeddings
     from recdistill.serve.add_items import extend_catalogue, extend_model, normalise_like_training, read_new_items
     from recdistill.serve.onnx_export import export_model
     from recdistill.serve.source import open_recommender

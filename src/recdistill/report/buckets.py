@@ -96,13 +96,19 @@ def baseline_groups(runs) -> list[SeedGroup]:
         return []
     embeddings_file = next((((r.config.get("distill") or {}).get("item_embeddings")) for r in runs
                             if (r.config.get("distill") or {}).get("item_embeddings")), None)
+    if embeddings_file is None:  # else the LLM embeddings a distillation read from the teacher outputs
+        from recdistill.export.format import EMBEDDINGS
+
+        exported = [Path(str((r.config.get("distill") or {}).get("teacher_outputs") or "")) / EMBEDDINGS for r in runs
+                    if (r.config.get("distill") or {}).get("teacher_outputs")]
+        embeddings_file = next((str(f) for f in exported if f.is_file()), None)
     out = []
     for name in ("popularity", "content"):
         embeddings = None
         if name == "content":
             if not embeddings_file:
                 continue
-            from recdistill.recipes.embed_items import read_item_embeddings
+            from recdistill.teacher.item_embeddings import read_item_embeddings
 
             try:
                 embeddings = read_item_embeddings(embeddings_file, data.num_items)[0]

@@ -13,6 +13,7 @@ from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run, run_state
 from recdistill.report.buckets import baseline_groups, bucket_section
+from recdistill.report.selection import selection_lines
 from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
 from recdistill.report.figures import cost_figure, headline_figure
 from recdistill.report.format import percent
@@ -132,6 +133,7 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
             note = ([f"One seed ({seed_of(baseline)}) against its own student; every seed: \"Over seeds\" below.", ""]
                     if seeded else [])
             parts += ["## Summary", "", *note] + verdicts + [""]
+    parts += selection_lines(runs)
     parts += seeds_section(groups)
     parts += bucket_section(groups, baselines=baseline_groups(runs))
     parts += _protocol_sections(runs, baseline, compared)

@@ -16,7 +16,6 @@ from recdistill.report.format import percent
 from recdistill.report.runs import RunInfo
 
 _KEY = re.compile(r"^(?P<split>val|test)/(?P<family>sampled\d+_|cand\d+_)?(?P<name>hr|ndcg|recall|mrr)@(?P<k>\d+)$")
-_DESCRIPTIVE = re.compile(r"^(val|test)/((sampled|cand)\d+_)?(chance_\w+@\d+|users|short_users)$")
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,6 @@ def family_of(key: str) -> str | None:
     if not m:
         return None
     return (m["family"] or "full_").rstrip("_")
-
-
-def is_descriptive(key: str) -> bool:
-    return bool(_DESCRIPTIVE.match(key))
 
 
 def is_main_row(key: str) -> bool:

@@ -1,0 +1,132 @@
+"""`distill.kd.weight=auto`: the weight chosen on validation from a grid that holds 0. A teacher that ranks
+at random gets weight 0 (the result is the student alone); a converged teacher gets a positive weight; the
+choice and its curve are saved with the run and shown in the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from recdistill.config import compose
+from recdistill.errors import ConfigError
+from recdistill.recipes.distill_weight import choose, weight_grid
+
+COMMON = ["student.max_len=8", "student.hidden_size=16", "student.num_blocks=1", "train.batch_size=32",
+          "run.progress_bar=false", "eval.sampled_negatives=0", "efficiency.seed=0"]
+
+
+class RandomTeacher:
+    """A teacher whose top-K is random: the kind that must get weight 0."""
+
+    def __init__(self, num_items: int):
+        self.num_items = num_items
+        self.rng = np.random.default_rng(0)
+
+    def identity(self) -> dict:
+        return {"kind": "student", "model": "random", "adapter": None, "config_hash": "random-0"}
+
+    def rank(self, histories, candidates, top_k):
+        items = np.stack([self.rng.choice(np.setdiff1d(np.arange(1, self.num_items + 1), h), top_k, replace=False)
+                          for h in histories])
+        return items, np.sort(self.rng.random(items.shape), axis=1)[:, ::-1].copy()
+
+    def item_embeddings(self):
+        return None
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    from omegaconf import OmegaConf
+
+    from conftest import make_tiny_prepared
+    from recdistill.config.compose import conf_root
+    from recdistill.data.prepared import load_prepared
+    from recdistill.export.build import ExportSettings, export_files, student_ranker
+    from recdistill.recipes.student import train_student
+
+    root = tmp_path_factory.mktemp("weight")
+    prepared = make_tiny_prepared(root / "data" / "tiny", num_users=150, num_items=40)
+    data = load_prepared(prepared)
+    common = [f"prepared={prepared}", f"paths.runs_dir={root / 'runs'}", *COMMON]
+    converged = train_student(compose("student", common + ["train.max_epochs=40", "train.early_stopping_patience=0",
+                                                           "student.hidden_size=32", "run.name=converged"]))
+    export = ExportSettings(**{**OmegaConf.to_container(OmegaConf.load(conf_root() / "export" / "default.yaml")),
+                               "candidates": "all", "top_k": 3, "shard_rows": 500, "progress_bar": False})
+    export_files(export, student_ranker([converged.artefacts["best_checkpoint"]], data, True, "cpu"), data,
+                 root / "converged_outputs")
+    export_files(export, RandomTeacher(data.num_items), data, root / "random_outputs")
+    return {"root": root, "common": common, "converged": converged.metrics}
+
+
+def _auto(setting, outputs: str, name: str):
+    from recdistill.recipes.distill import train_distill
+
+    return train_distill(compose("distill", setting["common"] + [
+        f"distill.teacher_outputs={setting['root'] / outputs}", "distill.kd.weight=auto", "train.max_epochs=4",
+        "distill.ed.gamma=0",
+        "train.early_stopping_patience=0", f"run.name={name}", "distill.auto.kd_weights=[0,0.8,2.0]"]))
+
+
+def test_a_random_teacher_gets_weight_zero(setting):
+    result = _auto(setting, "random_outputs", "random")
+    selection = result.info["weight_selection"]
+    assert selection["grid"] == [[0.0, 0.0], [0.8, 0.0], [2.0, 0.0]] and selection["chosen_weight"] == 0.0
+    zero = next(a for a in selection["curve"] if a["weight"] == 0.0)
+    assert result.metrics["val/ndcg@10"] == pytest.approx(zero["val_ndcg@10"])
+    saved = json.loads((result.run_dir / "weight_selection.json").read_text())
+    assert saved["chosen_weight"] == 0.0
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert (metrics.get("metrics") or metrics)["kd_weight_chosen"] == 0.0
+
+
+def test_a_converged_teacher_gets_a_positive_weight_and_the_report_says_so(setting, tmp_path):
+    from recdistill.report.page import render_report
+
+    result = _auto(setting, "converged_outputs", "converged")
+    selection = result.info["weight_selection"]
+    assert selection["chosen_weight"] > 0
+    best = max(a["val_ndcg@10"] for a in selection["curve"])
+    assert result.metrics["val/ndcg@10"] == pytest.approx(best)
+    files = render_report([result.run_dir], tmp_path / "report")
+    text = files.markdown.read_text() if hasattr(files, "markdown") else (tmp_path / "report" / "report.md").read_text()
+    assert "Distillation weight chosen on validation" in text
+    assert f"Validation chose kd.weight={selection['chosen_weight']:g}, ed.gamma=0" in text
+
+
+def test_choice_rule_and_grid_checks():
+    curve = [{"weight": 0.0, "val_ndcg@10": 0.5}, {"weight": 0.8, "val_ndcg@10": 0.5000001}, {"weight": 2.0, "val_ndcg@10": 0.4}]
+    assert choose(curve)["weight"] == 0.0                     # a tie (to 6 decimals) goes to the smaller weight
+    curve[1]["val_ndcg@10"] = 0.51
+    assert choose(curve)["weight"] == 0.8
+    with pytest.raises(ConfigError, match="must include 0"):
+        weight_grid(compose("distill", ["distill.kd.weight=auto", "distill.auto.kd_weights=[0.2,0.8]"]))
+    with pytest.raises(ConfigError, match="numbers >= 0"):
+        weight_grid(compose("distill", ["distill.kd.weight=auto", "distill.auto.kd_weights=[0,-1]"]))
+    both = compose("distill", ["distill.kd.weight=auto", "distill.ed.gamma=auto", "distill.auto.kd_weights=[0,0.8]"])
+    assert weight_grid(both) == [(0.0, 0.0), (0.0, 0.2), (0.8, 0.0), (0.8, 0.2)]   # (0, 0): the student alone
+    assert weight_grid(compose("distill", ["distill.ed.gamma=auto"])) == [(0.8, 0.0), (0.8, 0.2)]
+
+
+def test_stop_when_behind_stops_only_a_losing_arm():
+    from recdistill.recipes.distill_weight import StopWhenBehind
+
+    class Trainer:
+        sanity_checking = False
+        should_stop = False
+
+        def __init__(self, epoch, value):
+            self.current_epoch, self.callback_metrics = epoch, {"val/ndcg@10": torch.tensor(value)}
+
+    stopper = StopWhenBehind([0.2, 0.4, 0.5, 0.5], after=3, behind=0.1)
+    early = Trainer(1, 0.1)
+    stopper.on_validation_epoch_end(early, None)
+    assert not early.should_stop                               # before after_epochs nothing stops
+    close = Trainer(2, 0.46)
+    stopper.on_validation_epoch_end(close, None)
+    assert not close.should_stop                               # within 10 % of the best so far
+    behind = Trainer(3, 0.3)
+    stopper.on_validation_epoch_end(behind, None)
+    assert behind.should_stop and stopper.stopped_at == 3

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from recdistill.engine.integrity import verify_recorded
 from recdistill.errors import RecdistillError
 
 
@@ -25,6 +26,7 @@ def read_checkpoint_file(path: str | Path, what: str = "checkpoint") -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise RecdistillError(f"no {what} at {path}")
+    verify_recorded(path, what)  # a damaged or replaced file is an error here, before torch reads it
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # RuntimeError, UnpicklingError, OSError (EINVAL on a truncated zip), EOFError

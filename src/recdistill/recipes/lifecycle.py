@@ -19,6 +19,7 @@ from recdistill.data.prepared import PreparedData, load_prepared
 from recdistill.engine import Efficiency, OptimizerSettings, RunDir, StageMeter, build_trainer, seed_everything
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.engine.resume import RandomStates, last_checkpoint, last_checkpoint_callback
+from recdistill.engine.integrity import write_checksum
 from recdistill.errors import RecdistillError
 from recdistill.protocols.report import summary_lines
 from recdistill.report.format import sampled_note
@@ -185,6 +186,8 @@ def fit_select_evaluate(cfg: DictConfig, run: RunDir, module: L.LightningModule,
     if not best:
         raise RecdistillError("training produced no checkpoint (did validation run? check "
                               "train.check_val_every_n_epoch against train.max_epochs)")
+    if trainer.is_global_zero:
+        write_checksum(best)  # every later load checks the file against it (engine/integrity.py)
     # Both splits are evaluated once, on the selected checkpoint, so val and test describe the same model.
     metrics = collect([*trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False),
                        *trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)])

@@ -54,12 +54,18 @@ def write_rows(rows: list[dict], out: Path) -> None:
         raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
 
 
-def print_table(rows: list[dict], max_users: int = 5) -> None:
-    users = list(dict.fromkeys(r["user"] for r in rows))
+def print_table(rows: list[dict], max_users: int = 5, labels: list | None = None, k: int | None = None) -> None:
+    users = list(labels) if labels is not None else list(dict.fromkeys(r["user"] for r in rows))
     for user in users[:max_users]:
         print(f"\nuser {user}")
-        print(f"  {'rank':>4}  {'item':>6}  {'score':>8}  title")
-        for r in (r for r in rows if r["user"] == user):
+        mine = [r for r in rows if r["user"] == user]
+        if k is not None and len(mine) < k:
+            # the history leaves fewer than k items (it covers the catalogue, or k is above it): said, not hidden
+            print(f"  only {len(mine)} of the {k} items asked for: every other item is in the history "
+                  "(--include-seen keeps them)")
+        if mine:
+            print(f"  {'rank':>4}  {'item':>6}  {'score':>8}  title")
+        for r in mine:
             print(f"  {r['rank']:>4}  {r['item']:>6}  {r['score']:>8.3f}  {r['title']}")
     if len(users) > max_users:
         print(f"\n... and {len(users) - max_users} more users (write them all with --out FILE.parquet)")
@@ -82,7 +88,7 @@ def recommend_command(args) -> int:
         write_rows(rows, out)
         print(f"wrote {len(rows)} recommendations for {len(labels)} users to {out}")
     if out is None or len(labels) <= 5:
-        print_table(rows)
+        print_table(rows, labels=labels, k=args.k)
     return 0
 
 
@@ -94,7 +100,7 @@ def export_model_command(args) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).expanduser().with_suffix("").parent / (
         Path(args.checkpoint).stem.split("-epoch")[0] + f"-{args.format}")
     meta = {"kind": rec.kind, "checkpoint": str(args.checkpoint), "dataset": rec.dataset,
-            "dataset_fingerprint": rec.dataset_fingerprint, "model": rec.model_config}
+            "dataset_fingerprint": rec.dataset_fingerprint, "model": rec.model_config, "epoch": rec.epoch}
     path = export_model(rec.model, catalogue, out, meta, args.format)
     print(f"exported the {rec.kind} model to {path} (item table and user histories beside it)")
     return 0
@@ -136,6 +142,7 @@ def add_items_command(args) -> int:
     out = Path(args.out) if args.out else Path(args.model).expanduser().parent / "distill-onnx-added-items"
     info = {"kind": rec.kind, "checkpoint": str(args.model), "dataset": rec.dataset,
             "dataset_fingerprint": rec.dataset_fingerprint, "model": {**rec.model_config, "num_items": extended.num_items},
+            "epoch": rec.epoch,
             "added_items": {"count": len(items), "first_id": catalogue.num_items + 1, "texts": texts,
                             "embed_seconds": round(embed_seconds, 3), "llm": meta["llm"]}}
     path = export_model(model, extended, out, info, "onnx")

@@ -63,7 +63,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> FastAPI:
     """The app over a :class:`recdistill.serve.source.ServedModel`. ``reopen``: a function that opens the
     model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them)."""
-    state = {"served": served}
+    state = {"served": served, "nonfinite_errors": 0}
     max_k_setting = int(max_k)
     app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec")
 
@@ -77,7 +77,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> Fa
         # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no endpoint {request.url.path}; see GET /health, GET /items/{{id}}, POST /recommend, POST /recommend/batch, POST /reload"
+            message = f"no endpoint {request.url.path}; see GET /health, GET /metadata, GET /items/{{id}}, POST /recommend, POST /recommend/batch, POST /reload"
         elif exc.status_code == 400:
             message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
         return JSONResponse({"error": message}, status_code=exc.status_code)
@@ -121,7 +121,15 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> Fa
         scores = served.scorer(padded)
         out = []
         for row, (req, (history, note)) in enumerate(zip(reqs, resolved)):
+            if not np.isfinite(scores[row, 1:]).all():
+                # a damaged model is an error, never a shorter or reordered list
+                state["nonfinite_errors"] += 1
+                raise BadRequest(500, "the model produced non-finite scores for this request (NaN or infinite): it "
+                                      "is damaged; the operator must retrain or restore it")
             (ids, values), = top_k(scores[row:row + 1], [history], req.k, req.exclude_seen)
+            if len(ids) < req.k:
+                left = f"only {len(ids)} items are left once the history's {len(set(history.tolist()))} are left out"
+                note = f"{note}; {left}" if note else left
             body = {"user": req.user, "k": req.k, "items": [
                 {"item": int(i), "original_id": str(catalogue.original_ids[i]), "title": str(catalogue.titles[i]),
                  "score": float(s)} for i, s in zip(ids, values)]}
@@ -142,10 +150,19 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> Fa
         return {"results": answer(batch.requests)}
 
     @app.get("/health")
-    def health() -> dict:
+    def health():
         served = state["served"]
-        return {"status": "ok", **served.describe(), "max_k": min(max_k_setting, served.catalogue.num_items),
-                "max_batch": max_batch}
+        body = {"status": "ok", **served.describe(), "max_k": min(max_k_setting, served.catalogue.num_items),
+                "max_batch": max_batch, "nonfinite_errors": state["nonfinite_errors"],
+                "sha256": served.info.get("sha256")}
+        problem = served.file_problem()
+        if problem:  # not ready: what is served is no longer what is on disk
+            return JSONResponse({**body, "status": "stale", "problem": problem}, status_code=503)
+        return body
+
+    @app.get("/metadata")
+    def metadata() -> dict:
+        return state["served"].metadata()
 
     @app.post("/reload")
     def reload() -> dict:

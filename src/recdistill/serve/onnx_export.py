@@ -9,12 +9,13 @@ feed it). ONNX Runtime alone can run it; nothing of recdistill is needed.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from recdistill.engine.rundir import atomic_folder
+from recdistill.engine.rundir import atomic_folder, sha256_file
 from recdistill.errors import RecdistillError
 from recdistill.serve.catalogue import Catalogue
 from recdistill.serve.scorers import CatalogueScores
@@ -52,7 +53,8 @@ def export_model(model, catalogue: Catalogue, out_dir: str | Path, meta: dict, f
             traced.save(str(tmp / "model.pt"))
             file = "model.pt"
         catalogue.write(tmp)
-        info = {**meta, "format": fmt, "file": file, "max_len": max_len, "num_items": catalogue.num_items,
+        info = {**meta, "format": fmt, "file": file, "sha256": sha256_file(tmp / file), "created": time.strftime(
+                    "%Y-%m-%dT%H:%M:%S%z"), "max_len": max_len, "num_items": catalogue.num_items,
                 "input": {"name": "history", "dtype": "int64", "shape": ["batch", max_len],
                           "padding": "left, with 0; the newest item last"},
                 "output": {"name": "scores", "dtype": "float32", "shape": ["batch", catalogue.num_items + 1],

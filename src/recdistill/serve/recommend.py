@@ -80,7 +80,12 @@ def recommend_histories(scorer: Callable[[np.ndarray], np.ndarray], max_len: int
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]
         padded, _ = pad_histories(chunk, max_len)
-        results.extend(top_k(scorer(padded), chunk, k, exclude_seen))
+        scores = scorer(padded)
+        bad = ~np.isfinite(scores[:, 1:]).all(axis=1)
+        if bad.any():  # a damaged model is an error, never fewer or reordered items
+            raise RecdistillError(f"the model produced non-finite scores (NaN or infinite) for history "
+                                  f"{start + int(np.flatnonzero(bad)[0])}: it is damaged; retrain or restore it")
+        results.extend(top_k(scores, chunk, k, exclude_seen))
         bar.update(len(chunk))
     bar.close()
     return results

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recdistill.engine.integrity import verify
 from recdistill.errors import RecdistillError
 from recdistill.student.sasrec import SASRec
 
@@ -81,7 +82,13 @@ class OnnxScorer:
         if not path.is_file() or not meta_file.is_file():
             raise RecdistillError(f"no exported model at {path} (with model.json beside it); "
                                   "write one with `recdistill export-model CKPT --format onnx`")
-        self.meta = json.loads(meta_file.read_text())
+        try:
+            self.meta = json.loads(meta_file.read_text())
+        except ValueError as exc:
+            raise RecdistillError(f"{meta_file} is not valid JSON ({exc}); export the model again with "
+                                  "`recdistill export-model`") from None
+        # models exported before the record existed have none and load as before
+        self.sha256 = verify(path, self.meta.get("sha256"), "exported model")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)

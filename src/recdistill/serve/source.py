@@ -4,9 +4,14 @@ dataset it was trained on) or an exported ONNX model (scored by ONNX Runtime, ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from recdistill.engine.rundir import sha256_file
 from recdistill.errors import RecdistillError
 from recdistill.serve.catalogue import Catalogue
 
@@ -18,10 +23,47 @@ class ServedModel:
     max_len: int
     kind: str               # "student" | "distill"
     source: str             # the path given
+    info: dict = field(default_factory=dict)  # file, sha256, dataset_fingerprint, epoch, created, file_stat
 
     def describe(self) -> dict:
         return {"model": self.source, "kind": self.kind, "backend": self.scorer.name, "items": self.catalogue.num_items,
                 "users": len(self.catalogue.histories), "max_len": self.max_len}
+
+    def metadata(self) -> dict:
+        return {**self.describe(), **{k: v for k, v in self.info.items() if k != "file_stat"}}
+
+    def file_problem(self) -> str | None:
+        """Why the file this model was loaded from no longer is that model (deleted, or replaced), or None."""
+        file = self.info.get("file")
+        if not file:
+            return None
+        try:
+            stat = os.stat(file)
+        except OSError:
+            return f"the model file {file} is gone (deleted or moved) since it was loaded"
+        if [stat.st_size, stat.st_mtime_ns] != self.info.get("file_stat"):
+            return f"the model file {file} was replaced since it was loaded; POST /reload to serve the new one"
+        return None
+
+
+def _file_info(path: Path, digest: str, **extra) -> dict:
+    stat = os.stat(path)
+    return {"file": str(path), "sha256": digest, "file_stat": [stat.st_size, stat.st_mtime_ns],
+            "created": extra.pop("created", None) or time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stat.st_mtime)),
+            **extra}
+
+
+def check_finite(served: ServedModel) -> ServedModel:
+    """Score a probe history and refuse a model whose scores are not all finite (NaN or infinite weights)."""
+    from recdistill.serve.scorers import pad_histories
+
+    probe = [np.arange(1, min(served.catalogue.num_items, 5) + 1)]
+    scores = served.scorer(pad_histories(probe, served.max_len)[0])
+    if not np.isfinite(scores[:, 1:]).all():
+        bad = int((~np.isfinite(scores[:, 1:])).sum())
+        raise RecdistillError(f"{served.source} gives non-finite scores ({bad} of {scores.shape[1] - 1} items NaN or "
+                              "infinite on a probe history): its weights are damaged; retrain or restore it")
+    return served
 
 
 def prepared_folder_for(rec, data_dir: str | Path | None) -> Path:
@@ -51,7 +93,9 @@ def open_checkpoint(path: str | Path, data_dir: str | Path | None = None) -> Ser
     from recdistill.serve.scorers import TorchScorer
 
     rec, catalogue = open_recommender(path, data_dir)
-    return ServedModel(TorchScorer(rec.model), catalogue, rec.model.max_len, rec.kind, str(path))
+    file = Path(path).expanduser()
+    info = _file_info(file, sha256_file(file), dataset_fingerprint=rec.dataset_fingerprint, epoch=rec.epoch)
+    return check_finite(ServedModel(TorchScorer(rec.model), catalogue, rec.model.max_len, rec.kind, str(path), info))
 
 
 def open_onnx(path: str | Path, threads: int | None = None) -> ServedModel:
@@ -65,7 +109,9 @@ def open_onnx(path: str | Path, threads: int | None = None) -> ServedModel:
     if catalogue.num_items != scorer.num_items:
         raise RecdistillError(f"{path.parent}: the item table has {catalogue.num_items} items, the model "
                               f"{scorer.num_items}; the files do not belong together")
-    return ServedModel(scorer, catalogue, scorer.max_len, scorer.meta.get("kind", "?"), str(path))
+    info = _file_info(path, scorer.sha256, dataset_fingerprint=scorer.meta.get("dataset_fingerprint"),
+                      created=scorer.meta.get("created"), epoch=scorer.meta.get("epoch"))
+    return check_finite(ServedModel(scorer, catalogue, scorer.max_len, scorer.meta.get("kind", "?"), str(path), info))
 
 
 def open_model(path: str | Path, data_dir: str | Path | None = None, threads: int | None = None) -> ServedModel:

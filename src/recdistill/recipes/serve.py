@@ -151,17 +151,97 @@ def add_items_command(args) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+API_KEY_ENV = "RECDISTILL_API_KEYS"
+
+
+def read_api_keys(path: str | None) -> list[str]:
+    """Keys from ``--api-key-file`` (one per line) or the RECDISTILL_API_KEYS environment variable (comma-
+    separated); never from the command line, where every user of the machine can read them."""
+    import os
+
+    if path:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise RecdistillError(f"--api-key-file {file} does not exist")
+        keys = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not keys:
+            raise RecdistillError(f"--api-key-file {file} holds no key (one per line)")
+    else:
+        keys = [k.strip() for k in os.environ.get(API_KEY_ENV, "").split(",") if k.strip()]
+    short = [k for k in keys if len(k) < 16]
+    if short:
+        raise RecdistillError(f"{len(short)} API key(s) shorter than 16 characters; use long random keys "
+                              "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    return keys
+
+
+def check_serve_args(args) -> list[str]:
+    """Everything `serve` can refuse before it loads a model: numbers out of range, and a network address
+    without an API key (unless --allow-unauthenticated). Returns the API keys."""
+    if not 1 <= int(args.port) <= 65535:
+        raise RecdistillError(f"--port {args.port} is out of range; expected 1..65535")
+    for name in ("max_k", "max_batch", "max_body_bytes", "max_batch_items"):
+        value = getattr(args, name, 1)
+        if value is not None and int(value) < 1:
+            raise RecdistillError(f"--{name.replace('_', '-')} {value} is not valid; expected an integer >= 1")
+    keys = read_api_keys(getattr(args, "api_key_file", None))
+    if args.host not in LOOPBACK and not keys and not getattr(args, "allow_unauthenticated", False):
+        raise RecdistillError(f"--host {args.host} is reachable from the network and no API key is set; give "
+                              f"--api-key-file FILE (or {API_KEY_ENV}), or say --allow-unauthenticated")
+    return keys
+
+
+def bind(host: str, port: int):
+    """The listening socket, bound now, so "serving" is printed only once the port is ours."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        reason = "is in use" if exc.errno == 98 else f"cannot be bound ({exc.strerror})"
+        raise RecdistillError(f"{host}:{port} {reason}; choose another --port or --host") from None
+    sock.listen(2048)  # connections queue from now on; uvicorn accepts them once the app has started
+    return sock
+
+
 def serve_command(args) -> int:
+    import signal
+
     import uvicorn
 
     from recdistill.serve.http_app import build_app
     from recdistill.serve.source import open_model
 
+    keys = check_serve_args(args)
     served = open_model(args.model, args.data, args.threads)
     app = build_app(served, max_k=args.max_k, max_batch=args.max_batch,
-                    reopen=lambda: open_model(args.model, args.data, args.threads))
-    where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "reachable from the network"
-    print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on http://{args.host}:{args.port} ({where})",
-          flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+                    reopen=lambda: open_model(args.model, args.data, args.threads), api_keys=keys,
+                    max_body_bytes=args.max_body_bytes, max_batch_items=args.max_batch_items, docs=args.docs)
+    sock = bind(args.host, args.port)
+    where = "loopback only" if args.host in LOOPBACK else "reachable from the network"
+    tls = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile} if args.ssl_certfile else {}
+    scheme = "https" if tls else "http"
+    auth = f"{len(keys)} API key(s)" if keys else "no API key"
+    print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on {scheme}://{args.host}:{args.port} "
+          f"({where}, {auth})", flush=True)
+    # uvicorn drains open requests on SIGTERM / SIGINT and returns; its header, idle and keep-alive timeouts
+    # close slow or idle connections
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5, **tls)
+    # uvicorn handles SIGTERM / SIGINT itself, then restores these handlers and raises the signal again:
+    # ours note it, so a stop asked for is a clean exit (0), not a death by signal
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: received.append(number))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    names = "/".join(sorted({signal.Signals(n).name for n in received}))
+    print(f"stopped{' on ' + names if names else ''}: open requests drained", flush=True)
     return 0

@@ -10,6 +10,8 @@ Every bad input gets a 4xx whose ``error`` says what was wrong; the service keep
 
 from __future__ import annotations
 
+import hmac
+
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +26,8 @@ from recdistill.serve.recommend import top_k
 from recdistill.serve.scorers import pad_histories
 
 MAX_HISTORY = 10_000  # items accepted in one history (seen-item exclusion reads them all)
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a request body over this is refused before it is parsed (--max-body-bytes)
+MAX_BATCH_ITEMS = 100_000  # history items over all requests of one batch (--max-batch-items): a CPU-time cap
 Title = Annotated[str, StringConstraints(strict=True, max_length=500)]
 
 
@@ -60,12 +64,77 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, f"{where}: {first.get('msg', 'invalid value')}{more}"
 
 
-def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> FastAPI:
+class BodyLimit:
+    """ASGI middleware: a body longer than ``limit`` bytes is a 413 before anything parses it, whether its
+    Content-Length says so or it arrives chunked (counted as it is read). Written by hand: neither FastAPI
+    nor uvicorn has a body-size option."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        received, refused = 0, False
+
+        async def counted():
+            # past the limit: answer 413 now and tell the app the client left, so it stops reading
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if not refused:  # after a 413 the app's own answer (to a "disconnect") is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+    async def _refuse(self, send):
+        body = JSONResponse({"error": f"request body over {self.limit} bytes; send fewer or shorter histories"},
+                            status_code=413).body
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_keys: list[str] | None = None,
+              max_body_bytes: int = MAX_BODY_BYTES, max_batch_items: int = MAX_BATCH_ITEMS,
+              docs: bool = False) -> FastAPI:
     """The app over a :class:`recdistill.serve.source.ServedModel`. ``reopen``: a function that opens the
-    model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them)."""
+    model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them).
+    ``api_keys``: when given, every endpoint but ``/health`` needs one of them in the ``X-API-Key`` header.
+    ``docs``: FastAPI's interactive docs (they load their scripts from a CDN, so they are off by default)."""
     state = {"served": served, "nonfinite_errors": 0}
     max_k_setting = int(max_k)
-    app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec")
+    keys = [k.encode() for k in (api_keys or [])]
+    app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec",
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if keys and request.url.path != "/health":
+            given = request.headers.get("x-api-key", "").encode()
+            # constant-time against every key, so the time taken says nothing about a key's prefix
+            if not any(hmac.compare_digest(given, key) for key in keys):
+                return JSONResponse({"error": "missing or wrong API key: send it in the X-API-Key header"},
+                                    status_code=401)
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
@@ -116,6 +185,10 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None) -> Fa
         served = state["served"]  # one model for the whole request, even if a reload swaps it meanwhile
         catalogue = served.catalogue
         resolved = [resolve(r, served) for r in reqs]
+        items = sum(len(h) for h, _ in resolved)
+        if items > max_batch_items:
+            raise BadRequest(413, f"the requests hold {items} history items in all; at most {max_batch_items} "
+                                  "are scored in one call (split the batch)")
         histories = [h for h, _ in resolved]
         padded, _ = pad_histories(histories, served.max_len)
         scores = served.scorer(padded)

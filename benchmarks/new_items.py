@@ -179,8 +179,9 @@ def markdown(r: dict) -> str:
         lines.append(f"| {b} | " + " | ".join(
             f"{x['mean']:+.4f} [{x['ci95_low']:+.4f}, {x['ci95_high']:+.4f}]" if x["ci95_low"] is not None
             else f"{x['mean']:+.4f}" for x in row) + " |")
-    lines += ["", f"Distilled / student on new-item users: {r['distilled_over_student_new']}x "
-              "(None: the ID-only student scores 0 there).",
+    ratio = r["distilled_over_student_new"]
+    lines += ["", "Distilled / student on new-item users: " + (f"{ratio}x." if ratio is not None else
+              "unbounded: the ID-only student scores 0.0000 there (below chance: its untrained vectors rank last)."),
               f"Validation users: {r['users']['val']}."]
     return "\n".join(lines)
 

@@ -62,7 +62,8 @@ def test_comparison_report_has_every_section_values_and_change(three_runs, tmp_p
     # side by side, with the change against the first run (absolute and relative)
     row = next(line for line in text.splitlines() if line.startswith("| `test/ndcg@10`"))
     assert "0.0400" in row and "0.0440" in row and "+0.0040 (+10.0%)" in row
-    assert "better" in text and "worse" in text  # test/ndcg@10 up, test/hr@10 down
+    assert "higher" in text and "lower" in text  # test/ndcg@10 up, test/hr@10 down
+    assert "One run each: whether the difference is more than training noise is unknown" in text
     # stages folded: 3 epochs in one row, peak memory measured
     assert "epoch ×3" in text and "sequences/s" in text
     # curves: one PNG per run plus the comparison; all referenced and non-empty PNG files
@@ -135,3 +136,16 @@ def test_same_config_and_seed_twice_is_an_error(tmp_path):
     paths = [write_run(tmp_path, "student", {"test/ndcg@10": 0.1}, epochs=1, seed=0) for _ in range(2)]
     with pytest.raises(RecdistillError, match="same config and seed 0"):
         render_report(paths, tmp_path / "out")
+
+
+def test_a_distilled_run_that_validation_gave_no_teacher_is_called_the_student_retrained(three_runs, tmp_path):
+    import json
+
+    student, _, distill = three_runs
+    curve = [{"weight": 0.0, "gamma": 0.0, "val_ndcg@10": 0.055, "epochs": 3},
+             {"weight": 0.8, "gamma": 0.2, "val_ndcg@10": 0.050, "epochs": 2, "stopped_behind_at_epoch": 1}]
+    (distill / "weight_selection.json").write_text(json.dumps({"grid": [[0, 0], [0.8, 0.2]], "curve": curve,
+                                                               "chosen_weight": 0.0, "chosen_gamma": 0.0}))
+    text = render_report([student, distill], tmp_path / "out").markdown.read_text()
+    assert "is the student trained again by the distillation stage" in text
+    assert "Validation chose kd.weight=0, ed.gamma=0" in text and "stopped: behind the best arm" in text

@@ -10,7 +10,8 @@ chosen run only. The curve (weight -> validation NDCG@10, epochs trained) is wri
 
 Cost: the grid's size in distillation runs at most (3 by default), less where a later arm falls behind the
 best arm so far by more than ``distill.auto.behind`` (relative) at the same epoch, from
-``distill.auto.after_epochs`` on: such an arm cannot win, so it stops (its best checkpoint stays its result).
+``distill.auto.after_epochs`` (10) on: such an arm is unlikely to win, so it stops (its best checkpoint stays
+its result); the margin and the wait are a cost trade-off, not a guarantee.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 import time
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run, run_state
 from recdistill.report.buckets import baseline_groups, bucket_section
-from recdistill.report.selection import selection_lines
+from recdistill.report.selection import SELECTION_FILE, selection_lines
 from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
 from recdistill.report.figures import cost_figure, headline_figure
 from recdistill.report.format import percent
@@ -46,21 +48,38 @@ def _unique_labels(runs: list[RunInfo]) -> None:
 
 
 def _verdict(baseline: RunInfo, other: RunInfo) -> list[str]:
-    """One sentence per headline metric both runs have: better, worse or equal, by how much."""
+    """One sentence per headline metric both runs have: higher, lower or equal, by how much; one run each, so
+    no "better" or "worse" is claimed (that needs an interval: `--seeds`). A distilled run for which
+    validation chose no teacher at all is said to be the student retrained."""
     lines = []
     for key in HEADLINE_METRICS:
         a, b = baseline.numeric_metrics.get(key), other.numeric_metrics.get(key)
         if a is None or b is None:
             continue
         if b > a:
-            word = "better"
+            word = "higher"
         elif b < a:
-            word = "worse"
+            word = "lower"
         else:
             word = "equal"
         rel = f", {(b - a) / a:+.1%}" if a else ""
         lines.append(f"- `{key}`: {other.label} {b:.4f} vs {baseline.label} {a:.4f} ({word}: {b - a:+.4f}{rel})")
+    if lines:
+        note = no_teacher_note(other)
+        lines.append(f"- One run each: whether the difference is more than training noise is unknown (run the "
+                     f"pipeline with `--seeds 0,1,2` for intervals).{note}")
     return lines
+
+
+def no_teacher_note(run: RunInfo) -> str:
+    selection = run.path / SELECTION_FILE
+    if not selection.is_file():
+        return ""
+    chosen = json.loads(selection.read_text())
+    if float(chosen.get("chosen_weight", 1)) == 0 and float(chosen.get("chosen_gamma", 0)) == 0:
+        return (f" Validation gave the teacher no weight, so {run.label} is the student trained again by the "
+                "distillation stage: a difference from the student is noise between two trainings, not the teacher.")
+    return ""
 
 
 def _run_line(run: RunInfo) -> str:

@@ -48,6 +48,8 @@ class CurveSettings:
     eval_batch_size: int = 8
     candidate_batch_size: int = 64
     threads: int = 2
+    precision: str = "fp32"             # fp32 | bf16-mixed (fp32 weights, autocast) | bf16-base (bf16 frozen base,
+                                        # fp32 adapters, autocast: what `auto` picks where bf16 is fast)
     checkpoint_every: int = 25          # steps between checkpoints (plus one at every evaluation)
 
     def to_dict(self) -> dict:
@@ -74,7 +76,7 @@ class CurveRun:
         self.data = _prepared(s.prepared)
         self.student, _ = load_student_for(s.student_checkpoint, self.data)
         torch.manual_seed(s.seed)  # the projector, gate and LoRA A start from the seed
-        self.llm_cfg = llm_config(s.llm)
+        self.llm_cfg = llm_config(s.llm, dtype="bfloat16" if s.precision == "bf16-base" else "float32")
         spec = TeacherSpec("ilora", MoLoRAConfig(scaling_rule=s.scaling, top_layers=s.top_layers))
         self.teacher, loaded = build_teacher(self.llm_cfg, spec, self.student, cache)
         self.encoder = PromptEncoder(loaded.tokenizer, self.data.titles, load_templates(None, s.candidates), s.candidates)
@@ -114,11 +116,19 @@ class CurveRun:
         index = min(index, len(batches) - 1)
         return self.collate([self.train_set[i] for i in batches[index]]), epoch + index / len(batches)
 
+    def autocast(self):
+        import contextlib
+
+        if self.s.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def train_step(self, step: int) -> tuple[float, int, int]:
         self.teacher.train()
         batch, _ = self.batch_at(step)
-        out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
-                           labels=batch["labels"])
+        with self.autocast():
+            out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
+                               labels=batch["labels"])
         out.loss.backward()
         self.optimizer.step()
         self.scheduler.step()
@@ -132,7 +142,8 @@ class CurveRun:
 
         settings = TeacherEvalSettings(batch_size=self.s.eval_batch_size, generate=False,
                                        candidate_batch_size=self.s.candidate_batch_size)
-        return teacher_scores(self.teacher, self.encoder, self.val_sets, settings)
+        with self.autocast():
+            return teacher_scores(self.teacher, self.encoder, self.val_sets, settings).float()
 
     def student_val_scores(self) -> torch.Tensor:
         """The frozen student's scores of the same candidates, from the whole history it can read."""
@@ -157,7 +168,8 @@ class CurveRun:
 
     def load(self, path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        saved = {k: v for k, v in state["settings"].items() if k not in ("budget_minutes", "threads")}
+        saved = {"precision": "fp32",  # states written before the knob trained in fp32
+                 **{k: v for k, v in state["settings"].items() if k not in ("budget_minutes", "threads")}}
         now = {k: v for k, v in self.s.to_dict().items() if k not in ("budget_minutes", "threads")}
         if saved != now:
             diff = sorted(k for k in now if saved.get(k) != now[k])

@@ -50,6 +50,8 @@ def parse(argv=None):
     p.add_argument("--train-positions", default=d.train_positions, choices=("all", "last"))
     p.add_argument("--last-n", type=int, default=d.last_n)
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--precision", default=d.precision, choices=("fp32", "bf16-mixed", "bf16-base"),
+                   help="bf16-base: the frozen base in bf16, adapters fp32, under autocast (for CPUs with fast bf16)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--work", default="runs/teacher_learning_curve", help="checkpoint, adapter and score files")
     p.add_argument("--out", default=str(HERE / "results"))
@@ -65,7 +67,7 @@ def parse(argv=None):
         batch_size=args.batch_size, lr=args.lr, scheduler=args.scheduler, warmup_ratio=args.warmup_ratio,
         candidates=args.candidates,
         length_bucket_batches=args.length_bucket_batches, top_layers=args.top_layers, scaling=args.scaling,
-        train_positions=args.train_positions, last_n=args.last_n, threads=args.threads,
+        train_positions=args.train_positions, last_n=args.last_n, threads=args.threads, precision=args.precision,
         checkpoint_every=args.checkpoint_every)
     return args, settings
 

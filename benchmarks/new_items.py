@@ -28,16 +28,6 @@ BUCKETS = ("new", "tail", "torso", "head", "warm")
 ARMS = ("student", "distilled", "content", "popularity")
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--share", type=float, default=0.2)
@@ -111,6 +101,7 @@ def _metric(metrics: dict, split: str, bucket: str) -> float:
 
 
 def summarise(runs: dict, baselines: dict, seeds: list[int], data, args, emb_meta: dict) -> dict:
+    from recdistill.engine.cpu_bf16 import model_name
     from recdistill.report.aggregate import summarize
 
     def three(values):
@@ -145,7 +136,7 @@ def summarise(runs: dict, baselines: dict, seeds: list[int], data, args, emb_met
                          "embeddings": {k: emb_meta.get(k) for k in ("llm", "text", "pooling", "dtype", "seconds",
                                                                       "seconds_per_item", "example")}},
             "seconds": {k: v["seconds"] for k, v in runs.items()},
-            "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "note": args.note},
+            "machine": {"cpu": model_name() or platform.processor(), "cores": os.cpu_count(), "note": args.note},
             "measured_at": time.strftime("%Y-%m-%d %H:%M")}
 
 

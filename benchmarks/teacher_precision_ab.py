@@ -36,13 +36,6 @@ sys.path.insert(0, str(HERE))
 ARMS = ("fp32", "bf16-mixed", "bf16-base", "bf16-true")
 
 
-def _model_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--llm", default="smollm2-135m")
@@ -61,7 +54,7 @@ def main() -> int:
     from teacher_common import cache_dir, llm_config, prepared, student_for
     from teacher_throughput import _batches
 
-    from recdistill.engine.cpu_bf16 import cpu_bf16, probe_rates
+    from recdistill.engine.cpu_bf16 import cpu_bf16, model_name, probe_rates
     from recdistill.engine.optim import build_optimizer
     from recdistill.protocols.candidates import CandidateProtocol, draw_candidate_sets
     from recdistill.protocols.teacher import TeacherEvalSettings, teacher_scores
@@ -143,7 +136,7 @@ def main() -> int:
                      "score_s": [round(x, 3) for x in score_s[arm]],
                      "score_median_s": round(statistics.median(score_s[arm]), 3) if score_s[arm] else None,
                      "losses": [round(x, 4) for x in losses[arm]]}
-    record = {"machine": {"model_name": _model_name(), "bf16_flags": list(choice.flags), "threads": args.threads,
+    record = {"machine": {"model_name": model_name() or platform.processor(), "bf16_flags": list(choice.flags), "threads": args.threads,
                          "torch": torch.__version__, "load_average_end": load_average(), "note": args.note},
               "probe": {"fp32_gflops": round(fp32_rate, 1), "bf16_gflops": round(bf16_rate, 1),
                         "auto_decision": choice.to_dict()},

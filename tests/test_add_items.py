@@ -4,11 +4,6 @@ them up on `POST /reload`. Tiny Llama, tiny data, a real ONNX export and a real 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -109,49 +104,25 @@ def test_a_student_without_llm_embeddings_is_refused(tiny_recommenders, tmp_path
 
 
 def test_serve_reload_picks_up_added_items(distilled, tmp_path):
-    import uvicorn
-
     from recdistill.serve.http_app import build_app
     from recdistill.serve.source import open_model
+    from serve_helpers import call, running
 
     folder = tmp_path / "served"
     assert main(["export-model", str(distilled["ckpt"]), "--out", str(folder)]) == 0
-    app = build_app(open_model(folder), max_k=50, reopen=lambda: open_model(folder))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    def call(method, path, body=None):
-        req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
-                                     method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-    try:
-        assert call("GET", "/health")[1]["items"] == 40
-        assert call("GET", "/items/41")[0] == 404
+    with running(build_app(open_model(folder), max_k=50, reopen=lambda: open_model(folder))) as base:
+        assert call(base, "GET", "/health")[1]["items"] == 40
+        assert call(base, "GET", "/items/41")[0] == 404
         items = tmp_path / "new.csv"
         items.write_text("title,year,genres\nThe New One,2025,Drama\n")
         assert main(["add-items", str(distilled["ckpt"]), str(items), "--out", str(folder)]) == 0
-        status, body = call("POST", "/reload")
+        status, body = call(base, "POST", "/reload")
         assert status == 200 and body["items"] == 41
-        assert call("GET", "/items/41") == (200, {"item": 41, "original_id": "new-41", "title": "The New One"})
-        status, body = call("POST", "/recommend", {"history": ["The New One"], "k": 5})
+        assert call(base, "GET", "/items/41") == (200, {"item": 41, "original_id": "new-41", "title": "The New One"})
+        status, body = call(base, "POST", "/recommend", {"history": ["The New One"], "k": 5})
         assert status == 200 and len(body["items"]) == 5
         # a reload that fails keeps the model that serves
         (folder / "model.onnx").write_bytes(b"not a model")
-        status, body = call("POST", "/reload")
+        status, body = call(base, "POST", "/reload")
         assert status == 409 and "still serving" in body["error"]
-        assert call("GET", "/health")[1]["items"] == 41
-    finally:
-        server.should_exit = True
-        thread.join(10)
+        assert call(base, "GET", "/health")[1]["items"] == 41

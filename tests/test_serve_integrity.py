@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
 
 import torch
 
@@ -87,52 +82,28 @@ def test_fewer_than_k_items_left_is_said(tiny_recommenders, capsys):
 
 
 def test_health_turns_stale_when_the_model_file_is_replaced_and_metadata_says_what_serves(tiny_recommenders, tmp_path):
-    import uvicorn
-
     from recdistill.serve.http_app import build_app
     from recdistill.serve.source import open_model
+    from serve_helpers import call, running
 
     folder = tmp_path / "served"
     assert main(["export-model", str(tiny_recommenders["distill"]), "--out", str(folder)]) == 0
-    app = build_app(open_model(folder), reopen=lambda: open_model(folder))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    def call(method, path, body=None):
-        req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
-                                     method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-    try:
-        status, meta = call("GET", "/metadata")
+    with running(build_app(open_model(folder), reopen=lambda: open_model(folder))) as base:
+        status, meta = call(base, "GET", "/metadata")
         recorded = json.loads((folder / "model.json").read_text())
         assert status == 200 and meta["sha256"] == recorded["sha256"] and meta["dataset_fingerprint"]
         assert meta["epoch"] == recorded["epoch"] and meta["kind"] == "distill" and meta["created"]
-        assert call("GET", "/health")[0] == 200
-        status, body = call("POST", "/recommend", {"history": [str(i) for i in range(1, 39)], "k": 5})
+        assert call(base, "GET", "/health")[0] == 200
+        status, body = call(base, "POST", "/recommend", {"history": [str(i) for i in range(1, 39)], "k": 5})
         assert status == 200 and len(body["items"]) == 2 and "only 2 items are left" in body["note"]
         # the file is replaced under the server: health says so (503) until a reload serves the new file
         assert main(["export-model", str(tiny_recommenders["student"]), "--out", str(folder)]) == 0
-        status, body = call("GET", "/health")
+        status, body = call(base, "GET", "/health")
         assert status == 503 and body["status"] == "stale" and "replaced" in body["problem"]
-        assert call("POST", "/reload")[0] == 200
-        status, body = call("GET", "/health")
+        assert call(base, "POST", "/reload")[0] == 200
+        status, body = call(base, "GET", "/health")
         assert status == 200 and body["kind"] == "student"
         shutil.rmtree(folder)
-        status, body = call("GET", "/health")
+        status, body = call(base, "GET", "/health")
         assert status == 503 and "gone" in body["problem"]
-        assert call("POST", "/recommend", {"user": 1, "k": 3})[0] == 200   # still answers from memory
-    finally:
-        server.should_exit = True
-        thread.join(10)
+        assert call(base, "POST", "/recommend", {"user": 1, "k": 3})[0] == 200   # still answers from memory

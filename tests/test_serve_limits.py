@@ -11,11 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-import uvicorn
 
 from recdistill.cli import main
 from recdistill.serve.http_app import build_app
@@ -58,19 +56,12 @@ def _request(port, method, path, body: bytes | None = None, headers=None, chunke
 
 @pytest.fixture(scope="module")
 def keyed(tiny_recommenders):
+    from serve_helpers import running
+
     app = build_app(open_model(tiny_recommenders["distill"]), max_k=20, max_batch=8, api_keys=[KEY],
                     max_body_bytes=10_000, max_batch_items=50)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield sock.getsockname()[1]
-    server.should_exit = True
-    thread.join(10)
+    with running(app) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 def _good(port):

@@ -110,11 +110,12 @@ def _cache_file() -> Path:
 
 
 def _machine_key(flags: tuple[str, ...]) -> str:
-    return "|".join([platform.processor() or platform.machine(), _model_name(), ",".join(flags), torch.__version__,
+    return "|".join([platform.processor() or platform.machine(), model_name(), ",".join(flags), torch.__version__,
                      str(torch.get_num_threads())])
 
 
-def _model_name() -> str:
+def model_name() -> str:
+    """The processor's model name from /proc/cpuinfo (empty where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

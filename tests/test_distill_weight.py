@@ -92,7 +92,7 @@ def test_a_converged_teacher_gets_a_positive_weight_and_the_report_says_so(setti
     assert result.metrics["val/ndcg@10"] == pytest.approx(best)
     files = render_report([result.run_dir], tmp_path / "report")
     text = files.markdown.read_text() if hasattr(files, "markdown") else (tmp_path / "report" / "report.md").read_text()
-    assert "Distillation weight chosen on validation" in text
+    assert "the weight chosen on validation" in text
     assert f"Validation chose kd.weight={selection['chosen_weight']:g}, ed.gamma=0" in text
 
 
@@ -130,3 +130,36 @@ def test_stop_when_behind_stops_only_a_losing_arm():
     behind = Trainer(3, 0.3)
     stopper.on_validation_epoch_end(behind, None)
     assert behind.should_stop and stopper.stopped_at == 3
+
+
+def test_teacher_check_before_distilling_is_in_the_manifest_and_the_report(setting, tmp_path):
+    """`export` scores the teacher and the student on the same validation candidates; a converged teacher is
+    ahead of a one-epoch student, a random teacher at chance; the distilled run's report says so first."""
+    from recdistill.data.prepared import load_prepared
+    from recdistill.protocols.teacher_check import sentence, teacher_check
+    from recdistill.recipes.distill import train_distill
+    from recdistill.recipes.export import run_export
+    from recdistill.recipes.student import train_student
+    from recdistill.report.page import render_report
+
+    common = setting["common"]
+    weak = train_student(compose("student", common + ["train.max_epochs=1", "run.name=weak"]))
+    converged = next((setting["root"] / "runs").glob("*_converged")) / "checkpoints"
+    converged_ckpt = next(p for p in converged.glob("student-*.ckpt"))
+    result = run_export(compose("export", [f"prepared={common[0].split('=', 1)[1]}", "teacher=student",
+                                           f"teacher.checkpoint={converged_ckpt}",
+                                           f"export.student_checkpoint={weak.artefacts['best_checkpoint']}",
+                                           "export.num_candidates=10", "export.top_k=3", "export.positions=last",
+                                           "export.progress_bar=false", "teacher_check_users=100",
+                                           f"export.out_dir={tmp_path / 'outputs'}"]))
+    check = result.manifest["teacher_check"]
+    assert check["users"] == 100 and check["candidates"] == 20
+    assert check["teacher"]["all"]["ndcg@10"] > check["student"]["all"]["ndcg@10"]
+    assert check["teacher_minus_student"]["ci95_low"] > 0 and "has something to teach" in sentence(check)
+    data = load_prepared(common[0].split("=", 1)[1])
+    random_check = teacher_check(RandomTeacher(data.num_items), data, 100)
+    assert abs(random_check["teacher"]["all"]["ndcg@10"] - random_check["chance_ndcg@10"]) < 0.12
+    distilled = train_distill(compose("distill", common + [f"distill.teacher_outputs={tmp_path / 'outputs'}",
+                                                           "train.max_epochs=1", "run.name=checked"]))
+    text = render_report([distilled.run_dir], tmp_path / "report").markdown.read_text()
+    assert "**Teacher check**" in text and "has something to teach" in text

@@ -123,7 +123,6 @@ class LLMRanker:
     def _grounded_scores(self, batch: dict) -> torch.Tensor:
         """``[B, C]``: minus the L2 distance between each row's generated answer and each candidate's title,
         both embedded by :meth:`_text_states`."""
-        from recdistill.protocols.llara import first_line
         from recdistill.teacher.evaluation import generate_answers
 
         if self._title_table is None:
@@ -131,7 +130,8 @@ class LLMRanker:
                                                   "title embeddings for grounding")
             self._title_table = torch.cat([torch.zeros(1, self._title_table.shape[1]), self._title_table])
         texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, self.max_new_tokens)
-        answers = [self.encoder.tokenizer(" " + (first_line(t).strip() or t.strip() or "?"),
+        # the answer's first line (as LLaRA's parser reads it), or "?" for an empty answer
+        answers = [self.encoder.tokenizer(" " + (t.strip().split("\n")[0].strip() or "?"),
                                           add_special_tokens=False)["input_ids"] for t in texts]
         states = self._text_states(answers, None)
         return -torch.linalg.vector_norm(self._title_table[batch["candidates"]] - states[:, None, :], dim=-1)

@@ -18,16 +18,19 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from recdistill.config import check_positive
 from recdistill.engine import StageTracker, describe_environment, measure_stage, resolve_device
 from recdistill.engine.processes import launch_processes
-from recdistill.engine.rundir import sha256_file
+from recdistill.engine.rundir import atomic_write_json, sha256_file
 from recdistill.errors import ConfigError
 from recdistill.export.build import (ExportSettings, check_fillable, check_student_paths, default_out_dir,
                                      export_files, student_ranker)
+from recdistill.export.format import MANIFEST
 from recdistill.export.llm_ranker import LLMRanker
 from recdistill.hashing import stable_hash
+from recdistill.protocols.teacher_check import sentence, teacher_check
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import prepared_data
 from recdistill.recipes.teacher import load_trained_teacher
 from recdistill.recipes.teacher_settings import cache_dir, prompt_settings
+from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder
 from recdistill.teacher.checkpoint import WEIGHTS
 
@@ -100,6 +103,16 @@ def _pooling_identity(t) -> dict:
     return out
 
 
+def record_teacher_check(out_dir: Path, manifest: dict, ranker, data, users: int, student_checkpoint) -> dict:
+    """The teacher against the student on shared validation candidates, into the manifest (atomically)."""
+    student = load_student_for(student_checkpoint, data, "export.student_checkpoint")[0] if student_checkpoint else None
+    check = teacher_check(ranker, data, users, student)
+    print(sentence(check), flush=True)
+    manifest = {**manifest, "teacher_check": check}
+    atomic_write_json(Path(out_dir) / MANIFEST, manifest)
+    return manifest
+
+
 def run_export(cfg: DictConfig) -> ExportResult:
     """Validate everything, then (with ``export.devices`` / ``num_nodes`` > 1, or under torchrun) start the
     processes, build the teacher on each one's device and write this process's share of the export."""
@@ -123,6 +136,10 @@ def run_export(cfg: DictConfig) -> ExportResult:
     with measure_stage(tracker, "export") as stage:
         manifest = export_files(settings, ranker, data, out_dir, processes)
         stage.add({"rows": sum(s["rows"] for s in manifest["shards"]), "processes": processes.world_size})
+    check_users = int(cfg.get("teacher_check_users") or 0)
+    if check_users > 0 and processes.rank == 0 and "teacher_check" not in manifest:
+        with measure_stage(tracker, "teacher_check"):
+            manifest = record_teacher_check(out_dir, manifest, ranker, data, check_users, settings.student_checkpoint)
     seconds = time.perf_counter() - start
     return ExportResult(out_dir, manifest, tracker.records, seconds, describe_environment(), processes.rank)
 

@@ -11,8 +11,29 @@ from recdistill.report.tables import markdown_table
 SELECTION_FILE = "weight_selection.json"
 
 
+def teacher_check_lines(runs: list[RunInfo]) -> list[str]:
+    """The teacher check a distilled run's export recorded (teacher against student on shared validation
+    candidates), one sentence per export."""
+    from pathlib import Path
+
+    from recdistill.export.format import MANIFEST
+    from recdistill.protocols.teacher_check import sentence
+
+    lines, seen = [], set()
+    for run in runs:
+        folder = (run.config.get("distill") or {}).get("teacher_outputs")
+        manifest = Path(str(folder)) / MANIFEST if folder else None
+        if manifest is None or manifest in seen or not manifest.is_file():
+            continue
+        seen.add(manifest)
+        check = json.loads(manifest.read_text()).get("teacher_check")
+        if check:
+            lines += [f"**Teacher check** ({run.label}'s teacher outputs): {sentence(check)}", ""]
+    return lines
+
+
 def selection_lines(runs: list[RunInfo]) -> list[str]:
-    parts = []
+    parts = teacher_check_lines(runs)
     for run in runs:
         path = run.path / SELECTION_FILE
         if not path.is_file():
@@ -37,4 +58,4 @@ def selection_lines(runs: list[RunInfo]) -> list[str]:
                   "`distill.kd.weight=auto`: one distilled student per weight of the grid, the best validation "
                   "NDCG@10 kept (ties to the smaller weight); test is reported for that run only.", "",
                   markdown_table(["kd.weight", "ed.gamma", "val NDCG@10", "epochs", ""], rows), "", verdict, ""]
-    return (["## Distillation weight chosen on validation", ""] + parts) if parts else []
+    return (["## Distillation: the teacher check and the weight chosen on validation", ""] + parts) if parts else []

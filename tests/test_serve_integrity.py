@@ -107,3 +107,21 @@ def test_health_turns_stale_when_the_model_file_is_replaced_and_metadata_says_wh
         status, body = call(base, "GET", "/health")
         assert status == 503 and "gone" in body["problem"]
         assert call(base, "POST", "/recommend", {"user": 1, "k": 3})[0] == 200   # still answers from memory
+
+
+def test_outputs_follow_the_umask_and_models_find_their_data_from_any_folder(tiny_recommenders, tmp_path, monkeypatch):
+    import os
+
+    from recdistill.data.prepared import load_prepared
+
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "onnx"
+        assert main(["export-model", str(tiny_recommenders["student"]), "--out", str(folder)]) == 0
+        assert (folder.stat().st_mode & 0o777) == 0o755
+        assert ((folder / "model.json").stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.relpath(tiny_recommenders["prepared"], tmp_path)
+    assert os.path.isabs(load_prepared(relative).meta()["path"])

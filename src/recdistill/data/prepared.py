@@ -93,7 +93,7 @@ class PreparedData:
     def meta(self) -> dict:
         """What run records and checkpoints keep about the dataset."""
         return {"name": self.name, "fingerprint": self.fingerprint, "num_users": self.num_users,
-                "num_items": self.num_items, "path": str(self.path)}
+                "num_items": self.num_items, "path": str(self.path.resolve())}  # absolute: found from any folder
 
     def check_matches(self, what: str, fingerprint: str | None, num_items: int | None = None) -> None:
         """The one check that something trained elsewhere (``what``: a checkpoint, an adapter) belongs to

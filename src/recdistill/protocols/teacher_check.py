@@ -91,7 +91,8 @@ def sentence(check: dict) -> str:
     if "student" in check:
         d = check["teacher_minus_student"]
         if d["ci95_high"] < 0:
-            line += " The teacher is worse than the student here: expect its weight to be 0."
+            line += (" The teacher ranks worse than the student here: distilling from it is unlikely to help, and a "
+                     "weight validation gives it is likely noise.")
         elif d["ci95_low"] > 0:
             line += " The teacher is better than the student here: it has something to teach."
         else:

@@ -184,3 +184,25 @@ def test_embed_items_then_distill_from_them_alone(tmp_path):
     assert not model.training  # id_dropout acts in training only; the loaded model scores with every ID row
     with pytest.raises(ConfigError, match="item_embeddings"):
         train_distill(compose("distill", common + ["distill.kd.weight=0"]))
+
+
+def test_column_bias_leaves_classes_out_of_the_softmax_but_not_out_of_a_fused_extra_term():
+    from recdistill.layers.fused_ce import linear_cross_entropy
+
+    torch.manual_seed(0)
+    h, weight = torch.randn(7, 4), torch.randn(5, 4, requires_grad=True)
+    targets = torch.tensor([0, 1, 3, 4, 0, 1, 3])
+    bias = torch.tensor([0.0, 0.0, float("-inf"), 0.0, 0.0])       # class 2 left out
+    seen_by_extra = []
+
+    def extra(logits, start, end):
+        seen_by_extra.append(torch.isfinite(logits[:, 2]).all().item())
+        return logits.new_zeros(()), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), logits.new_zeros(0)
+
+    loss = linear_cross_entropy(h, weight, targets, chunk=3, extra=extra, column_bias=bias)
+    loss.backward()
+    keep = [0, 1, 3, 4]
+    remap = torch.tensor([0, 1, -1, 2, 3])
+    plain = torch.nn.functional.cross_entropy(h @ weight.detach()[keep].t(), remap[targets])
+    assert torch.isclose(loss, plain, atol=1e-5) and torch.all(weight.grad[2] == 0)
+    assert seen_by_extra and all(seen_by_extra)                     # the ranking term still reads real scores

@@ -136,8 +136,8 @@ def hold_out_new_items(split: SplitResult, dataset: dict) -> dict | None:
         return None
     by, seed = str(dataset.get("new_items_by", "random")), int(dataset.get("new_items_seed", 0))
     num_items = int(split.counts["items"])
-    first = first_seen_times(split.train, split.val, split.test, num_items)
-    chosen = choose_new_items(num_items, share, by, seed, first)
+    chosen = choose_new_items(num_items, share, by, seed,  # first appearances are read only for "last"
+                              lambda: first_seen_times(split.train, split.val, split.test, num_items))
     split.train, removed = remove_from_training(split.train, chosen)
     empty = int((split.train["items"].map(len) == 0).sum())
     if empty:

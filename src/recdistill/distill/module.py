@@ -28,7 +28,6 @@ from recdistill.distill.embedding import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
 from recdistill.errors import ConfigError
-from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.module import StudentModule, catalogue_cross_entropy
 
 
@@ -96,8 +95,9 @@ class DistillModule(StudentModule):
         super().setup(stage)
         if stage == "fit" and self.catalogue is not None and self.model.uses_llm:
             # an item with no training interaction is scored by its LLM embedding alone: its ID row would be
-            # an untrained random vector (noise); it gets no gradient (never an input, never in the
-            # training softmax), so zeroed once it stays zero
+            # an untrained random vector (noise). It is never an input and never in the training softmax, so
+            # zeroed once it stays zero, except where a sampled negative (BCE, the ranking term) draws it:
+            # the negative sampler does not know the training catalogue yet
             with torch.no_grad():
                 unseen = torch.as_tensor(self.item_counts) == 0
                 unseen[0] = False
@@ -127,7 +127,7 @@ class DistillModule(StudentModule):
         if self.loss_name == "ce" and distilling:
             # L_rd inside the fused CE pass, from the same chunk logits (distill/fused_ranking.py)
             term = self.fused_ranking_term(batch, mask)
-            loss = linear_cross_entropy(h, model.all_item_embeddings()[1:], targets - 1, extra=term)
+            loss = catalogue_cross_entropy(h, model.all_item_embeddings(), targets, self.catalogue, extra=term)
             rd, covered = term.rd, float(term.rows)  # rd already divided by the chosen denominator
             usual = loss.detach() - self.kd_weight * rd
         else:

@@ -26,7 +26,8 @@ DEFAULT_CHUNK = 512  # positions per chunk: 512 x 1,682 floats = 3.4 MB, about w
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, extra):
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, extra,
+                column_bias):
         positions = len(targets)
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         ctx.hidden_dtype, ctx.weight_dtype = hidden.dtype, weight.dtype
@@ -43,6 +44,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if extra is not None:  # another loss on the same logits: its value and d/d logits, final units
                     extra_value, extra_rows, extra_cols, extra_grad = extra(logits, start, start + len(t))
                     total_extra += extra_value
+                if column_bias is not None:  # -inf: a class left out of the softmax (no probability, no gradient)
+                    logits.add_(column_bias)
                 picked = logits.gather(1, t[:, None])
                 top = logits.amax(1, keepdim=True)
                 probs = logits.sub_(top).exp_()           # in place: the chunk's logits are not needed again
@@ -69,11 +72,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_hidden = (grad_hidden * scale).to(ctx.hidden_dtype)
         if grad_weight is not None:
             grad_weight = (grad_weight * scale).to(ctx.weight_dtype)
-        return grad_hidden, grad_weight, None, None, None
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk: int = DEFAULT_CHUNK, extra=None) -> torch.Tensor:
+                         chunk: int = DEFAULT_CHUNK, extra=None, column_bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.cross_entropy(hidden @ weight.T, targets)`` (mean over positions), in chunks of positions.
 
     ``hidden[P, H]``, ``weight[N, H]`` (one row per class), ``targets[P]`` in ``0..N-1``. Same value and
@@ -85,9 +88,12 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     of that contribution with respect to ``logits[rows, cols]``. The returned loss is then
     ``CE mean + sum of the values``. Distillation's ranking term uses it (``distill/fused_ranking.py``: the
     teacher items' scores and the student's current top-K come from the chunk logits).
+
+    ``column_bias[N]``: added to every row's logits after ``extra`` has read them; ``-inf`` leaves a class out
+    of the softmax (the training catalogue of ``dataset.new_items``), the same as dropping its row of ``weight``.
     """
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"expected hidden [P, H] and weight [N, H], got {tuple(hidden.shape)} and {tuple(weight.shape)}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    return _LinearCrossEntropy.apply(hidden, weight, targets, int(chunk), extra)
+    return _LinearCrossEntropy.apply(hidden, weight, targets, int(chunk), extra, column_bias)

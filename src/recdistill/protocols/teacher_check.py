@@ -77,18 +77,21 @@ def teacher_check(ranker, data, users: int, student=None, batch_size: int = 8) -
     return out
 
 
+def _value(x: dict, sign: str = "") -> str:
+    """``0.260 [0.186, 0.335]``, or the value alone where one user gives no interval."""
+    if x.get("ci95_low") is None or x["ci95_low"] != x["ci95_low"]:  # None or NaN
+        return f"{x['ndcg@10']:{sign}.3f}"
+    return f"{x['ndcg@10']:{sign}.3f} [{x['ci95_low']:{sign}.3f}, {x['ci95_high']:{sign}.3f}]"
+
+
 def sentence(check: dict) -> str:
     """The report's first line about the teacher."""
-    t = check["teacher"]["all"]
-    line = (f"The teacher ranks validation candidates at NDCG@10 {t['ndcg@10']:.3f} [{t['ci95_low']:.3f}, "
-            f"{t['ci95_high']:.3f}]")
+    line = f"The teacher ranks validation candidates at NDCG@10 {_value(check['teacher']['all'])}"
     if "student" in check:
-        s = check["student"]["all"]
-        d = check["teacher_minus_student"]
-        line += (f" against the student's {s['ndcg@10']:.3f} [{s['ci95_low']:.3f}, {s['ci95_high']:.3f}] (paired "
-                 f"difference {d['ndcg@10']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}])")
+        line += (f" against the student's {_value(check['student']['all'])} (paired difference "
+                 f"{_value(check['teacher_minus_student'], '+')})")
     line += f", on {check['users']} users x {check['candidates']} candidates (chance {check['chance_ndcg@10']:.3f})."
-    if "student" in check:
+    if "student" in check and check["users"] > 1:
         d = check["teacher_minus_student"]
         if d["ci95_high"] < 0:
             line += (" The teacher ranks worse than the student here: distilling from it is unlikely to help, and a "

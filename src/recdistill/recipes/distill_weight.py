@@ -8,7 +8,7 @@ nothing gets weight 0 and the result is the student alone, trained the same way.
 chosen run only. The curve (weight -> validation NDCG@10, epochs trained) is written to the chosen run's
 ``weight_selection.json`` and ``metrics.json`` (``kd_weight_chosen``) and shown by ``recdistill report``.
 
-Cost: the grid's size in distillation runs at most (3 by default), less where a later arm falls behind the
+Cost: one distillation run per arm at most (kd alone: 3 by default; both auto: 3 x 2; the demo: 2 x 2), less where a later arm falls behind the
 best arm so far by more than ``distill.auto.behind`` (relative) at the same epoch, from
 ``distill.auto.after_epochs`` (10) on: such an arm is unlikely to win, so it stops (its best checkpoint stays
 its result); the margin and the wait are a cost trade-off, not a guarantee.
@@ -24,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.engine.rundir import atomic_write_json
 from recdistill.errors import ConfigError
 from recdistill.recipes.lifecycle import RunResult
+from recdistill.report.selection import SELECTION_FILE  # one name for the file: the report reads it
 
 AUTO = "auto"
-from recdistill.report.selection import SELECTION_FILE  # noqa: E402  (one name for the file, report reads it)
 MONITOR = "val/ndcg@10"
 
 

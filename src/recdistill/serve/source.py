@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recdistill.engine.integrity import recorded_checksum
 from recdistill.engine.rundir import sha256_file
 from recdistill.errors import RecdistillError
 from recdistill.serve.catalogue import Catalogue
@@ -94,7 +95,9 @@ def open_checkpoint(path: str | Path, data_dir: str | Path | None = None) -> Ser
 
     rec, catalogue = open_recommender(path, data_dir)
     file = Path(path).expanduser()
-    info = _file_info(file, sha256_file(file), dataset_fingerprint=rec.dataset_fingerprint, epoch=rec.epoch)
+    # loading verified the file against its record, if it has one: hash it again only when it has none
+    info = _file_info(file, recorded_checksum(file) or sha256_file(file), dataset_fingerprint=rec.dataset_fingerprint,
+                      epoch=rec.epoch)
     return check_finite(ServedModel(TorchScorer(rec.model), catalogue, rec.model.max_len, rec.kind, str(path), info))
 
 

@@ -37,26 +37,26 @@ def build_sasrec(num_items: int, student: dict, uniform_dropout: bool = True) ->
 
 class TrainingCatalogue:
     """The items a model may be trained to predict: under ``dataset.new_items`` only those with training
-    interactions, so a held-out item is never pushed down as a negative for an item it could not have
-    competed with (it did not exist yet); ``None`` means the whole catalogue (every other run)."""
+    interactions, so a held-out item is never pushed down by the softmax for an item it could not have
+    competed with (it did not exist yet); ``None`` means the whole catalogue (every other run). It is a
+    ``-inf`` logit bias for the held-out items (``linear_cross_entropy``'s ``column_bias``), so the student's
+    and distillation's cross-entropy, fused ranking term included, leave them out the same way."""
 
     def __init__(self, counts):
         seen = torch.as_tensor(counts)[1:] > 0
-        self.ids = torch.nonzero(seen).flatten() + 1                       # [S] item ids
-        self.position = torch.full((len(counts),), -1, dtype=torch.long)
-        self.position[self.ids] = torch.arange(len(self.ids))              # item id -> column
+        self.bias = torch.zeros(len(seen)).masked_fill(~seen, float("-inf"))   # [N], columns of items 1..N
 
-    def cross_entropy(self, h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        ids, position = self.ids.to(table.device), self.position.to(targets.device)
-        return linear_cross_entropy(h, table[ids], position[targets])
+    def bias_on(self, device) -> torch.Tensor:
+        if self.bias.device != torch.device(device):  # moved once, not every step
+            self.bias = self.bias.to(device)
+        return self.bias
 
 
 def catalogue_cross_entropy(h: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
-                            catalogue: TrainingCatalogue | None) -> torch.Tensor:
-    """Full-catalogue CE (items 1..N, or the training catalogue), in cache-sized chunks (see fused_ce)."""
-    if catalogue is None:
-        return linear_cross_entropy(h, table[1:], targets - 1)
-    return catalogue.cross_entropy(h, table, targets)
+                            catalogue: TrainingCatalogue | None, extra=None) -> torch.Tensor:
+    """Full-catalogue CE over items 1..N (or the training catalogue), in cache-sized chunks (see fused_ce)."""
+    bias = None if catalogue is None else catalogue.bias_on(h.device)
+    return linear_cross_entropy(h, table[1:], targets - 1, extra=extra, column_bias=bias)
 
 
 def sequence_loss(model: SASRec, batch: dict, loss: str, catalogue: TrainingCatalogue | None = None) -> torch.Tensor:

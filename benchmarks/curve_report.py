@@ -23,7 +23,7 @@ def markdown(s, progress: dict, baselines: dict, note: str) -> str:
     users = progress["points"][0]["metrics"]["ndcg@10"]["n"] if progress["points"] else s.val_users
     lines = [f"# CPU teacher learning curve ({s.llm}, ML-100K, seed {s.seed})", "",
              f"Validation cand{n} (target + {n - 1} uniform items the user never touched, drawn once per user by "
-             f"recdistill.protocols.candidates with seed {s.seed}, the drawer `eval teacher` / `eval student` use), "
+             f"recdistill.evaluation.candidates with seed {s.seed}, the drawer `eval teacher` / `eval student` use), "
              f"{users} users, 95 % t intervals over users. Teacher: iLoRA (r=8, K=4, scaling "
              f"{s.scaling}) with a linear gate over the student's whole history and no curriculum (every prompt "
              f"hybrid from the first step), candidates listed as `{s.candidates}`, length buckets of {s.length_bucket_batches} "

@@ -1,8 +1,8 @@
 """The training side of ``teacher_learning_curve.py``: build the CPU teacher from plain settings, train
 it step by step with a checkpoint that survives a kill, and evaluate it on fixed validation candidates.
-The candidates are drawn by :mod:`recdistill.protocols.candidates`, the one drawer that ``eval teacher`` and
+The candidates are drawn by :mod:`recdistill.evaluation.candidates`, the one drawer that ``eval teacher`` and
 ``eval student`` with the candidate protocol use too, and both models are scored by
-:mod:`recdistill.protocols` (``teacher_scores``, ``student_scores``).
+:mod:`recdistill.evaluation` (``teacher_scores``, ``student_scores``).
 
 A stripped copy of the training loop (nanoGPT's advice for benchmarks) rather than Lightning: the curve
 needs evaluations at exact steps, a wall-clock budget that excludes them, and a resume that restores the
@@ -63,7 +63,7 @@ class CurveRun:
         from teacher_common import llm_config
 
         from recdistill.engine.optim import build_optimizer, build_scheduler
-        from recdistill.protocols.candidates import CandidateProtocol, draw_candidate_sets
+        from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
         from recdistill.student.checkpoint import load_student_for
         from recdistill.teacher.build import build_teacher
         from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
@@ -138,7 +138,7 @@ class CurveRun:
     # -- evaluation on the fixed validation candidates -------------------------------------------------
     def teacher_val_scores(self) -> torch.Tensor:
         """``[users, C]`` likelihood scores of the fixed validation candidates."""
-        from recdistill.protocols.teacher import TeacherEvalSettings, teacher_scores
+        from recdistill.teacher.candidate_protocol import TeacherEvalSettings, teacher_scores
 
         settings = TeacherEvalSettings(batch_size=self.s.eval_batch_size, generate=False,
                                        candidate_batch_size=self.s.candidate_batch_size)
@@ -147,13 +147,13 @@ class CurveRun:
 
     def student_val_scores(self) -> torch.Tensor:
         """The frozen student's scores of the same candidates, from the whole history it can read."""
-        from recdistill.protocols.student import student_scores
+        from recdistill.evaluation.student_scores import student_scores
 
         return student_scores(self.student, self.val_sets.histories, self.val_sets.candidates)
 
     def val_ranks(self, scores: torch.Tensor) -> np.ndarray:
         """0-based target ranks (ties count against the target), one per validation user."""
-        from recdistill.teacher.evaluation import target_ranks
+        from recdistill.evaluation.candidate_metrics import target_ranks
 
         return target_ranks(scores, torch.from_numpy(self.val_sets.target_index)).numpy()
 

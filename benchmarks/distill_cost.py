@@ -34,8 +34,8 @@ from recdistill.recipes.distill import build_distill_datamodule as distill_datam
 from recdistill.recipes.lifecycle import efficiency
 from recdistill.distill.module import DistillModule
 from recdistill.engine import atomic_write_json, atomic_write_text, build_trainer, describe_environment
-from recdistill.export import load_teacher_outputs
-from recdistill.export.build import ExportSettings, export_files
+from recdistill.teacher_outputs import load_teacher_outputs
+from recdistill.teacher_outputs.build import ExportSettings, export_files
 from recdistill.recipes.student import build_datamodule as student_datamodule
 from recdistill.student.module import StudentModule
 
@@ -57,7 +57,7 @@ class EpochClock(L.Callback):
 
 
 class RandomTeacher:
-    """A :class:`recdistill.export.Ranker` returning K random unseen items with random scores, and random
+    """A :class:`recdistill.teacher_outputs.Ranker` returning K random unseen items with random scores, and random
     ``dim``-sized item embeddings."""
 
     def __init__(self, num_items: int, dim: int = 128, seed: int = 0):

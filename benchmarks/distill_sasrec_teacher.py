@@ -152,14 +152,14 @@ def run_member(args, seed: int) -> dict:
 
 def teacher_ranker(args, checkpoints: list[str], data):
     from recdistill.engine import resolve_device
-    from recdistill.export.build import student_ranker
+    from recdistill.teacher_outputs.build import student_ranker
 
     return student_ranker(list(checkpoints), data, exclude_seen=True, device=resolve_device("auto"))
 
 
 def evaluate_ranker(ranker, data) -> dict:
     """Full-catalogue val/test NDCG@10 and HR@10 of a ranker, seen items excluded (the students' protocol)."""
-    from recdistill.metrics.ranking import metrics_from_ranks, rank_of_targets
+    from recdistill.evaluation.ranking import metrics_from_ranks, rank_of_targets
 
     out = {}
     for split in ("val", "test"):
@@ -195,7 +195,7 @@ def load_data(args):
 
 
 def run_export(args, teacher: dict) -> dict:
-    from recdistill.export.build import ExportSettings, export_files
+    from recdistill.teacher_outputs.build import ExportSettings, export_files
 
     name = f"export-{export_tag(args)}"
     if (done := saved(args, name)) is not None:

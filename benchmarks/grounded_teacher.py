@@ -42,9 +42,9 @@ def main() -> int:
 
     from recdistill.config import compose
     from recdistill.data.prepared import load_prepared
-    from recdistill.metrics import metrics_from_ranks, rank_of_targets
-    from recdistill.metrics.buckets import bucket_metrics
-    from recdistill.metrics.chance import full_candidates
+    from recdistill.evaluation import metrics_from_ranks, rank_of_targets
+    from recdistill.evaluation.buckets import bucket_metrics
+    from recdistill.evaluation.chance import full_candidates
     from recdistill.recipes.export import llm_ranker
 
     torch.set_num_threads(args.threads)
@@ -61,10 +61,10 @@ def main() -> int:
     seen_cols = torch.as_tensor(np.concatenate(histories))
 
     def student_scores(rows) -> torch.Tensor:
-        from recdistill.export.rankers import left_pad
+        from recdistill.data.sequences import left_pad_batch
 
         with torch.no_grad():
-            seq = left_pad([histories[i] for i in rows], student.max_len)
+            seq = left_pad_batch([histories[i] for i in rows], student.max_len)
             return student.score_all(student(seq)[:, -1, :]).float()
 
     n = len(users)

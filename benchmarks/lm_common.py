@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recdistill.lm.tokenizer import ByteTokenizer
-from recdistill.lm.tokens import TokenFile, write_token_files
+from recdistill.causal_lm.tokenizer import ByteTokenizer
+from recdistill.causal_lm.tokens import TokenFile, write_token_files
 
 
 def synthetic_tokens(folder: Path, tokens: int, seed: int = 0) -> TokenFile:

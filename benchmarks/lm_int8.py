@@ -36,10 +36,10 @@ def main() -> None:
     from lm_common import synthetic_tokens
 
     from recdistill.engine.measure import StageTracker
-    from recdistill.lm.checkpoint import load_lm
-    from recdistill.lm.evaluate import evaluate_fp32_and_int8
-    from recdistill.lm.model import GPT, preset_config
-    from recdistill.lm.tokens import TokenWindows
+    from recdistill.causal_lm.checkpoint import load_lm
+    from recdistill.causal_lm.evaluate import evaluate_fp32_and_int8
+    from recdistill.causal_lm.model import GPT, preset_config
+    from recdistill.causal_lm.tokens import TokenWindows
 
     if args.checkpoint:
         def load():

@@ -32,7 +32,7 @@ def worker(preset: str, checkpointing: bool, steps: int) -> dict:
     from lm_common import rss_now_mb
 
     from recdistill.engine.memory import peak_memory, reset_peak_memory
-    from recdistill.lm.model import GPT, preset_config
+    from recdistill.causal_lm.model import GPT, preset_config
 
     cfg = preset_config(preset, BYTE_VOCAB, dropout=0.0, gradient_checkpointing=checkpointing)
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def main() -> None:
 
     import torch
 
-    from recdistill.lm.model import GPT, PRESETS, preset_config
+    from recdistill.causal_lm.model import GPT, PRESETS, preset_config
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

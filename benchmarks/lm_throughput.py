@@ -50,7 +50,7 @@ def worker(args) -> dict:
     from machine import matmul_flops
 
     from recdistill.engine.memory import peak_memory, reset_peak_memory
-    from recdistill.lm.model import GPT, preset_config
+    from recdistill.causal_lm.model import GPT, preset_config
 
     peak_flops = matmul_flops()
     context, batch = args.context, args.batch
@@ -98,7 +98,7 @@ def worker(args) -> dict:
         from recdistill.engine import StageMeter, build_trainer
         from recdistill.recipes.lifecycle import efficiency, optimizer_settings
         from recdistill.recipes.lm import model_config
-        from recdistill.lm.module import LMDataModule, LMModule, tokens_in_batch
+        from recdistill.causal_lm.module import LMDataModule, LMModule, tokens_in_batch
 
         overrides = {
             "engine_optimised": ["efficiency=default", "efficiency.fused_adamw=true", "lm.attention=sdpa"],

@@ -4,7 +4,7 @@ One prepared split with ``dataset.new_items=<share>`` (a seeded share of the cat
 then, per seed: the ID-only student (``train student``) and the distilled student (``train distill`` with
 the frozen LLM's item-text embeddings as the embedding-distillation source, ``distill.item_embeddings``,
 and the chosen ED options), both through the recipes users run. Popularity and the content-only ranker
-(``protocols/baselines.py``) are scored on the same users. Every arm is reported per bucket (new, tail,
+(``evaluation/baselines.py``) are scored on the same users. Every arm is reported per bucket (new, tail,
 torso, head, warm) with the mean and a 95 % t interval over seeds (test), and the paired differences
 distilled - student and distilled - content.
 
@@ -42,7 +42,7 @@ def main() -> int:
 
     from recdistill.config import compose
     from recdistill.data.prepared import load_prepared
-    from recdistill.protocols.baselines import baseline_metrics
+    from recdistill.evaluation.baselines import baseline_metrics
     from recdistill.recipes.distill import train_distill
     from recdistill.recipes.embed_items import embed_items
     from recdistill.teacher.item_embeddings import read_item_embeddings

@@ -13,7 +13,7 @@ import torch
 def _student_ranks(model, data, ds) -> torch.Tensor:
     """The student's 0-based rank of each prompt's target among that prompt's candidates."""
     from recdistill.serve.scorers import pad_histories
-    from recdistill.teacher.evaluation import target_ranks
+    from recdistill.evaluation.candidate_metrics import target_ranks
 
     n = len(ds)
     cands = [ds.candidates(i) for i in range(n)]
@@ -33,7 +33,7 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
     from recdistill.student.checkpoint import load_student_for
     from recdistill.teacher.build import build_encoder, build_teacher
     from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
-    from recdistill.teacher.evaluation import candidate_metrics, target_ranks
+    from recdistill.evaluation.candidate_metrics import candidate_metrics, target_ranks
     from recdistill.teacher.model import TeacherSpec
     from recdistill.teacher.molora import MoLoRAConfig
     from recdistill.teacher.scoring import score_candidates

@@ -41,7 +41,7 @@ def loop_benchmark(cfg, epochs: int, eval_repeats: int) -> dict:
     from omegaconf import OmegaConf
 
     from recdistill.engine import build_optimizer, peak_memory, reset_peak_memory, seed_everything
-    from recdistill.metrics import metrics_from_ranks
+    from recdistill.evaluation import metrics_from_ranks
     from recdistill.recipes.lifecycle import prepared_data
     from recdistill.recipes.student import build_datamodule
     from recdistill.student.module import StudentModule, sequence_loss

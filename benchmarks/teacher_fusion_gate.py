@@ -58,7 +58,7 @@ def best_weight(t, s, target_index, users) -> float:
 
 def ci95(values: np.ndarray) -> list[float]:
     """[mean, low, high]: the 95 % t interval over users that every candidate evaluation reports."""
-    from recdistill.protocols.intervals import mean_ci95
+    from recdistill.evaluation.intervals import mean_ci95
 
     m, half = mean_ci95(values)
     return [m, m - half, m + half]
@@ -66,7 +66,7 @@ def ci95(values: np.ndarray) -> list[float]:
 
 def student_candidate_scores(student, data, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """The frozen student's scores of the same candidates (the scorer every candidate evaluation uses)."""
-    from recdistill.protocols.student import student_scores
+    from recdistill.evaluation.student_scores import student_scores
 
     return student_scores(student, [data.history("val", int(u)) for u in users], candidates).numpy()
 

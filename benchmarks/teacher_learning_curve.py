@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     from machine import load_average, matmul_flops
     from teacher_common import cache_dir
 
-    from recdistill.protocols.candidates import chance_metrics
-    from recdistill.protocols.intervals import summarize_over_users
+    from recdistill.evaluation.candidates import chance_metrics
+    from recdistill.evaluation.intervals import summarize_over_users
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def main() -> int:
 
     from recdistill.engine.cpu_bf16 import cpu_bf16, model_name, probe_rates
     from recdistill.engine.optim import build_optimizer
-    from recdistill.protocols.candidates import CandidateProtocol, draw_candidate_sets
-    from recdistill.protocols.teacher import TeacherEvalSettings, teacher_scores
+    from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
+    from recdistill.teacher.candidate_protocol import TeacherEvalSettings, teacher_scores
     from recdistill.teacher.build import build_encoder, build_teacher
     from recdistill.teacher.model import TeacherSpec
     from recdistill.teacher.molora import MoLoRAConfig

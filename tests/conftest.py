@@ -77,7 +77,7 @@ def tiny_recommenders(tmp_path_factory):
     from recdistill.config import compose
     from recdistill.config.compose import conf_root
     from recdistill.data.prepared import load_prepared
-    from recdistill.export.build import ExportSettings, export_files, student_ranker
+    from recdistill.teacher_outputs.build import ExportSettings, export_files, student_ranker
     from recdistill.recipes.distill import train_distill
     from recdistill.recipes.student import train_student
 

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from recdistill.recipes.bench import sweep_plan, bench_command
-from recdistill.bench.grid import (expand_cumulative, expand_grid, format_value, load_sweep_file, parse_grid_args,
+from recdistill.sweeps.grid import (expand_cumulative, expand_grid, format_value, load_sweep_file, parse_grid_args,
                                    parse_value, shipped_sweeps)
 from recdistill.recipes.bench_checks import load_validator, validate_plan
 from recdistill.errors import ConfigError

@@ -7,12 +7,12 @@ import json
 import pytest
 import yaml
 
-from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV
+from recdistill.sweeps.applied import NO_APPLIED_CONFIG_ENV
 from recdistill.recipes.bench import bench_command
-from recdistill.bench.grid import expand_grid, parse_grid_args
-from recdistill.bench.records import append_record
-from recdistill.bench.sweep import run_trials, write_plan
-from recdistill.bench.trial import failure_reason
+from recdistill.sweeps.grid import expand_grid, parse_grid_args
+from recdistill.sweeps.records import append_record
+from recdistill.sweeps.sweep import run_trials, write_plan
+from recdistill.sweeps.trial import failure_reason
 from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.errors import ConfigError

@@ -7,13 +7,13 @@ import io
 import pytest
 import yaml
 
-from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV, applied_config_files, applied_config_path
-from recdistill.bench.apply_best import choose_best, parse_spec, write_best
+from recdistill.sweeps.applied import NO_APPLIED_CONFIG_ENV, applied_config_files, applied_config_path
+from recdistill.sweeps.apply_best import choose_best, parse_spec, write_best
 from recdistill.recipes.bench_checks import settings_diff
 from recdistill.recipes.bench import apply_best, report_command
-from recdistill.bench.grid import expand_cumulative, expand_grid, parse_grid_args
-from recdistill.bench.records import append_record, flatten
-from recdistill.bench.sweep import load_sweep, render, rows_of, write_plan
+from recdistill.sweeps.grid import expand_cumulative, expand_grid, parse_grid_args
+from recdistill.sweeps.records import append_record, flatten
+from recdistill.sweeps.sweep import load_sweep, render, rows_of, write_plan
 from recdistill.recipes.config import load_config
 from recdistill.config import compose
 from recdistill.errors import ConfigError

@@ -6,7 +6,7 @@ import io
 
 from recdistill.data.columnar import TextFormat, read_columns
 from recdistill.data.files import RawFile
-from recdistill.data.progress import ReadProgress
+from recdistill.engine.progress import ReadProgress
 
 
 class _Terminal(io.StringIO):

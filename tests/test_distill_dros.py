@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from recdistill.distill.dros import dros_loss, propensity, target_counts
-from recdistill.distill.embedding import DistilledSASRec
+from recdistill.student.distilled import DistilledSASRec
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights
 from recdistill.errors import ConfigError
-from recdistill.export.llm_ranker import pool_title_states
+from recdistill.teacher_outputs.llm_ranker import pool_title_states
 from test_distill_module import K, L, NUM_ITEMS, make_batch, module
 
 

@@ -11,7 +11,7 @@ from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
 from recdistill.data.sequences import training_windows
 from recdistill.distill.data import window_positions
-from recdistill.distill.embedding import DistilledSASRec
+from recdistill.student.distilled import DistilledSASRec
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights
 from recdistill.errors import ConfigError
 from recdistill.distill.module import DistillModule

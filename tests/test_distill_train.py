@@ -13,7 +13,7 @@ from recdistill.config.compose import conf_root
 from recdistill.data.prepared import load_prepared
 from recdistill.recipes.distill import train_distill
 from recdistill.errors import RecdistillError
-from recdistill.export.build import ExportSettings, export_files, student_ranker
+from recdistill.teacher_outputs.build import ExportSettings, export_files, student_ranker
 from recdistill.recipes.student import train_student
 from tests.conftest import make_tiny_prepared
 

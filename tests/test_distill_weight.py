@@ -44,7 +44,7 @@ def setting(tmp_path_factory):
     from conftest import make_tiny_prepared
     from recdistill.config.compose import conf_root
     from recdistill.data.prepared import load_prepared
-    from recdistill.export.build import ExportSettings, export_files, student_ranker
+    from recdistill.teacher_outputs.build import ExportSettings, export_files, student_ranker
     from recdistill.recipes.student import train_student
 
     root = tmp_path_factory.mktemp("weight")
@@ -136,7 +136,7 @@ def test_teacher_check_before_distilling_is_in_the_manifest_and_the_report(setti
     """`export` scores the teacher and the student on the same validation candidates; a converged teacher is
     ahead of a one-epoch student, a random teacher at chance; the distilled run's report says so first."""
     from recdistill.data.prepared import load_prepared
-    from recdistill.protocols.teacher_check import sentence, teacher_check
+    from recdistill.evaluation.teacher_check import sentence, teacher_check
     from recdistill.recipes.distill import train_distill
     from recdistill.recipes.export import run_export
     from recdistill.recipes.student import train_student

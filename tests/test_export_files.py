@@ -13,7 +13,7 @@ import torch
 
 from recdistill.data.prepared import load_prepared
 from recdistill.errors import RecdistillError
-from recdistill.export import (
+from recdistill.teacher_outputs import (
     CandidateSource,
     SASRecRanker,
     export_teacher_outputs,

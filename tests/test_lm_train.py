@@ -13,7 +13,7 @@ from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.errors import ConfigError, DataError
 from recdistill.recipes.lm import model_config
-from recdistill.lm.checkpoint import load_lm
+from recdistill.causal_lm.checkpoint import load_lm
 from recdistill.recipes.lm import train_lm
 
 # int8 perplexity may differ from fp32 by at most this share on a briefly trained tiny model

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.evaluation import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
 
 NEG = float("-inf")
 
@@ -51,7 +51,7 @@ def test_sampled_prefix_keeps_protocols_apart():
 
 
 def test_chance_levels_by_hand():
-    from recdistill.metrics.chance import chance_hr, chance_ndcg, full_candidates
+    from recdistill.evaluation.chance import chance_hr, chance_ndcg, full_candidates
 
     gains10 = sum(1 / math.log2(r + 2) for r in range(10))  # 4.5436
     assert chance_hr(20, 10) == pytest.approx(0.5)

@@ -13,7 +13,7 @@ import torch
 
 from recdistill.data.new_items import check_new_items, choose_new_items, remove_from_training
 from recdistill.errors import ConfigError, DataError
-from recdistill.metrics.buckets import bucket_masks, bucket_metrics, cut_points
+from recdistill.evaluation.buckets import bucket_masks, bucket_metrics, cut_points
 
 
 def _interactions(users=40, items=30, length=12, seed=0):
@@ -96,7 +96,7 @@ def test_buckets_cut_by_training_counts():
 
 def test_content_baseline_ranks_the_item_whose_text_matches_the_history(tiny_prepared):
     from recdistill.data.prepared import load_prepared
-    from recdistill.protocols.baselines import baseline_metrics, baseline_scores
+    from recdistill.evaluation.baselines import baseline_metrics, baseline_scores
 
     data = load_prepared(tiny_prepared)
     # every item's embedding says which "genre" (item id mod 2) it has; user 1's history is mixed, so

@@ -14,9 +14,9 @@ from scipy import stats
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
 from recdistill.errors import ConfigError
-from recdistill.protocols.candidates import CandidateProtocol, chance_metrics, draw_candidate_sets
-from recdistill.protocols.intervals import mean_ci95
-from recdistill.protocols.llara import first_line, generation_metrics, parse_answer
+from recdistill.evaluation.candidates import CandidateProtocol, chance_metrics, draw_candidate_sets
+from recdistill.evaluation.intervals import mean_ci95
+from recdistill.evaluation.llara import first_line, generation_metrics, parse_answer
 from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
 CANDS = ["Toy Story (1995)", "Sabrina (1995)", "Sabrina (1954)", "Heat (1995)", "Star Wars (1977)",
@@ -83,7 +83,7 @@ def test_candidate_sets_avoid_the_shown_history_and_are_seeded(tiny_prepared):
 
 def test_teacher_prompts_list_exactly_the_drawn_candidates(tiny_prepared):
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-    from recdistill.protocols.teacher import _rows
+    from recdistill.teacher.candidate_protocol import _rows
     from test_teacher_fixtures import tokenizer
 
     data = load_prepared(tiny_prepared)

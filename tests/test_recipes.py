@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from recdistill.bench.applied import CONFIG_DIR_ENV, NO_APPLIED_CONFIG_ENV
+from recdistill.sweeps.applied import CONFIG_DIR_ENV, NO_APPLIED_CONFIG_ENV
 from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recdistill.cli import main
-from recdistill.distill.embedding import DistilledSASRec
+from recdistill.student.distilled import DistilledSASRec
 from recdistill.errors import RecdistillError
 from recdistill.data.prepared import load_prepared
 from recdistill.recipes.student import evaluate_student
@@ -99,7 +99,7 @@ def test_ml100k_student_and_distilled_reload_exactly(tmp_path, cache_dir):
 
     from recdistill.config import compose
     from recdistill.config.compose import conf_root
-    from recdistill.export.build import ExportSettings, export_files, student_ranker
+    from recdistill.teacher_outputs.build import ExportSettings, export_files, student_ranker
     from recdistill.recipes.distill import train_distill
     from recdistill.recipes.student import train_student
 

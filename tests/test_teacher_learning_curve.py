@@ -74,7 +74,7 @@ def test_curve_candidates_are_the_protocols_sets(setup):
     import numpy as np
 
     from recdistill.config import compose
-    from recdistill.protocols.candidates import draw_candidate_sets
+    from recdistill.evaluation.candidates import draw_candidate_sets
     from recdistill.recipes.protocols import candidate_protocol
 
     root, prepared, student = setup

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recdistill.data.prepared import load_prepared
-from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates, render_text, sample_candidates
+from recdistill.evaluation.candidates import sample_candidates
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates, render_text
 from recdistill.errors import ConfigError
 from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples, train_samples
 from test_teacher_fixtures import tokenizer

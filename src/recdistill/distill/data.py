@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from recdistill.data.datamodule import SequenceDataModule, TrainCollate, RowIndices
 from recdistill.data.sequences import ItemSets, training_windows
-from recdistill.export.reader import TeacherOutputs
+from recdistill.teacher_outputs.reader import TeacherOutputs
 
 
 def window_positions(train: list[np.ndarray], max_len: int) -> np.ndarray:

@@ -9,7 +9,7 @@ Training loss per batch (formulas in :mod:`recdistill.distill.losses`):
   :mod:`recdistill.student.module` computes it;
 * ``L_rd``: ranking distillation over the positions that have a teacher top-K (positions without one
   contribute to ``L_usual`` only), against ``distill.kd.num_negatives`` sampled negatives;
-* embedding distillation lives in the model (:class:`recdistill.distill.embedding.DistilledSASRec`);
+* embedding distillation lives in the model (:class:`recdistill.student.distilled.DistilledSASRec`);
 * with ``distill.dros.enabled`` (DLLM2Rec's code), ``alpha * DROS`` is added to ``L_usual`` and, weighted
   like the ranking term, to ``L_rd`` (:mod:`recdistill.distill.dros`); it needs the full ``[P, N]``
   logits, so the step takes the plain (unfused) path.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from recdistill.distill.dros import dros_loss, propensity, target_counts
-from recdistill.distill.embedding import DistilledSASRec
+from recdistill.student.distilled import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
 from recdistill.errors import ConfigError

@@ -1,5 +1,5 @@
 """``recdistill bench WORKLOAD`` and ``recdistill bench report DIR``: the sweep's recipe. It composes the
-``bench`` config, plans the trials and runs each as its own process (:mod:`recdistill.bench.trial`: a
+``bench`` config, plans the trials and runs each as its own process (:mod:`recdistill.sweeps.trial`: a
 trial is the workload's own command, so it runs that workload's recipe)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import signal
 import time
 from pathlib import Path
 
-from recdistill.bench.applied import applied_config_files, applied_config_path
-from recdistill.bench.apply_best import choose_best, format_diff, write_best
-from recdistill.bench.grid import expand_grid, format_value, load_sweep_file, parse_grid_args
-from recdistill.bench.sweep import base_overrides, load_sweep, render, rows_of, run_trials, write_plan
+from recdistill.sweeps.applied import applied_config_files, applied_config_path
+from recdistill.sweeps.apply_best import choose_best, format_diff, write_best
+from recdistill.sweeps.grid import expand_grid, format_value, load_sweep_file, parse_grid_args
+from recdistill.sweeps.sweep import base_overrides, load_sweep, render, rows_of, run_trials, write_plan
 from recdistill.recipes.bench_checks import load_validator, settings_diff, validate_plan
 from recdistill.config import compose, to_plain
 from recdistill.errors import ConfigError
@@ -60,7 +60,7 @@ def bench_command(args) -> int:
                   [t.settings for t in plan.trials], base, config_files, tuple(bench["auto_keys"] or ()),
                   load_validator(bench.get("validate"), bench.get("validate_section")))
     if args.apply_best:  # check the metric's syntax now, not after the sweep
-        from recdistill.bench.apply_best import parse_spec
+        from recdistill.sweeps.apply_best import parse_spec
         parse_spec(args.apply_best, [], bench["metric"])
     out = Path(args.out or f"bench_runs/{workload}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)

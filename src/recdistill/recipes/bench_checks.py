@@ -10,7 +10,7 @@ import importlib
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from recdistill.config import compose
-from recdistill.bench.grid import format_value
+from recdistill.sweeps.grid import format_value
 from recdistill.config.compose import config_groups
 from recdistill.errors import ConfigError
 

@@ -2,7 +2,7 @@
 merged, and the one place a resumed run gets its settings back, for the command line and the pipeline.
 
 Order: the YAML defaults, then the best-settings file ``recdistill.<workload>.yaml`` (see
-:mod:`recdistill.bench.applied`), then ``--config`` files, then ``key=value`` overrides, so anything
+:mod:`recdistill.sweeps.applied`), then ``--config`` files, then ``key=value`` overrides, so anything
 given explicitly still wins. With ``train.resume=<run folder>`` the run's own ``config.yaml`` takes the
 place of the best-settings file, and only the keys in ``RESUME_MAY_CHANGE`` may differ from it.
 """
@@ -16,7 +16,7 @@ from typing import Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.bench.applied import NO_APPLIED_CONFIG_ENV, applied_config_files
+from recdistill.sweeps.applied import NO_APPLIED_CONFIG_ENV, applied_config_files
 from recdistill.config import compose, has_key, to_plain
 from recdistill.engine.resume import resumable_run
 from recdistill.errors import ConfigError

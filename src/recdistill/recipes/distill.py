@@ -13,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, check_range
 from recdistill.distill.data import DistillDataModule
-from recdistill.distill.embedding import NORMALISATIONS
+from recdistill.student.distilled import NORMALISATIONS
 from recdistill.distill.module import AVERAGE_OVER, DistillModule
 from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.export.reader import TeacherOutputs, load_teacher_outputs
+from recdistill.teacher_outputs.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
 from recdistill.recipes.distill_weight import AUTO, train_distill_auto, wants_auto, weight_grid
 from recdistill.teacher.item_embeddings import read_item_embeddings

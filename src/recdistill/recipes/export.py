@@ -1,7 +1,7 @@
-"""``recdistill export``: a teacher's top-K and item embeddings, written by ``recdistill.export``.
+"""``recdistill export``: a teacher's top-K and item embeddings, written by ``recdistill.teacher_outputs``.
 
 ``teacher=ilora`` / ``teacher=lora`` with ``teacher.adapter=<run>/adapter`` exports the LLM teacher
-(:class:`recdistill.export.llm_ranker.LLMRanker`); ``teacher=student teacher.checkpoint=<ckpt>`` exports a
+(:class:`recdistill.teacher_outputs.llm_ranker.LLMRanker`); ``teacher=student teacher.checkpoint=<ckpt>`` exports a
 SASRec (or an ensemble of them) through the same format. The command takes no ``efficiency`` settings:
 inference here runs on ``teacher.device`` with the batch size ``export.batch_size``, in ``export.devices``
 processes on each of ``export.num_nodes`` machines (or as many as ``torchrun`` started).
@@ -20,12 +20,12 @@ from recdistill.engine import StageTracker, describe_environment, measure_stage,
 from recdistill.engine.processes import launch_processes
 from recdistill.engine.rundir import atomic_write_json, sha256_file
 from recdistill.errors import ConfigError
-from recdistill.export.build import (ExportSettings, check_fillable, check_student_paths, default_out_dir,
+from recdistill.teacher_outputs.build import (ExportSettings, check_fillable, check_student_paths, default_out_dir,
                                      export_files, student_ranker)
-from recdistill.export.format import MANIFEST
-from recdistill.export.llm_ranker import LLMRanker
+from recdistill.teacher_outputs.format import MANIFEST
+from recdistill.teacher_outputs.llm_ranker import LLMRanker
 from recdistill.hashing import stable_hash
-from recdistill.protocols.teacher_check import sentence, teacher_check
+from recdistill.evaluation.teacher_check import sentence, teacher_check
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import prepared_data
 from recdistill.recipes.teacher import load_trained_teacher

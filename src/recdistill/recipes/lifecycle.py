@@ -21,7 +21,7 @@ from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.engine.resume import RandomStates, last_checkpoint, last_checkpoint_callback
 from recdistill.engine.integrity import write_checksum
 from recdistill.errors import RecdistillError
-from recdistill.protocols.report import summary_lines
+from recdistill.evaluation.summary import summary_lines
 from recdistill.report.format import sampled_note
 
 

@@ -17,15 +17,15 @@ from omegaconf import DictConfig
 from recdistill.config import check_choice, check_positive
 from recdistill.engine import StageMeter, build_trainer, describe_environment
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.lm.checkpoint import load_lm, resolve_checkpoint
-from recdistill.lm.corpus import corpus_name, load_corpus
-from recdistill.lm.evaluate import evaluate_fp32_and_int8
-from recdistill.lm.model import PRESETS, GPTConfig, preset_config
-from recdistill.lm.module import LMDataModule, LMModule, tokens_in_batch
-from recdistill.lm.progress import ProgressJSON, plot_curves
-from recdistill.lm.quantize import check_mode, quantize_int8
-from recdistill.lm.tokenizer import TOKENIZERS, load_tokenizer
-from recdistill.lm.tokens import TokenFile, TokenWindows, corpus_fingerprint, write_token_files
+from recdistill.causal_lm.checkpoint import load_lm, resolve_checkpoint
+from recdistill.causal_lm.corpus import corpus_name, load_corpus
+from recdistill.causal_lm.evaluate import evaluate_fp32_and_int8
+from recdistill.causal_lm.model import PRESETS, GPTConfig, preset_config
+from recdistill.causal_lm.module import LMDataModule, LMModule, tokens_in_batch
+from recdistill.causal_lm.progress import ProgressJSON, plot_curves
+from recdistill.causal_lm.quantize import check_mode, quantize_int8
+from recdistill.causal_lm.tokenizer import TOKENIZERS, load_tokenizer
+from recdistill.causal_lm.tokens import TokenFile, TokenWindows, corpus_fingerprint, write_token_files
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, check_knobs_take_effect
 from recdistill.engine.resume import RandomStates, last_checkpoint_callback

@@ -1,4 +1,4 @@
-"""Config glue of the candidate protocol (LLaRA / iLoRA's, :mod:`recdistill.protocols`): ``eval.candidates``
+"""Config glue of the candidate protocol (LLaRA / iLoRA's, :mod:`recdistill.evaluation`): ``eval.candidates``
 -> :class:`CandidateProtocol`, and one function that both ``eval student`` (``eval.protocol=llara``) and
 ``eval teacher`` / ``train teacher`` (``teacher.eval.protocol=llara``) call, so their candidate sets come
 from the same settings and the same drawing code."""
@@ -9,10 +9,10 @@ from omegaconf import DictConfig
 
 from recdistill.config import check_choice
 from recdistill.errors import ConfigError
-from recdistill.protocols.candidates import CandidateProtocol, draw_candidate_sets
-from recdistill.protocols.report import candidate_report
-from recdistill.protocols.student import student_metrics
-from recdistill.protocols.teacher import TeacherEvalSettings, teacher_metrics
+from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
+from recdistill.evaluation.summary import candidate_report
+from recdistill.evaluation.student_scores import student_metrics
+from recdistill.teacher.candidate_protocol import TeacherEvalSettings, teacher_metrics
 
 SPLITS = ("val", "test")
 TEACHER_PROTOCOLS = ("likelihood", "llara")

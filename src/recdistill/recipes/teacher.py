@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.engine.trainer import full_parameters
 from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError
-from recdistill.protocols.report import summary_lines
+from recdistill.evaluation.summary import summary_lines
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import BATCH_SEARCH, EVALUATION, check_knobs_take_effect
 from recdistill.report.format import is_integer_metric

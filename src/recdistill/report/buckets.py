@@ -1,11 +1,11 @@
 """The report's "By item popularity" section: full-catalogue NDCG@10 of each model per bucket of the
-target's popularity (:mod:`recdistill.metrics.buckets`), with users, chance, and intervals over seeds; and,
+target's popularity (:mod:`recdistill.evaluation.buckets`), with users, chance, and intervals over seeds; and,
 where new items are held out, whether the ID-only student is near chance on them (it must be: it has
 never seen them)."""
 
 from __future__ import annotations
 
-from recdistill.metrics.buckets import BUCKETS
+from recdistill.evaluation.buckets import BUCKETS
 from recdistill.report.aggregate import compare_paired, summarize
 from recdistill.report.seeds import SeedGroup
 from recdistill.report.tables import markdown_table
@@ -83,7 +83,7 @@ def baseline_groups(runs) -> list[SeedGroup]:
     from recdistill.data.prepare import prepared_path
     from recdistill.data.prepared import load_prepared
     from recdistill.errors import RecdistillError
-    from recdistill.protocols.baselines import baseline_metrics
+    from recdistill.evaluation.baselines import baseline_metrics
     from recdistill.report.runs import RunInfo
 
     config = next((r.config for r in runs if r.config.get("dataset")), None)
@@ -97,7 +97,7 @@ def baseline_groups(runs) -> list[SeedGroup]:
     embeddings_file = next((((r.config.get("distill") or {}).get("item_embeddings")) for r in runs
                             if (r.config.get("distill") or {}).get("item_embeddings")), None)
     if embeddings_file is None:  # else the LLM embeddings a distillation read from the teacher outputs
-        from recdistill.export.format import EMBEDDINGS
+        from recdistill.teacher_outputs.format import EMBEDDINGS
 
         exported = [Path(str((r.config.get("distill") or {}).get("teacher_outputs") or "")) / EMBEDDINGS for r in runs
                     if (r.config.get("distill") or {}).get("teacher_outputs")]

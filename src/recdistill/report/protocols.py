@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from recdistill.metrics.chance import chance_hr, chance_ndcg
+from recdistill.evaluation.chance import chance_hr, chance_ndcg
 from recdistill.report.format import percent
 from recdistill.report.runs import RunInfo
 

@@ -16,8 +16,8 @@ def teacher_check_lines(runs: list[RunInfo]) -> list[str]:
     candidates), one sentence per export."""
     from pathlib import Path
 
-    from recdistill.export.format import MANIFEST
-    from recdistill.protocols.teacher_check import sentence
+    from recdistill.teacher_outputs.format import MANIFEST
+    from recdistill.evaluation.teacher_check import sentence
 
     lines, seen = [], set()
     for run in runs:

@@ -50,7 +50,7 @@ def read_new_items(path: str | Path) -> pd.DataFrame:
 
 
 def normalise_like_training(raw_new: torch.Tensor, raw_training: torch.Tensor, how: str) -> torch.Tensor:
-    """The new rows under the transform :func:`recdistill.distill.embedding.normalise_embeddings` applied
+    """The new rows under the transform :func:`recdistill.student.distilled.normalise_embeddings` applied
     to the training table (its mean and scale come from the training catalogue, never from the new rows)."""
     raw_new = raw_new.float()
     if how != "standard":
@@ -63,7 +63,7 @@ def normalise_like_training(raw_new: torch.Tensor, raw_training: torch.Tensor, h
 def extend_model(model, new_llm_rows: torch.Tensor):
     """A copy of the distilled ``model`` with ``M = len(new_llm_rows)`` more items (ids N+1..N+M): zero ID
     rows, the given (already normalised) LLM rows; everything else unchanged."""
-    from recdistill.distill.embedding import DistilledSASRec
+    from recdistill.student.distilled import DistilledSASRec
 
     if not isinstance(model, DistilledSASRec) or not model.uses_llm:
         raise RecdistillError("this model has no LLM item embeddings, so it cannot score an item without "

@@ -3,7 +3,7 @@
 ``recdistill train student`` and ``recdistill train distill`` both save a Lightning checkpoint whose
 ``model.*`` keys are a SASRec's and whose hyper-parameters hold the run's resolved config, the catalogue
 size and the dataset's name, fingerprint and folder. A distilled student's SASRec is a
-:class:`~recdistill.distill.embedding.DistilledSASRec`: with embedding distillation on it also holds the
+:class:`~recdistill.student.distilled.DistilledSASRec`: with embedding distillation on it also holds the
 LLM item embeddings (a buffer) and their projection. :func:`load_recommender` reads the checkpoint
 (``weights_only``: no code runs from the file), says which kind it is, rebuilds the right model and, given
 the prepared data it is meant for, checks that it belongs to it (``PreparedData.check_matches``).
@@ -20,6 +20,7 @@ import torch
 
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.errors import ConfigError, RecdistillError
+from recdistill.student.distilled import DistilledSASRec
 from recdistill.student.sasrec import SASRec
 
 KINDS = ("student", "distill")
@@ -86,8 +87,6 @@ def _build_model(kind: str, num_items: int, cfg: dict, state: dict) -> SASRec:
                   num_heads=int(s["num_heads"]), dropout=float(s["dropout"]), norm_first=bool(s["norm_first"]))
     if kind == "student":
         return SASRec(num_items=num_items, **sasrec)
-    from recdistill.distill.embedding import DistilledSASRec
-
     ed = cfg["distill"]["ed"]
     # The LLM embeddings are a buffer in the checkpoint: a placeholder of the saved shape is built here and
     # overwritten by load_state_dict (its normalisation was applied before it was saved).

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from recdistill.engine import Efficiency, OptimizerSettings, configure_optimizers
-from recdistill.metrics import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
-from recdistill.metrics.buckets import bucket_metrics
-from recdistill.metrics.chance import chance_hr, chance_ndcg, full_candidates
+from recdistill.evaluation import metrics_from_ranks, rank_of_targets, sampled_rank_of_targets
+from recdistill.evaluation.buckets import bucket_metrics
+from recdistill.evaluation.chance import chance_hr, chance_ndcg, full_candidates
 from recdistill.layers.fused_ce import linear_cross_entropy
 from recdistill.student.sasrec import SASRec
 

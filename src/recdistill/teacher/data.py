@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from recdistill.data.prepared import PreparedData
-from recdistill.teacher.prompt_encoder import PromptEncoder, sample_candidates
+from recdistill.evaluation.candidates import sample_candidates
+from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler
 

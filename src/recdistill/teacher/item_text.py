@@ -4,7 +4,7 @@
 This is what lets a student score an item nobody has interacted with: it needs no interaction, only the
 item's text, so a new release can be embedded at training time or added to a served model later
 (``recdistill add-items``). Used as the embedding-distillation source (``distill.item_embeddings``), by the
-content-only baseline (``protocols/baselines.py``), and by ``add-items``.
+content-only baseline (``evaluation/baselines.py``), and by ``add-items``.
 """
 
 from __future__ import annotations

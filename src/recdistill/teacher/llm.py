@@ -141,7 +141,7 @@ def _check_causal_lm(source: str) -> None:
 def load_tokenizer(cfg: LLMSettings, cache_dir: str):
     from transformers import AutoTokenizer
 
-    from recdistill.teacher import smollm2
+    from recdistill.assets import smollm2
 
     source = str(cfg.source)
     if source == "builtin:smollm2-135m":
@@ -160,7 +160,7 @@ def load_llm(cfg: LLMSettings, cache_dir: str, tokenizer=None) -> LoadedLLM:
     """The frozen base model (``requires_grad`` off everywhere) and its tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    from recdistill.teacher import smollm2
+    from recdistill.assets import smollm2
 
     check_llm_config(cfg)
     source = str(cfg.source)

@@ -10,7 +10,8 @@ import torch
 from recdistill.engine import Efficiency, OptimizerSettings
 from recdistill.engine.optim import build_scheduler
 from recdistill.teacher.curriculum import Curriculum
-from recdistill.teacher.evaluation import candidate_metrics, generate_answers, judge_generation, target_ranks
+from recdistill.evaluation.candidate_metrics import candidate_metrics, judge_generation, target_ranks
+from recdistill.teacher.evaluation import generate_answers
 from recdistill.teacher.model import ILoRATeacher
 from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer
 from recdistill.teacher.scoring import score

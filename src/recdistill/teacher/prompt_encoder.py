@@ -218,28 +218,3 @@ class PromptEncoder:
                  + [0] * len(tail))
         answer_start = len(ids)
         return EncodedPrompt(ids + answer, slots + [0] * len(answer), answer_start, keep, len(history) - keep)
-
-
-def sample_candidates(rng: np.random.Generator, target: int, seen: np.ndarray, num_items: int,
-                      count: int = 20) -> np.ndarray:
-    """``count`` candidates in random order: the target plus ``count - 1`` items drawn uniformly without
-    replacement from items the user has not interacted with. If the user has seen almost the whole
-    catalogue, the rest are drawn from seen items (never the target), so there are always ``count``."""
-    if count < 2:
-        raise ConfigError(f"teacher.prompt.num_candidates={count} is not valid; expected >= 2")
-    if count > num_items:
-        raise ConfigError(f"teacher.prompt.num_candidates={count} exceeds the catalogue size {num_items}")
-    mask = np.ones(num_items + 1, dtype=bool)
-    mask[0] = False
-    mask[np.asarray(seen, dtype=np.int64)] = False
-    mask[target] = False
-    pool = np.flatnonzero(mask)
-    need = count - 1
-    if len(pool) >= need:
-        negatives = rng.choice(pool, size=need, replace=False)
-    else:
-        rest = np.setdiff1d(np.arange(1, num_items + 1), np.append(pool, target))
-        negatives = np.concatenate([pool, rng.choice(rest, size=need - len(pool), replace=False)])
-    out = np.append(negatives, target).astype(np.int64)
-    rng.shuffle(out)
-    return out

@@ -1,0 +1,91 @@
+"""The LLM teacher on candidate sets: LLaRA's greedy generation (parsed by :mod:`.llara`) and, when
+asked, the likelihood ranking of the same candidates (so HR@1 / NDCG@10 sit beside the student's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recdistill.evaluation.candidates import CandidateSets
+from recdistill.evaluation.llara import generation_metrics
+from recdistill.teacher.data import PromptCollator
+from recdistill.evaluation.candidate_metrics import candidate_metrics, target_ranks
+from recdistill.teacher.evaluation import generate_answers
+from recdistill.teacher.scoring import score
+
+
+@dataclass
+class TeacherEvalSettings:
+    template: int = 0               # the prompt template (0-based), as teacher.prompt.eval_template
+    batch_size: int = 8             # prompts per forward
+    generate: bool = True           # greedy generation, parsed the LLaRA way (ValidRatio, HR@1)
+    likelihood: bool = True         # also rank the candidates by log P(title | prompt)
+    max_new_tokens: int = 64        # LLaRA / iLoRA: max_gen_length 64
+    candidate_batch_size: int = 64
+    score_norm: str = "sum"
+    kv_cache: bool = True
+
+
+def _rows(sets: CandidateSets, encoder, template: int, student_len: int) -> list[dict]:
+    rows = []
+    for i in range(len(sets.users)):
+        target = int(sets.targets[i])
+        enc = encoder.encode(sets.shown(i), sets.candidates[i], template, target=target)
+        rows.append({"input_ids": enc.input_ids, "item_slots": enc.item_slots, "answer_start": enc.answer_start,
+                     "student_seq": sets.histories[i][-student_len:], "candidates": sets.candidates[i],
+                     "target": target, "target_index": int(sets.target_index[i]), "user": int(sets.users[i]),
+                     "position": -1})
+    return rows
+
+
+def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings):
+    """``(row indices, collated batch)`` with prompts of similar length together (less padding to run
+    through the LLM); callers put the results back in the sets' order."""
+    student_len = int(teacher.student.max_len)
+    collate = PromptCollator(encoder.slot_id, student_len, with_prompts=True)
+    rows = _rows(sets, encoder, s.template, student_len)
+    order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
+    for start in range(0, len(rows), s.batch_size):
+        index = order[start:start + s.batch_size]
+        yield index, collate([rows[int(i)] for i in index])
+
+
+@torch.no_grad()
+def teacher_scores(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> torch.Tensor:
+    """``[N, C]`` likelihood scores (log P(title + EOS | prompt), ``s.score_norm``) of every listed candidate,
+    in the sets' order."""
+    teacher.eval()
+    out = torch.empty(sets.candidates.shape, dtype=torch.float32)
+    for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
+        out[torch.from_numpy(index)] = score(teacher, batch, encoder.title_ids, encoder.eos_id, encoder.slot_id,
+                                             s.candidate_batch_size, s.score_norm, kv_cache=s.kv_cache).float().cpu()
+    return out
+
+
+@torch.no_grad()
+def teacher_answers(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> list[str]:
+    """Greedy generated answers, in the sets' order."""
+    teacher.eval()
+    texts: list[str] = [""] * len(sets.users)
+    for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
+        for i, text in zip(index, generate_answers(teacher, batch, encoder.tokenizer, s.max_new_tokens)):
+            texts[int(i)] = text
+    return texts
+
+
+def teacher_metrics(teacher, encoder, titles: list[str], sets: CandidateSets, s: TeacherEvalSettings) -> dict:
+    """Generation metrics (``valid_ratio``, ``hr@1_valid``, ``hr@1_all``) and likelihood ones
+    (``cand<C>_hr@1`` ...) of the teacher on these sets."""
+    out: dict = {}
+    if s.likelihood:
+        scores = teacher_scores(teacher, encoder, sets, s)
+        out.update(candidate_metrics(target_ranks(scores, torch.from_numpy(sets.target_index)),
+                                     sets.candidates.shape[1]))
+    if s.generate:
+        texts = teacher_answers(teacher, encoder, sets, s)
+        cands = [[titles[int(c)] for c in row] for row in sets.candidates.tolist()]
+        out.update(generation_metrics(texts, cands, [titles[int(t)] for t in sets.targets]))
+        out["_texts"] = texts
+    return out

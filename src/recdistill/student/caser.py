@@ -1,0 +1,77 @@
+"""Caser (Tang & Wang, 2018) as DLLM2Rec trains it: the last ``window`` items form an ``window x H`` "image";
+horizontal convolutions (``filters`` per height in ``filter_sizes``, ReLU, max over time) find union-level
+patterns, a vertical convolution (``vertical_filters``) weighs the positions; their concatenation, after
+dropout, is the user. DLLM2Rec's defaults: window 10, 16 filters of heights 2, 3, 4, one vertical filter.
+
+Two choices of ours, so Caser fits the contract every student shares (``student/item_table.py``): the
+concatenation goes through a linear layer and ReLU to the item table's width (the paper's ``z``; DLLM2Rec's
+code instead maps it straight onto the catalogue with a separate output layer), and scores are dot
+products with the item table. Every position is a user: position ``p`` reads the ``window`` items ending at
+``p`` (left-padded), so Caser trains on every position of a sequence like SASRec and GRU4Rec do."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recdistill.errors import ConfigError
+from recdistill.layers.dropout import make_dropout
+from recdistill.student.item_table import ItemTableRecommender
+
+
+class Caser(ItemTableRecommender):
+    def __init__(self, num_items: int, max_len: int = 50, hidden_size: int = 64, window: int = 10,
+                 filters: int = 16, filter_sizes: tuple[int, ...] | list[int] = (2, 3, 4), vertical_filters: int = 1,
+                 dropout: float = 0.1, uniform_dropout: bool = True):
+        super().__init__(num_items, max_len, hidden_size)
+        sizes = tuple(int(s) for s in filter_sizes)
+        if not sizes or min(sizes) < 1 or max(sizes) > int(window):
+            raise ConfigError(f"student.filter_sizes={list(sizes)} is not valid; expected heights between 1 and "
+                              f"student.window={window}")
+        self.window, self.filter_sizes = int(window), sizes
+        self.config = dict(num_items=self.num_items, max_len=self.max_len, hidden_size=self.hidden_size,
+                           window=self.window, filters=int(filters), filter_sizes=list(sizes),
+                           vertical_filters=int(vertical_filters), dropout=float(dropout))
+        self.horizontal = nn.ModuleList(nn.Conv2d(1, int(filters), (h, self.hidden_size)) for h in sizes)
+        self.vertical = nn.Conv2d(1, int(vertical_filters), (self.window, 1))
+        self.dropout = make_dropout(dropout, uniform_dropout)
+        self.to_hidden = nn.Linear(int(filters) * len(sizes) + int(vertical_filters) * self.hidden_size,
+                                   self.hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # DLLM2Rec: embeddings ~ N(0, 0.01); convolutions xavier-normal with bias 0.1
+        nn.init.normal_(self.item_embedding.weight, 0.0, 0.01)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        for conv in [*self.horizontal, self.vertical]:
+            nn.init.xavier_normal_(conv.weight)
+            nn.init.constant_(conv.bias, 0.1)
+
+    def windows(self, seq: torch.Tensor) -> torch.Tensor:
+        """``[B, L, window]``: for each position, the ``window`` items ending there (left-padded with 0)."""
+        length = seq.shape[1]
+        # an index gather, not Tensor.unfold: the ONNX exporter has no Unfold for a batch of unknown size
+        index = (torch.arange(length, device=seq.device).unsqueeze(1)
+                 + torch.arange(self.window, device=seq.device).unsqueeze(0))
+        return F.pad(seq, (self.window - 1, 0))[:, index]
+
+    def encode_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        """``[M, window]`` item ids -> ``[M, H]``."""
+        image = self.embed_inputs(windows).unsqueeze(1)                       # [M, 1, window, H]
+        pooled = [F.relu(conv(image)).squeeze(3).amax(2) for conv in self.horizontal]  # each [M, filters]
+        vertical = self.vertical(image).flatten(1)                            # [M, vertical_filters * H]
+        return F.relu(self.to_hidden(self.dropout(torch.cat([*pooled, vertical], 1))))
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        self.check_length(seq)
+        batch, length = seq.shape
+        keep = (seq > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
+        hidden = self.encode_windows(self.windows(seq).reshape(batch * length, self.window))
+        return hidden.view(batch, length, self.hidden_size) * keep
+
+    def user_representation(self, seq: torch.Tensor) -> torch.Tensor:
+        # only the newest window, not one per position
+        self.check_length(seq)
+        return self.encode_windows(self.windows(seq)[:, -1]) * (seq[:, -1:] > 0).to(self.item_embedding.weight.dtype)

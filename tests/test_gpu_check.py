@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py cannot rot: its arms run here with tiny shapes on the CPU (the CUDA-only ones
+"""benchmarks/gpu/gpu_check.py cannot rot: its arms run here with tiny shapes on the CPU (the CUDA-only ones
 say why they skip), its verdicts catch a precision switch that changes nothing, and without CUDA the
 script says so and exits 0."""
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+SCRIPT = ROOT / "benchmarks" / "gpu" / "gpu_check.py"
 # The 7B and medium/large LM arms run the very same functions as these at the same tiny shape.
 # Default run: the precision trio, the CUDA-only skips, the adapter round trip and the LM; the other arms
 # run in the slow test (together the two cover every arm a CPU can run).
@@ -29,12 +29,12 @@ WITHOUT_OMEGACONF = """
 import json, sys
 sys.modules["omegaconf"] = None
 sys.path.insert(0, sys.argv[1])
-import gpu_check
+from benchmarks.gpu import gpu_check
 sys.exit(gpu_check.main(json.loads(sys.argv[2])))
 """
 
 
-sys.path.insert(0, str(SCRIPT.parent))  # the script's own parts: benchmarks/gpucheck
+sys.path.insert(0, str(ROOT))  # `benchmarks.*`: the script and its parts (benchmarks/gpu/gpucheck)
 
 
 def _gpu_check():
@@ -70,7 +70,7 @@ def test_unknown_arm_is_a_one_line_error(capsys):
 def test_cpu_arms_run_at_tiny_shapes_without_omegaconf(tmp_path):
     assert set(FAST_ARMS + SLOW_ARMS) <= {a[0] for a in _gpu_check().ARMS}
     args = ["--device", "cpu", "--tiny", "--in-process", "--threads", "1", "--out", str(tmp_path), "--only", *FAST_ARMS]
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_OMEGACONF, str(SCRIPT.parent), json.dumps(args)],
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_OMEGACONF, str(ROOT), json.dumps(args)],
                           capture_output=True, text=True, env=_env(), timeout=300)
     record = json.loads((tmp_path / "gpu_check_tiny.json").read_text())
     rows = _rows_by_arm(record)
@@ -124,7 +124,7 @@ def _precision_rows(mb: tuple[float, float, float]) -> list[dict]:
 
 
 def test_precision_check_fails_loudly_when_memory_does_not_change():
-    from gpucheck.report import precision_check
+    from benchmarks.gpu.gpucheck.report import precision_check
 
     assert precision_check(_precision_rows((5000.0, 3000.0, 1500.0)), cuda=True)["status"] == "pass"
     same = precision_check(_precision_rows((5060.0, 5060.0, 5061.0)), cuda=True)  # seed 001's 5.06 GB twice

@@ -1,4 +1,4 @@
-"""benchmarks/teacher_learning_curve.py on the tiny Llama: it writes its results files, and a run killed
+"""benchmarks/teacher/teacher_learning_curve.py on the tiny Llama: it writes its results files, and a run killed
 mid-way resumes from its checkpoint to exactly the results of an uninterrupted run. Marked slow: each test
 runs the benchmark two or three times (a model load, a SASRec and a plot each), tens of seconds on 2 cores."""
 
@@ -13,7 +13,7 @@ import pytest
 from recdistill.data.prepared import load_prepared
 from test_teacher_fixtures import make_student, write_student_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks.*`
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def setup(tmp_path_factory):
 
 
 def _run(root, prepared, student, name, *extra):
-    from teacher_learning_curve import main
+    from benchmarks.teacher.teacher_learning_curve import main
 
     return main(["--student-checkpoint", student, "--prepared", str(prepared), "--llm", "tiny-llama",
                  "--max-steps", "5", "--eval-steps", "0,2", "--val-users", "12", "--batch-size", "2",

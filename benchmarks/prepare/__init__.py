@@ -1,0 +1,1 @@
+"""Benchmarks of `recdistill prepare`: reading and preparing interaction files."""

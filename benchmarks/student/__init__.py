@@ -1,0 +1,1 @@
+"""Benchmarks of the SASRec student: quality over seeds and training/evaluation speed."""

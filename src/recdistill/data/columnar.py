@@ -1,6 +1,6 @@
 """Reading delimited text into columns with pyarrow's CSV reader, errors naming the file and the line.
 
-Why pyarrow.csv: on a 2 M-row interactions CSV (benchmarks/reader_choice.py, 2-core VM) it read in
+Why pyarrow.csv: on a 2 M-row interactions CSV (benchmarks/prepare/reader_choice.py, 2-core VM) it read in
 0.17 s, as fast as polars (0.17 s) and faster than DuckDB (0.27 s), and it is already a dependency (the
 prepared files are Parquet). It reads multi-threaded in blocks and keeps every column as text here, so
 ids stay exactly as written; numbers are converted afterwards by ``Columns``, whose errors name the line.

@@ -11,7 +11,7 @@ chunk, computes the logits, the loss and *its gradient* at once (``softmax - one
 the gradients of the hidden states and of the item table straight away. Backward only scales the stored
 gradients by the incoming one. Written by hand because no library offers it on CPUs (Liger-Kernel's fused
 linear cross-entropy is Triton, GPU only). ``tests/test_layers.py`` checks it against
-``F.cross_entropy`` for the loss and both gradients; ``benchmarks/student_speed.py`` measures the epoch.
+``F.cross_entropy`` for the loss and both gradients; ``benchmarks/student/student_speed.py`` measures the epoch.
 
 With the gradients computed in forward, the function trades memory for a second backward: calling
 ``backward`` twice through it (``retain_graph=True``) reuses the same stored gradients, which is correct.

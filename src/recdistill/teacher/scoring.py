@@ -7,7 +7,7 @@ built from the prompt's keys and values (``index_select`` by prompt row), becaus
 grows in place when a forward appends to it.
 
 :func:`score_full` runs every candidate with its whole prompt instead; a test checks the two agree and
-``benchmarks/teacher_scoring.py`` measures the difference.
+``benchmarks/teacher/teacher_scoring.py`` measures the difference.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """The one loader for every recommender checkpoint the toolkit writes.
 
 ``recdistill train student`` and ``recdistill train distill`` both save a Lightning checkpoint whose
-``model.*`` keys are a SASRec's and whose hyper-parameters hold the run's resolved config, the catalogue
-size and the dataset's name, fingerprint and folder. A distilled student's SASRec is a
+``model.*`` keys are the student model's and whose hyper-parameters hold the student's settings
+(``student``: ``StudentSettings.to_dict()``, and for a distilled student ``distill``:
+``DistillSettings.to_dict()``), which the model is rebuilt from through ``student/registry.py``, the run's
+resolved config (``cfg``: what ``eval student`` rebuilds the run from), the catalogue size and the
+dataset's name, fingerprint and folder; checkpoints written before the settings were saved (0.1.0) are
+rebuilt from their ``cfg``. A distilled student's SASRec is a
 :class:`~recdistill.student.distilled.DistilledSASRec`: with embedding distillation on it also holds the
 LLM item embeddings (a buffer) and their projection. :func:`load_recommender` reads the checkpoint
 (``weights_only``: no code runs from the file), says which kind it is, rebuilds the right model and, given

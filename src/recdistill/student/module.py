@@ -1,4 +1,5 @@
-"""The LightningModule of the SASRec student: losses, ranking evaluation, optimizer.
+"""The LightningModule of the student (the model ``student/registry.py`` builds): losses, ranking evaluation,
+optimizer.
 
 Losses (``student.loss``):
 

@@ -5,7 +5,6 @@ the data alignment of teacher rows to window slots."""
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
@@ -14,7 +13,7 @@ from recdistill.distill.data import window_positions
 from recdistill.student.distilled import DistilledSASRec
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights
 from recdistill.errors import ConfigError
-from recdistill.distill.module import DistillModule
+from recdistill.recipes.distill import distill_module, validate_distill_config
 from recdistill.student.module import sequence_loss
 
 NUM_ITEMS, B, L, K = 12, 3, 6, 4
@@ -23,7 +22,7 @@ NUM_ITEMS, B, L, K = 12, 3, 6, 4
 def make_cfg(*overrides):
     cfg = compose("distill", ["distill.teacher_outputs=unused", "student.max_len=6", "student.hidden_size=8",
                               "student.num_blocks=1", "student.dropout=0.0", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
 
 
 def make_batch(with_teacher=True, seed=0):
@@ -48,7 +47,7 @@ def make_batch(with_teacher=True, seed=0):
 
 def module(*overrides, llm=None):
     torch.manual_seed(0)
-    return DistillModule(NUM_ITEMS, make_cfg(*overrides), llm_embeddings=llm)
+    return distill_module(make_cfg(*overrides), NUM_ITEMS, llm_embeddings=llm)
 
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])
@@ -180,5 +179,5 @@ def test_average_over_all_positions_divides_by_every_target_position(loss):
     # same per-row terms, another denominator
     assert (totals["all_positions"] - usual) == pytest.approx(
         (totals["teacher_positions"] - usual) * teacher_rows / target_rows, rel=1e-4)
-    with pytest.raises(ConfigError, match="average_over"):
-        module("distill.kd.average_over=users")
+    with pytest.raises(ConfigError, match="average_over"):  # the recipe refuses it, once, before any module
+        validate_distill_config(make_cfg("distill.kd.average_over=users"))

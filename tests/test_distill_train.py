@@ -2,6 +2,7 @@
 the SASRec ranker and distilled; bad teacher outputs are refused before any run folder is written."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -101,6 +102,20 @@ def test_bad_average_over_is_refused_before_a_run_folder(setup, tmp_path, capsys
                  f"distill.teacher_outputs={setup['outputs']}", "distill.kd.average_over=users"])
     assert code == 2
     assert "average_over" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    (["distill.dros.enabled=true", "distill.dros.beta=0"], r"distill.dros.beta=0(\.0)? is not valid; expected a number > 0"),
+    (["distill.ed.tie=loose"], r"distill.ed.tie='loose' is not valid; choose one of: tied, untied"),
+])
+def test_bad_distillation_settings_are_refused_before_a_run_folder(setup, tmp_path, capsys, override, message):
+    """The recipe checks them once, before anything is written (the module no longer checks them)."""
+    runs = tmp_path / "runs"
+    code = main(["train", "distill", f"prepared={setup['root'] / 'data' / 'tiny'}", f"paths.runs_dir={runs}", *TINY,
+                 f"distill.teacher_outputs={setup['outputs']}", *override])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
     assert not runs.exists()
 
 

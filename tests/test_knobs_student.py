@@ -9,14 +9,12 @@ import lightning as L
 import pytest
 import torch
 from torch import nn
-from omegaconf import OmegaConf
 
 from recdistill.config import compose
 from recdistill.engine import build_trainer
 from recdistill.errors import ConfigError
 from recdistill.recipes.lifecycle import efficiency, prepared_data
-from recdistill.recipes.student import build_datamodule, train_student
-from recdistill.student.module import StudentModule
+from recdistill.recipes.student import build_datamodule, student_module, train_student
 
 SMALL = ["student.hidden_size=16", "student.num_blocks=1", "eval.sampled_negatives=0", "run.progress_bar=false",
          "student.dropout=0.0"]
@@ -26,7 +24,7 @@ def _pieces(prepared, tmp_path, *overrides):
     cfg = compose("student", [f"prepared={prepared}", f"paths.runs_dir={tmp_path / 'runs'}", *SMALL, *overrides])
     data = prepared_data(cfg)
     dm = build_datamodule(cfg, data, "cpu")
-    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True))
+    module = student_module(cfg, data.num_items)
     module.compile_model(cfg.efficiency.compile)
     return cfg, dm, module
 
@@ -115,7 +113,7 @@ def test_uniform_dropout_knob_picks_the_dropout_layer_of_student_and_distilled_s
     """efficiency.uniform_dropout: the uniform-draw layer by default, torch's nn.Dropout when off
     (efficiency=none), in the student and in the distilled student; the checkpoint's model config
     does not depend on it."""
-    from recdistill.distill.module import DistillModule
+    from recdistill.recipes.distill import distill_module
     from recdistill.layers.dropout import CPUFriendlyDropout
 
     def kinds(model):
@@ -130,5 +128,5 @@ def test_uniform_dropout_knob_picks_the_dropout_layer_of_student_and_distilled_s
     for setting, want in (("true", CPUFriendlyDropout), ("false", nn.Dropout)):
         cfg = compose("distill", [f"prepared={tiny_prepared}", *SMALL, "student.dropout=0.2", "distill.ed.gamma=0",
                                   f"efficiency.uniform_dropout={setting}"])
-        distilled = DistillModule(40, OmegaConf.to_container(cfg, resolve=True)).model
+        distilled = distill_module(cfg, 40).model
         assert kinds(distilled) == {want}

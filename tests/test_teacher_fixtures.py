@@ -60,9 +60,12 @@ def make_teacher(mode: str = "ilora", student=None, dropout: float = 0.0, seed: 
 
 def write_student_checkpoint(path, model, data) -> str:
     """A checkpoint as `recdistill train student` writes it (see recdistill.student.checkpoint)."""
-    cfg = {"student": {**{k: v for k, v in model.config.items() if k != "num_items"}}}
+    shape = {k: v for k, v in model.config.items() if k != "num_items"}
+    # the student's settings as StudentModule saves them (the loader rebuilds the model from these)
+    student = {"name": "sasrec", "loss": "ce", "num_negatives": 1, "negatives_from_history": False, **shape}
+    cfg = {"student": shape}
     ckpt = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-            "hyper_parameters": {"cfg": cfg, "num_items": model.num_items,
+            "hyper_parameters": {"cfg": cfg, "student": student, "num_items": model.num_items,
                                  "dataset_meta": {"name": data.name, "fingerprint": data.fingerprint}},
             "epoch": 0, "global_step": 0}
     torch.save(ckpt, path)

@@ -30,14 +30,12 @@ import recdistill.config
 from recdistill.config import compose
 from recdistill.recipes.prepare import ensure_prepared_from
 from recdistill.data.prepared import load_prepared
-from recdistill.recipes.distill import build_distill_datamodule as distill_datamodule
+from recdistill.recipes.distill import build_distill_datamodule as distill_datamodule, distill_module
 from recdistill.recipes.lifecycle import efficiency
-from recdistill.distill.module import DistillModule
 from recdistill.engine import atomic_write_json, atomic_write_text, build_trainer, describe_environment
 from recdistill.teacher_outputs import load_teacher_outputs
 from recdistill.teacher_outputs.build import ExportSettings, export_files
-from recdistill.recipes.student import build_datamodule as student_datamodule
-from recdistill.student.module import StudentModule
+from recdistill.recipes.student import build_datamodule as student_datamodule, student_module
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root
 RESULTS = ROOT / "benchmarks" / "results"
@@ -90,14 +88,13 @@ def random_teacher_outputs(data, out: Path, top_k: int) -> Path:
 
 def time_variant(name: str, cfg, data, teacher, epochs: int) -> dict:
     torch.manual_seed(0)
-    plain = OmegaConf.to_container(cfg, resolve=True)
     if teacher is None:
         dm = student_datamodule(cfg, data, "cpu")
-        module = StudentModule(data.num_items, plain)
+        module = student_module(cfg, data.num_items)
     else:
         dm = distill_datamodule(cfg, data, teacher, "cpu")
         emb = teacher.embeddings if cfg.distill.ed.gamma > 0 else None
-        module = DistillModule(data.num_items, plain, llm_embeddings=emb)
+        module = distill_module(cfg, data.num_items, llm_embeddings=emb)
     clock = EpochClock()
     trainer = build_trainer(efficiency(cfg), None, callbacks=[clock], max_epochs=epochs, limit_val_batches=0,
                             progress_bar=False, loggers=False)

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from recdistill.config import compose
 from recdistill.distill.dros import propensity
 from recdistill.distill.module import DistillModule
+from recdistill.recipes.distill import distill_module
 from recdistill.engine import atomic_write_json, atomic_write_text, describe_environment
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root
@@ -41,7 +41,7 @@ def batch(b: int, length: int, items: int, k: int, seed: int = 0) -> dict:
 
 def module(overrides: list[str], items: int) -> DistillModule:
     cfg = compose("distill", ["distill.teacher_outputs=unused", "distill.ed.gamma=0", *overrides])
-    m = DistillModule(items, OmegaConf.to_container(cfg, resolve=True))
+    m = distill_module(cfg, items)
     m.log = lambda *a, **k: None  # outside a Trainer
     m.dros_ps = propensity(torch.randint(0, 50, (items,)))
     return m

@@ -41,19 +41,17 @@ def matmul_gflops() -> float:
 
 
 def loop_benchmark(cfg, epochs: int, eval_repeats: int) -> dict:
-    from omegaconf import OmegaConf
-
     from recdistill.engine import build_optimizer, peak_memory, reset_peak_memory, seed_everything
     from recdistill.evaluation import metrics_from_ranks
     from recdistill.recipes.lifecycle import prepared_data
-    from recdistill.recipes.student import build_datamodule
-    from recdistill.student.module import StudentModule, sequence_loss
+    from recdistill.recipes.student import build_datamodule, student_module
+    from recdistill.student.module import sequence_loss
 
     seed_everything(int(cfg.efficiency.seed))
     data = prepared_data(cfg)
     dm = build_datamodule(cfg, data, "cpu")
     dm.setup()
-    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True))
+    module = student_module(cfg, data.num_items)
     module.compile_model(cfg.efficiency.compile)
     model = module.model
     optimizer = build_optimizer(model, lr=float(cfg.train.lr), betas=tuple(cfg.train.betas),

@@ -24,69 +24,46 @@ import torch
 import torch.nn.functional as F
 
 from recdistill.distill.dros import dros_loss, propensity, target_counts
-from recdistill.student.distilled import DistilledSASRec
 from recdistill.distill.fused_ranking import FusedRankingTerm
 from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
-from recdistill.errors import ConfigError
+from recdistill.distill.settings import DistillSettings
+from recdistill.engine import Efficiency, OptimizerSettings
 from recdistill.student.module import StudentModule, catalogue_cross_entropy
+from recdistill.student.registry import build_distilled_student
+from recdistill.student.settings import RankingEvalSettings, StudentSettings
 
-
-def build_distilled_sasrec(num_items: int, student: dict, ed: dict, llm_embeddings: torch.Tensor | None,
-                           uniform_dropout: bool = True) -> DistilledSASRec:
-    return DistilledSASRec(
-        num_items,
-        llm_embeddings=llm_embeddings,
-        gamma=float(ed["gamma"]),
-        mlp_layers=int(ed["mlp_layers"]),
-        mlp_hidden=int(ed["mlp_hidden"]),
-        normalize=str(ed["normalize"]),
-        tie=str(ed.get("tie", "tied")),
-        id_dropout=float(ed.get("id_dropout", 0.0)),
-        max_len=int(student["max_len"]),
-        hidden_size=int(student["hidden_size"]),
-        num_blocks=int(student["num_blocks"]),
-        num_heads=int(student["num_heads"]),
-        dropout=float(student["dropout"]),
-        norm_first=bool(student["norm_first"]),
-        uniform_dropout=uniform_dropout,
-    )
-
-
-# L_rd is a mean over the exported positions (DLLM2Rec) or a sum over them divided by all target positions
-AVERAGE_OVER = ("teacher_positions", "all_positions")
 
 class DistillModule(StudentModule):
-    """``StudentModule`` with a :class:`DistilledSASRec` and the ranking-distillation term.
+    """``StudentModule`` with the student's embedding-distillation form (a :class:`DistilledSASRec`) and the
+    ranking-distillation term.
 
     Args:
-        num_items: catalogue size.
-        cfg: the resolved ``distill`` command config as a plain dict.
-        dataset_meta: name and fingerprint of the prepared dataset.
+        num_items, student, evaluation, optim, efficiency, dataset_meta, run_config: as ``StudentModule``.
+        distill: the ``distill`` group's ``kd``, ``ed`` and ``dros`` (checked by the recipe); saved in the
+            checkpoint, whose loader rebuilds the model from ``student`` and ``distill.ed``.
         llm_embeddings: ``[num_items + 1, D]`` teacher item embeddings, or ``None`` (no embedding distillation).
     """
 
-    def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None,
-                 llm_embeddings: torch.Tensor | None = None):
-        super().__init__(num_items, cfg, dataset_meta)
-        self.model = build_distilled_sasrec(num_items, cfg["student"], cfg["distill"]["ed"], llm_embeddings,
-                                            bool(self.efficiency.uniform_dropout))
-        self.model.gradient_checkpointing = bool(self.efficiency.gradient_checkpointing)
-        kd = cfg["distill"]["kd"]
-        self.kd_weight = float(kd["weight"])
-        self.kd_lambda = float(kd["lambda"])
-        self.a_pos, self.a_conf, self.a_cons = float(kd["a_pos"]), float(kd["a_conf"]), float(kd["a_cons"])
-        self.kd_negatives = int(kd["num_negatives"])
-        self.average_over = str(kd["average_over"])
-        if self.average_over not in AVERAGE_OVER:
-            raise ConfigError(f"distill.kd.average_over={self.average_over!r} is not valid; choose one of: "
-                              f"{', '.join(AVERAGE_OVER)}")
-        self.consistency_k = None if kd["consistency_k"] is None else int(kd["consistency_k"])
-        self.student_negatives = int(cfg["student"]["num_negatives"]) if self.loss_name == "bce" else 0
-        dros = cfg["distill"].get("dros") or {}
-        self.dros_alpha = float(dros.get("alpha", 1.0)) if bool(dros.get("enabled", False)) else 0.0
-        self.dros_beta = float(dros.get("beta", 1.0))
-        if self.dros_alpha and self.dros_beta <= 0:
-            raise ConfigError(f"distill.dros.beta={self.dros_beta} is not valid; expected a number > 0")
+    def __init__(self, num_items: int, student: StudentSettings, distill: DistillSettings,
+                 evaluation: RankingEvalSettings, optim: OptimizerSettings, efficiency: Efficiency,
+                 dataset_meta: dict | None = None, llm_embeddings: torch.Tensor | None = None,
+                 run_config: dict | None = None):
+        super().__init__(num_items, student, evaluation, optim, efficiency, dataset_meta, run_config)
+        self.save_hyperparameters({**self.hparams, "distill": distill.to_dict()})
+        self.distill = distill
+        self.model = build_distilled_student(num_items, student, distill.ed, llm_embeddings,
+                                             bool(efficiency.uniform_dropout))
+        self.model.gradient_checkpointing = bool(efficiency.gradient_checkpointing)
+        kd = distill.kd
+        self.kd_weight = kd.weight
+        self.kd_lambda = kd.lambda_
+        self.a_pos, self.a_conf, self.a_cons = kd.a_pos, kd.a_conf, kd.a_cons
+        self.kd_negatives = kd.num_negatives
+        self.average_over = kd.average_over
+        self.consistency_k = kd.consistency_k
+        self.student_negatives = student.num_negatives if self.loss_name == "bce" else 0
+        self.dros_alpha = distill.dros.alpha if distill.dros.enabled else 0.0
+        self.dros_beta = distill.dros.beta
         self.dros_ps: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:

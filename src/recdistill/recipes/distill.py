@@ -13,18 +13,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, check_range
 from recdistill.distill.data import DistillDataModule
-from recdistill.student.distilled import NORMALISATIONS
-from recdistill.distill.module import AVERAGE_OVER, DistillModule
+from recdistill.student.distilled import NORMALISATIONS, TIES
+from recdistill.distill.module import DistillModule
+from recdistill.distill.settings import AVERAGE_OVER
 from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.teacher_outputs.reader import TeacherOutputs, load_teacher_outputs
 from recdistill.recipes.config import load_config
 from recdistill.recipes.distill_weight import AUTO, train_distill_auto, wants_auto, weight_grid
 from recdistill.teacher.item_embeddings import read_item_embeddings
-from recdistill.recipes.lifecycle import (RunResult, fit_select_evaluate, open_run, prepared_data,
-                                          print_ranking_result, records_run_state, seed_run)
+from recdistill.recipes.distill_settings import distill_settings
+from recdistill.recipes.lifecycle import (RunResult, efficiency, fit_select_evaluate, open_run, optimizer_settings,
+                                          prepared_data, print_ranking_result, records_run_state, seed_run)
 from recdistill.recipes.seeds import train_over_seeds
 from recdistill.recipes.student import build_datamodule, validate_student_config
+from recdistill.recipes.student_settings import ranking_eval_settings, student_choice, student_settings
+from recdistill.student.registry import student_model
 from recdistill.report.format import percent
 
 CHECKPOINT_TEMPLATE = "distill-epoch={epoch:02d}-val_ndcg@10={val/ndcg@10:.4f}"
@@ -55,6 +59,21 @@ def validate_distill_config(cfg: DictConfig) -> None:
     check_positive(cfg, "distill.ed.mlp_layers")
     check_positive(cfg, "distill.ed.mlp_hidden")
     check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
+    check_choice(cfg, "distill.ed.tie", TIES)
+    if d.dros.enabled and d.dros.alpha:
+        check_positive(cfg, "distill.dros.beta")
+    name = student_choice(cfg)
+    if student_model(name).build_distilled is None:
+        raise ConfigError(f"student={name} has no embedding-distillation form, so `train distill` cannot train it")
+
+
+def distill_module(cfg: DictConfig, num_items: int, dataset_meta: dict | None = None,
+                   llm_embeddings=None) -> DistillModule:
+    """The distillation LightningModule from the run's settings (the resolved config saved whole in its
+    checkpoint, as the student's)."""
+    return DistillModule(num_items, student_settings(cfg), distill_settings(cfg), ranking_eval_settings(cfg),
+                         optimizer_settings(cfg), efficiency(cfg), dataset_meta, llm_embeddings,
+                         run_config=OmegaConf.to_container(cfg, resolve=True))
 
 
 def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs | None:
@@ -111,7 +130,7 @@ def _train_distill_once(cfg: DictConfig, extra_callbacks: list | None = None) ->
     run = open_run(cfg)
     dm = build_distill_datamodule(cfg, data, teacher, resolve_accelerator(cfg.efficiency.accelerator))
     embeddings = ed_source(cfg, data, teacher)
-    module = DistillModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta(), embeddings)
+    module = distill_module(cfg, data.num_items, data.meta(), embeddings)
     module.compile_model(cfg.efficiency.compile)
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.config import check_choice, check_positive, check_range, compose
+from recdistill.config import check_choice, check_positive, compose
 from recdistill.data.datamodule import SequenceDataModule
 from recdistill.data.prepared import PreparedData
 from recdistill.engine import StageMeter, build_trainer, dataloader_kwargs, describe_environment, resolve_accelerator
@@ -21,10 +21,11 @@ from recdistill.errors import ConfigError
 from recdistill.recipes.config import load_config
 from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
-                                          prepared_data, print_ranking_result, records_run_state, refuse_resume,
-                                          seed_run)
+                                          optimizer_settings, prepared_data, print_ranking_result, records_run_state,
+                                          refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_candidate_protocol, wants_candidate_protocol
 from recdistill.recipes.seeds import train_over_seeds
+from recdistill.recipes.student_settings import ranking_eval_settings, student_settings
 from recdistill.student.checkpoint import load_recommender
 from recdistill.student.module import LOSSES, StudentModule
 
@@ -36,13 +37,9 @@ AUTO_BATCH_START = 128
 def validate_student_config(cfg: DictConfig) -> None:
     """Every student value checked up front, with the valid choices in the message."""
     s, t, e = "student", "train", "eval"
-    for key in ("max_len", "hidden_size", "num_blocks", "num_heads"):
-        check_positive(cfg, f"{s}.{key}")
-    check_range(cfg, f"{s}.dropout", 0.0, 0.99)
+    check_positive(cfg, f"{s}.max_len")
+    student_settings(cfg)  # the chosen model's own values are checked by its settings class (student/registry.py)
     check_choice(cfg, f"{s}.loss", LOSSES)
-    if cfg.student.hidden_size % cfg.student.num_heads:
-        raise ConfigError(f"student.hidden_size={cfg.student.hidden_size} must be divisible by "
-                          f"student.num_heads={cfg.student.num_heads}")
     if cfg.student.loss == "bce":
         check_positive(cfg, f"{s}.num_negatives")
     check_positive(cfg, f"{t}.batch_size", allow=("auto",))
@@ -59,6 +56,13 @@ def validate_student_config(cfg: DictConfig) -> None:
         raise ConfigError(f"eval.ks={ks} must contain 10: models are selected on val/ndcg@10")
     check_positive(cfg, f"{e}.sampled_negatives", allow_zero=True)
     check_choice(cfg, f"{e}.exclude_seen", (True, False))
+
+
+def student_module(cfg: DictConfig, num_items: int, dataset_meta: dict | None = None) -> StudentModule:
+    """The student's LightningModule from the run's settings; the resolved config is saved whole in its
+    checkpoint (``eval student`` rebuilds the run from it)."""
+    return StudentModule(num_items, student_settings(cfg), ranking_eval_settings(cfg), optimizer_settings(cfg),
+                         efficiency(cfg), dataset_meta, run_config=OmegaConf.to_container(cfg, resolve=True))
 
 
 def build_datamodule(cfg: DictConfig, data: PreparedData, accelerator: str, datamodule_class=SequenceDataModule,
@@ -94,7 +98,7 @@ def train_student(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
     data = prepared_data(cfg)
     run = open_run(cfg)
     dm = build_datamodule(cfg, data, resolve_accelerator(cfg.efficiency.accelerator))
-    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
+    module = student_module(cfg, data.num_items, data.meta())
     module.compile_model(cfg.efficiency.compile)
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
@@ -142,7 +146,7 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
     rec.check_dataset(data)
     run = open_run(cfg, f"{cfg.run.name}-eval") if write_run else None
     dm = build_datamodule(cfg, data, resolve_accelerator(cfg.efficiency.accelerator))
-    module = StudentModule(data.num_items, OmegaConf.to_container(cfg, resolve=True), data.meta())
+    module = student_module(cfg, data.num_items, data.meta())
     module.model = rec.model  # the student's or the distilled student's SASRec; evaluation is the same code
     meter = StageMeter(items_fn=batch_counts, unit="sequences")
     trainer = build_trainer(efficiency(cfg), run, callbacks=[meter], progress_bar=bool(cfg.run.progress_bar),

@@ -1,1 +1,2 @@
-"""The SASRec student: the model (sasrec), its LightningModule (module), checkpoints and commands."""
+"""The student: its models (sasrec; chosen by name in registry), their settings, the LightningModule (module),
+checkpoints."""

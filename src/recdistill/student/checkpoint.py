@@ -1,8 +1,12 @@
 """The one loader for every recommender checkpoint the toolkit writes.
 
 ``recdistill train student`` and ``recdistill train distill`` both save a Lightning checkpoint whose
-``model.*`` keys are a SASRec's and whose hyper-parameters hold the run's resolved config, the catalogue
-size and the dataset's name, fingerprint and folder. A distilled student's SASRec is a
+``model.*`` keys are the student model's and whose hyper-parameters hold the student's settings
+(``student``: ``StudentSettings.to_dict()``, and for a distilled student ``distill``:
+``DistillSettings.to_dict()``), which the model is rebuilt from through ``student/registry.py``, the run's
+resolved config (``cfg``: what ``eval student`` rebuilds the run from), the catalogue size and the
+dataset's name, fingerprint and folder; checkpoints written before the settings were saved (0.1.0) are
+rebuilt from their ``cfg``. A distilled student's SASRec is a
 :class:`~recdistill.student.distilled.DistilledSASRec`: with embedding distillation on it also holds the
 LLM item embeddings (a buffer) and their projection. :func:`load_recommender` reads the checkpoint
 (``weights_only``: no code runs from the file), says which kind it is, rebuilds the right model and, given
@@ -13,15 +17,17 @@ ONNX export, the HTTP service) loads it here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from recdistill.engine.checkpoint_files import read_checkpoint_file
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.student.distilled import DistilledSASRec
+from recdistill.student.registry import build_distilled_student, build_student
 from recdistill.student.sasrec import SASRec
+from recdistill.student.settings import EmbeddingDistillSettings, StudentSettings
 
 KINDS = ("student", "distill")
 KIND_NAMES = {"student": "student (`recdistill train student`)",
@@ -74,26 +80,40 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def checkpoint_kind(ckpt: dict) -> str:
-    """``distill`` when the run had a ``distill`` section or the weights hold LLM embeddings, else ``student``."""
-    cfg = ckpt["hyper_parameters"]["cfg"]
-    if "distill" in cfg or any(k.startswith("model.llm_") for k in ckpt["state_dict"]):
+    """``distill`` when the run saved distillation settings (or, before they were saved, had a ``distill``
+    section) or the weights hold LLM embeddings, else ``student``."""
+    hp = ckpt["hyper_parameters"]
+    if "distill" in hp or "distill" in hp["cfg"] or any(k.startswith("model.llm_") for k in ckpt["state_dict"]):
         return "distill"
     return "student"
 
 
-def _build_model(kind: str, num_items: int, cfg: dict, state: dict) -> SASRec:
-    s = cfg["student"]
-    sasrec = dict(max_len=int(s["max_len"]), hidden_size=int(s["hidden_size"]), num_blocks=int(s["num_blocks"]),
-                  num_heads=int(s["num_heads"]), dropout=float(s["dropout"]), norm_first=bool(s["norm_first"]))
+def saved_settings(hp: dict, kind: str) -> tuple[StudentSettings, EmbeddingDistillSettings | None]:
+    """The student's settings and, for a distilled student, ``distill.ed``'s, as the checkpoint saved them.
+    A checkpoint written before the settings were saved (0.1.0) holds the same group values in its run
+    config, read by the same ``from_dict``; its student is the group option it records (sasrec then)."""
+    if "student" in hp:
+        student = StudentSettings.from_dict(hp["student"])
+        ed = EmbeddingDistillSettings.from_dict(hp["distill"]["ed"]) if kind == "distill" else None
+        return student, ed
+    cfg = hp["cfg"]
+    name = (cfg.get("choices") or {}).get("student", "sasrec")
+    student = StudentSettings.from_dict({"name": name, **cfg["student"]})
+    if kind != "distill":
+        return student, None
+    # the ed keys added after 0.1.0 take the values that every earlier run had
+    return student, EmbeddingDistillSettings.from_dict({"id_dropout": 0.0, "tie": "tied", **cfg["distill"]["ed"]})
+
+
+def build_saved_model(kind: str, num_items: int, hp: dict, state: dict) -> nn.Module:
+    student, ed = saved_settings(hp, kind)
     if kind == "student":
-        return SASRec(num_items=num_items, **sasrec)
-    ed = cfg["distill"]["ed"]
+        return build_student(num_items, student, uniform_dropout=True)
     # The LLM embeddings are a buffer in the checkpoint: a placeholder of the saved shape is built here and
-    # overwritten by load_state_dict (its normalisation was applied before it was saved).
+    # overwritten by load_state_dict (it was normalised before it was saved, hence normalize="none").
     llm = state.get("llm_embeddings")
-    return DistilledSASRec(num_items, llm_embeddings=None if llm is None else torch.zeros_like(llm),
-                           gamma=float(ed["gamma"]), mlp_layers=int(ed["mlp_layers"]),
-                           mlp_hidden=int(ed["mlp_hidden"]), normalize="none", **sasrec)
+    return build_distilled_student(num_items, student, replace(ed, normalize="none"),
+                                   None if llm is None else torch.zeros_like(llm), uniform_dropout=True)
 
 
 def load_recommender(path: str | Path | None, expect_kind: str | None = None, data=None,
@@ -111,7 +131,7 @@ def load_recommender(path: str | Path | None, expect_kind: str | None = None, da
     hp = ckpt["hyper_parameters"]
     num_items = int(hp["num_items"])
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model = _build_model(kind, num_items, hp["cfg"], state)
+    model = build_saved_model(kind, num_items, hp, state)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

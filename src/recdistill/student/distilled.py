@@ -133,3 +133,12 @@ class DistilledSASRec(SASRec):
             return self.item_embedding(ids)
         # project the whole table once (N x D) rather than every position of the batch (B x L x D)
         return F.embedding(ids, self._input_table())
+
+
+def build_distilled_sasrec(num_items: int, student, ed, llm_embeddings: torch.Tensor | None,
+                           uniform_dropout: bool = True) -> DistilledSASRec:
+    """A :class:`DistilledSASRec` from the student's settings (``StudentSettings`` with ``SASRecSettings``)
+    and ``distill.ed``'s (``EmbeddingDistillSettings``)."""
+    return DistilledSASRec(num_items, llm_embeddings=llm_embeddings, gamma=ed.gamma, mlp_layers=ed.mlp_layers,
+                           mlp_hidden=ed.mlp_hidden, normalize=ed.normalize, tie=ed.tie, id_dropout=ed.id_dropout,
+                           max_len=student.max_len, uniform_dropout=uniform_dropout, **student.model.to_dict())

@@ -1,4 +1,5 @@
-"""The LightningModule of the SASRec student: losses, ranking evaluation, optimizer.
+"""The LightningModule of the student (the model ``student/registry.py`` builds): losses, ranking evaluation,
+optimizer.
 
 Losses (``student.loss``):
 
@@ -22,17 +23,11 @@ from recdistill.evaluation import metrics_from_ranks, rank_of_targets, sampled_r
 from recdistill.evaluation.buckets import bucket_metrics
 from recdistill.evaluation.chance import chance_hr, chance_ndcg, full_candidates
 from recdistill.layers.fused_ce import linear_cross_entropy
+from recdistill.student.registry import build_student
 from recdistill.student.sasrec import SASRec
+from recdistill.student.settings import RankingEvalSettings, StudentSettings
 
 LOSSES = ("ce", "bce")
-
-
-def build_sasrec(num_items: int, student: dict, uniform_dropout: bool = True) -> SASRec:
-    """A SASRec from the ``student`` group's values (a dict)."""
-    return SASRec(num_items=num_items, max_len=int(student["max_len"]), hidden_size=int(student["hidden_size"]),
-                  num_blocks=int(student["num_blocks"]), num_heads=int(student["num_heads"]),
-                  dropout=float(student["dropout"]), norm_first=bool(student["norm_first"]),
-                  uniform_dropout=uniform_dropout)
 
 
 class TrainingCatalogue:
@@ -80,23 +75,36 @@ def sequence_loss(model: SASRec, batch: dict, loss: str, catalogue: TrainingCata
 
 
 class StudentModule(L.LightningModule):
-    """Holds a :class:`SASRec` as ``self.model`` (the checkpoint's ``model.*`` keys)."""
+    """Holds the student model (built by ``student/registry.py``) as ``self.model`` (the checkpoint's
+    ``model.*`` keys).
 
-    def __init__(self, num_items: int, cfg: dict, dataset_meta: dict | None = None):
-        """``cfg``: the run's resolved config as plain containers (the recipe converts it); it is saved
-        whole in the checkpoint, which is how ``eval student`` and ``load_student`` rebuild the run."""
+    Args:
+        num_items: catalogue size.
+        student: the ``student`` group (model and loss); saved in the checkpoint (``to_dict``), which is
+            what the loader rebuilds the model from.
+        evaluation: the ranking evaluation's settings.
+        optim, efficiency: the optimizer's and the engine's settings.
+        dataset_meta: name, fingerprint and folder of the prepared dataset.
+        run_config: the run's resolved config as plain containers, saved whole in the checkpoint: ``eval
+            student`` rebuilds the run's data and evaluation from it.
+    """
+
+    def __init__(self, num_items: int, student: StudentSettings, evaluation: RankingEvalSettings,
+                 optim: OptimizerSettings, efficiency: Efficiency, dataset_meta: dict | None = None,
+                 run_config: dict | None = None):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters({"num_items": int(num_items), "cfg": cfg, "dataset_meta": dataset_meta or {}})
-        student, evaluation = cfg["student"], cfg["eval"]
-        self.optim = OptimizerSettings.from_dict(cfg["train"])
-        self.efficiency = Efficiency.from_dict(cfg["efficiency"])
-        self.model = build_sasrec(num_items, student, bool(self.efficiency.uniform_dropout))
-        self.model.gradient_checkpointing = bool(self.efficiency.gradient_checkpointing)
-        self.loss_name = str(student["loss"])
-        self.ks = [int(k) for k in evaluation["ks"]]
-        self.exclude_seen = bool(evaluation["exclude_seen"])
-        self.sampled = int(evaluation["sampled_negatives"])
+        self.save_hyperparameters({"num_items": int(num_items), "cfg": run_config or {},
+                                   "dataset_meta": dataset_meta or {}, "student": student.to_dict()})
+        self.student = student
+        self.optim = optim
+        self.efficiency = efficiency
+        self.model = build_student(num_items, student, bool(efficiency.uniform_dropout))
+        self.model.gradient_checkpointing = bool(efficiency.gradient_checkpointing)
+        self.loss_name = student.loss
+        self.ks = list(evaluation.ks)
+        self.exclude_seen = evaluation.exclude_seen
+        self.sampled = evaluation.sampled_negatives
         self._outputs: list[torch.Tensor] = []
         self.item_counts = None  # training interactions per item, from the data module (popularity buckets)
         self.catalogue: TrainingCatalogue | None = None

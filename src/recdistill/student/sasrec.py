@@ -13,12 +13,14 @@ read of it goes through :meth:`SASRec.embed_items` or :meth:`SASRec.all_item_emb
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
 
 
@@ -149,3 +151,40 @@ class SASRec(nn.Module):
     def score_items(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Scores of chosen items: ``hidden[..., H]`` against ``ids[..., K]`` -> ``[..., K]``."""
         return (hidden.unsqueeze(-2) * self.embed_items(ids)).sum(-1)
+
+
+@dataclass(frozen=True)
+class SASRecSettings:
+    """SASRec's own values of the ``student`` group (``config/conf/student/sasrec.yaml``, which holds their
+    defaults); checked here, so every caller gets the same errors, named by their config keys."""
+
+    hidden_size: int
+    num_blocks: int
+    num_heads: int
+    dropout: float
+    norm_first: bool
+
+    def __post_init__(self):
+        for key in ("hidden_size", "num_blocks", "num_heads"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"student.{key}={value!r} is not valid; expected a number > 0")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout <= 0.99:
+            raise ConfigError(f"student.dropout={self.dropout!r} is not valid; expected a number in [0.0, 0.99]")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"student.hidden_size={self.hidden_size} must be divisible by "
+                              f"student.num_heads={self.num_heads}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SASRecSettings":
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_sasrec(num_items: int, student, uniform_dropout: bool = True) -> SASRec:
+    """A SASRec from the student's settings (a :class:`~recdistill.student.settings.StudentSettings` whose
+    ``model`` is a :class:`SASRecSettings`); ``uniform_dropout`` is ``efficiency.uniform_dropout``."""
+    return SASRec(num_items=num_items, max_len=student.max_len, uniform_dropout=uniform_dropout,
+                  **student.model.to_dict())

@@ -13,7 +13,7 @@ from recdistill.data.prepared import load_prepared
 from recdistill.errors import RecdistillError
 from recdistill.serve.catalogue import Catalogue
 from recdistill.serve.recommend import recommend_histories, top_k
-from recdistill.serve.scorers import TorchScorer, frozen_sasrec, pad_histories
+from recdistill.serve.scorers import TorchScorer, frozen_student, pad_histories
 from recdistill.serve.source import open_model
 from recdistill.student.checkpoint import load_recommender
 
@@ -37,7 +37,7 @@ def test_scores_match_the_training_model(tiny_recommenders, kind):
     seq = torch.tensor([[0, 0, 0, 5, 6, 7, 8, 9], [0, 0, 0, 0, 0, 0, 1, 2]])
     with torch.no_grad():
         expected = rec.model.score_all(rec.model.user_representation(seq))
-        frozen = frozen_sasrec(rec.model)
+        frozen = frozen_student(rec.model)
         got = frozen.score_all(frozen.user_representation(seq))
     torch.testing.assert_close(got, expected)
     scores = TorchScorer(rec.model)(seq.numpy())

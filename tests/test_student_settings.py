@@ -45,8 +45,8 @@ def test_the_registry_builds_the_configured_student():
 
 
 def test_an_unknown_student_is_a_clear_error_listing_the_known_ones():
-    values = {**student_settings(distill_cfg()).to_dict(), "name": "gru4rec"}
-    with pytest.raises(ConfigError, match=r"student='gru4rec' is not a known student; choose one of: sasrec"):
+    values = {**student_settings(distill_cfg()).to_dict(), "name": "bert4rec"}
+    with pytest.raises(ConfigError, match=r"student='bert4rec' is not a known student; choose one of: caser, gru4rec, sasrec"):
         StudentSettings.from_dict(values)
 
 

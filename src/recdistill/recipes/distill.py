@@ -62,9 +62,7 @@ def validate_distill_config(cfg: DictConfig) -> None:
     check_choice(cfg, "distill.ed.tie", TIES)
     if d.dros.enabled and d.dros.alpha:
         check_positive(cfg, "distill.dros.beta")
-    name = student_choice(cfg)
-    if student_model(name).build_distilled is None:
-        raise ConfigError(f"student={name} has no embedding-distillation form, so `train distill` cannot train it")
+    student_model(student_choice(cfg))   # an unknown student is refused here, before a run folder
 
 
 def distill_module(cfg: DictConfig, num_items: int, dataset_meta: dict | None = None,

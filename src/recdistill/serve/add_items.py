@@ -63,9 +63,9 @@ def normalise_like_training(raw_new: torch.Tensor, raw_training: torch.Tensor, h
 def extend_model(model, new_llm_rows: torch.Tensor):
     """A copy of the distilled ``model`` with ``M = len(new_llm_rows)`` more items (ids N+1..N+M): zero ID
     rows, the given (already normalised) LLM rows; everything else unchanged."""
-    from recdistill.student.distilled import DistilledSASRec
+    from recdistill.student.distilled import is_distilled
 
-    if not isinstance(model, DistilledSASRec) or not model.uses_llm:
+    if not is_distilled(model) or not model.uses_llm:
         raise RecdistillError("this model has no LLM item embeddings, so it cannot score an item without "
                               "interactions; train it with `recdistill train distill` and embedding distillation "
                               "(distill.item_embeddings=<embed-items file>)")
@@ -75,9 +75,9 @@ def extend_model(model, new_llm_rows: torch.Tensor):
     m = int(new_llm_rows.shape[0])
     cfg = dict(model.config)
     llm = torch.cat([model.llm_embeddings, new_llm_rows.to(model.llm_embeddings.dtype)])
-    extended = DistilledSASRec(cfg.pop("num_items") + m, llm_embeddings=torch.zeros_like(llm), gamma=model.gamma,
-                               mlp_layers=sum(isinstance(x, torch.nn.Linear) for x in model.llm_projection),
-                               mlp_hidden=_hidden(model), normalize="none", **cfg)
+    extended = type(model)(cfg.pop("num_items") + m, llm_embeddings=torch.zeros_like(llm), gamma=model.gamma,
+                           mlp_layers=sum(isinstance(x, torch.nn.Linear) for x in model.llm_projection),
+                           mlp_hidden=_hidden(model), normalize="none", **cfg)
     state = model.state_dict()
     hidden = state["item_embedding.weight"].shape[1]
     state["item_embedding.weight"] = torch.cat([state["item_embedding.weight"], torch.zeros(m, hidden)])

@@ -122,7 +122,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
     state = {"served": served, "nonfinite_errors": 0}
     max_k_setting = int(max_k)
     keys = [k.encode() for k in (api_keys or [])]
-    app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec",
+    app = FastAPI(title="recdistill", description="top-K recommendations from a trained sequential recommender",
                   docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 

@@ -15,14 +15,19 @@ from torch import nn
 
 from recdistill.engine.integrity import verify
 from recdistill.errors import RecdistillError
-from recdistill.student.sasrec import SASRec
+from recdistill.student.distilled import is_distilled
+from recdistill.student.item_table import ItemTableRecommender
 
 
-def frozen_sasrec(model: SASRec) -> SASRec:
-    """A plain SASRec that scores exactly like ``model`` in eval mode. A distilled student's item table is
+def frozen_student(model: ItemTableRecommender) -> ItemTableRecommender:
+    """A plain student that scores exactly like ``model`` in eval mode. A distilled student's item table is
     ``e_id + gamma * MLP(e_llm)`` on every read (input and output alike); for serving it is computed once
     and stored as the plain model's embedding table, so nothing is projected per request."""
-    plain = SASRec(**model.config)
+    if is_distilled(model) and model.tie == "untied":
+        # its inputs and its scores read two different tables; the plain model has one
+        raise RecdistillError("an untied distilled student (distill.ed.tie=untied) cannot be frozen for serving "
+                              "or export yet; train it with distill.ed.tie=tied (the default)")
+    plain = (type(model).plain if is_distilled(model) else type(model))(**model.config)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("llm_")}
     with torch.no_grad():
         state["item_embedding.weight"] = model.all_item_embeddings().detach().clone()
@@ -33,12 +38,12 @@ def frozen_sasrec(model: SASRec) -> SASRec:
 class CatalogueScores(nn.Module):
     """``seq[B, L]`` -> scores of every item id ``[B, N + 1]``; the module ``export-model`` writes to ONNX."""
 
-    def __init__(self, model: SASRec):
+    def __init__(self, model: ItemTableRecommender):
         super().__init__()
-        self.encoder = frozen_sasrec(model)
+        self.encoder = frozen_student(model)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(seq)[:, -1, :]
+        hidden = self.encoder.user_representation(seq)
         scores = hidden @ self.encoder.item_embedding.weight.t()
         # -inf for padding without an in-place write, so the exported graph is a plain function
         padding = torch.zeros_like(scores[:1])
@@ -48,7 +53,7 @@ class CatalogueScores(nn.Module):
 
 def pad_histories(histories, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded ``int64 [B, max_len]`` holding each history's last ``max_len`` items, and how many
-    older items each row dropped (SASRec reads at most ``max_len``)."""
+    older items each row dropped (a student reads at most ``max_len``)."""
     out = np.zeros((len(histories), max_len), dtype=np.int64)
     cut = np.zeros(len(histories), dtype=np.int64)
     for row, history in enumerate(histories):
@@ -60,7 +65,7 @@ def pad_histories(histories, max_len: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TorchScorer:
-    def __init__(self, model: SASRec):
+    def __init__(self, model: ItemTableRecommender):
         self.module = CatalogueScores(model).eval()
         self.max_len = self.module.encoder.max_len
         self.num_items = self.module.encoder.num_items

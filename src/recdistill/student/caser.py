@@ -11,12 +11,15 @@ products with the item table. Every position is a user: position ``p`` reads the
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
+from recdistill.student.gru4rec import check_count, check_dropout
 from recdistill.student.item_table import ItemTableRecommender
 
 
@@ -59,7 +62,8 @@ class Caser(ItemTableRecommender):
 
     def encode_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """``[M, window]`` item ids -> ``[M, H]``."""
-        image = self.embed_inputs(windows).unsqueeze(1)                       # [M, 1, window, H]
+        real = (windows > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
+        image = (self.embed_inputs(windows) * real).unsqueeze(1)              # [M, 1, window, H]
         pooled = [F.relu(conv(image)).squeeze(3).amax(2) for conv in self.horizontal]  # each [M, filters]
         vertical = self.vertical(image).flatten(1)                            # [M, vertical_filters * H]
         return F.relu(self.to_hidden(self.dropout(torch.cat([*pooled, vertical], 1))))
@@ -75,3 +79,31 @@ class Caser(ItemTableRecommender):
         # only the newest window, not one per position
         self.check_length(seq)
         return self.encode_windows(self.windows(seq)[:, -1]) * (seq[:, -1:] > 0).to(self.item_embedding.weight.dtype)
+
+
+@dataclass(frozen=True)
+class CaserSettings:
+    """Caser's own values of the ``student`` group (``config/conf/student/caser.yaml`` holds their defaults)."""
+
+    hidden_size: int
+    window: int
+    filters: int
+    filter_sizes: tuple[int, ...]
+    vertical_filters: int
+    dropout: float
+
+    def __post_init__(self):
+        for key in ("hidden_size", "window", "filters", "vertical_filters"):
+            check_count(getattr(self, key), key)
+        check_dropout(self.dropout)
+        sizes = self.filter_sizes
+        if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= self.window for h in sizes):
+            raise ConfigError(f"student.filter_sizes={list(sizes)!r} is not valid; expected heights between 1 and "
+                              f"student.window={self.window}, e.g. [2, 3, 4]")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CaserSettings":
+        return cls(**{**values, "filter_sizes": tuple(values["filter_sizes"])})
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "filter_sizes": list(self.filter_sizes)}

@@ -1,8 +1,9 @@
 """Embedding distillation (DLLM2Rec's "collaborative embedding distillation").
 
 Every item's embedding becomes ``e(i) = e_id(i) + gamma * MLP(e_llm(i))``: the student's own trained
-embedding plus a trained projection of the teacher's (frozen) LLM embedding of that item. SASRec reads
-item embeddings only through ``embed_items`` / ``all_item_embeddings``, so overriding those two applies
+embedding plus a trained projection of the teacher's (frozen) LLM embedding of that item. Every student
+(``student/item_table.py``) reads item embeddings only through ``embed_items`` / ``all_item_embeddings`` /
+``embed_inputs``, so :func:`distilled` makes any of them a distilled student: overriding those applies
 the change to the input sequence and to the output scores alike, in training and at test time (the
 LLM embeddings are a buffer saved with the checkpoint). That is ``tie=tied`` (ours).
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recdistill.errors import ConfigError
+from recdistill.student.item_table import ItemTableRecommender
 from recdistill.student.sasrec import SASRec
 
 NORMALISATIONS = ("none", "standard")
@@ -54,22 +56,25 @@ def normalise_embeddings(emb: torch.Tensor, how: str) -> torch.Tensor:
     return emb
 
 
-class DistilledSASRec(SASRec):
-    """A :class:`SASRec` whose item embeddings include the projected LLM embeddings.
+class DistilledItemTable:
+    """Mixed in before a student class (:func:`distilled`): its item embeddings include the projected LLM
+    embeddings.
 
     Args:
-        llm_embeddings: ``[num_items + 1, D]`` from the teacher outputs, or ``None`` for a plain SASRec.
-        gamma: the weight of the LLM part (``ed.gamma``; 0 also gives a plain SASRec).
+        llm_embeddings: ``[num_items + 1, D]`` from the teacher outputs, or ``None`` for the plain student.
+        gamma: the weight of the LLM part (``ed.gamma``; 0 also gives the plain student).
         mlp_layers, mlp_hidden: the projection (see :func:`projection_mlp`).
-        **sasrec_kwargs: the student's SASRec settings (``max_len``, ``hidden_size``, ...).
+        **model_kwargs: the student's own settings (``max_len``, ``hidden_size``, ...).
     """
+
+    plain: type  # the student class this one distils (set by distilled())
 
     def __init__(self, num_items: int, llm_embeddings: torch.Tensor | None = None, gamma: float = 0.2,
                  mlp_layers: int = 1, mlp_hidden: int = 256, normalize: str = "standard", tie: str = "tied",
-                 id_dropout: float = 0.0, **sasrec_kwargs):
+                 id_dropout: float = 0.0, **model_kwargs):
         if tie not in TIES:
             raise ConfigError(f"distill.ed.tie={tie!r} is not valid; choose one of: {', '.join(TIES)}")
-        super().__init__(num_items, **sasrec_kwargs)
+        super().__init__(num_items, **model_kwargs)
         self.gamma = float(gamma)
         self.tie = tie
         if not 0.0 <= float(id_dropout) < 1.0:
@@ -135,10 +140,21 @@ class DistilledSASRec(SASRec):
         return F.embedding(ids, self._input_table())
 
 
-def build_distilled_sasrec(num_items: int, student, ed, llm_embeddings: torch.Tensor | None,
-                           uniform_dropout: bool = True) -> DistilledSASRec:
-    """A :class:`DistilledSASRec` from the student's settings (``StudentSettings`` with ``SASRecSettings``)
-    and ``distill.ed``'s (``EmbeddingDistillSettings``)."""
-    return DistilledSASRec(num_items, llm_embeddings=llm_embeddings, gamma=ed.gamma, mlp_layers=ed.mlp_layers,
-                           mlp_hidden=ed.mlp_hidden, normalize=ed.normalize, tie=ed.tie, id_dropout=ed.id_dropout,
-                           max_len=student.max_len, uniform_dropout=uniform_dropout, **student.model.to_dict())
+_DISTILLED: dict[type, type] = {}
+
+
+def distilled(student_class: type) -> type:
+    """The distilled form of a student class (one class per student, made once): ``Distilled<Name>``."""
+    if not issubclass(student_class, ItemTableRecommender):
+        raise TypeError(f"{student_class.__name__} is not a student (an ItemTableRecommender)")
+    if student_class not in _DISTILLED:
+        _DISTILLED[student_class] = type(f"Distilled{student_class.__name__}", (DistilledItemTable, student_class),
+                                         {"plain": student_class, "__module__": __name__})
+    return _DISTILLED[student_class]
+
+
+DistilledSASRec = distilled(SASRec)
+
+
+def is_distilled(model) -> bool:
+    return isinstance(model, DistilledItemTable)

@@ -10,9 +10,12 @@ shifts are gathers, so the whole model exports to ONNX."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
 
+from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
 from recdistill.student.item_table import ItemTableRecommender
 
@@ -48,3 +51,35 @@ class GRU4Rec(ItemTableRecommender):
         x = self.embedding_dropout(self.embed_inputs(seq)) * keep
         out, _ = self.gru(shift_rows(x, padding))   # real items first, from the zero state
         return shift_rows(out, -padding) * keep     # back to left padding; padded positions zero
+
+
+@dataclass(frozen=True)
+class GRU4RecSettings:
+    """GRU4Rec's own values of the ``student`` group (``config/conf/student/gru4rec.yaml`` holds their
+    defaults)."""
+
+    hidden_size: int
+    num_layers: int
+    dropout: float
+
+    def __post_init__(self):
+        check_count(self.hidden_size, "hidden_size")
+        check_count(self.num_layers, "num_layers")
+        check_dropout(self.dropout)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GRU4RecSettings":
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_count(value, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"student.{key}={value!r} is not valid; expected a number > 0")
+
+
+def check_dropout(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 0.99:
+        raise ConfigError(f"student.dropout={value!r} is not valid; expected a number in [0.0, 0.99]")

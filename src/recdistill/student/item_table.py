@@ -35,8 +35,10 @@ class ItemTableRecommender(nn.Module):
         return self.item_embedding.weight
 
     def embed_inputs(self, ids: torch.Tensor) -> torch.Tensor:
-        """The input sequence's embeddings, padding rows zero (a distilled table's row 0 need not be)."""
-        return self.embed_items(ids) * (ids > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
+        """The input sequence's embeddings: the same table as the outputs (tied) unless a subclass unties
+        them (the distilled student's ``distill.ed.tie=untied``). Row 0 need not be zero in a distilled
+        table, so each student zeroes padded positions itself."""
+        return self.embed_items(ids)
 
     # -- encoder and scores ---------------------------------------------------------------------------
     def check_length(self, seq: torch.Tensor) -> None:

@@ -1,37 +1,52 @@
 """The students by name: the ``student`` config group's option (``student=sasrec``) picks one here.
 
-A new student is a module in ``student/`` (the ``nn.Module``, a frozen settings dataclass of its own values
-with ``from_dict`` / ``to_dict`` that checks them, and a builder), a ``config/conf/student/<name>.yaml``
-holding the shared keys (``max_len``, ``loss``, ``num_negatives``, ``negatives_from_history``) and its own,
-and one entry in :data:`STUDENTS`. Every model is built here: training, distillation and the checkpoint
-loader. A student takes part in embedding distillation when its entry has ``build_distilled``.
+A new student is a module in ``student/`` (an :class:`~recdistill.student.item_table.ItemTableRecommender`
+whose constructor takes ``num_items``, ``max_len``, ``uniform_dropout`` and its own values, and a frozen
+settings dataclass of those values with ``from_dict`` / ``to_dict`` that checks them), a
+``config/conf/student/<name>.yaml`` holding the shared keys (``max_len``, ``loss``, ``num_negatives``,
+``negatives_from_history``) and its own, and one entry in :data:`STUDENTS`. Every model is built here:
+training, distillation (every student has a distilled form, ``student/distilled.py``) and the checkpoint
+loader.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
 from recdistill.errors import ConfigError
-from recdistill.student.distilled import build_distilled_sasrec
-from recdistill.student.sasrec import SASRecSettings, build_sasrec
+from recdistill.student.caser import Caser, CaserSettings
+from recdistill.student.distilled import distilled
+from recdistill.student.gru4rec import GRU4Rec, GRU4RecSettings
+from recdistill.student.sasrec import SASRec, SASRecSettings
 
 
 @dataclass(frozen=True)
 class StudentModel:
-    """``settings``: the dataclass of the model's own values; ``build(num_items, student_settings,
-    uniform_dropout)``; ``build_distilled(num_items, student_settings, ed_settings, llm_embeddings,
-    uniform_dropout)`` or ``None`` when the model has no embedding-distillation form."""
+    """``model``: the ``nn.Module`` class; ``settings``: the dataclass of its own values."""
 
+    model: type
     settings: type
-    build: Callable[..., nn.Module]
-    build_distilled: Callable[..., nn.Module] | None = None
+
+    def build(self, num_items: int, student, uniform_dropout: bool = True) -> nn.Module:
+        """The model from a :class:`~recdistill.student.settings.StudentSettings` whose ``model`` is a
+        ``self.settings``; ``uniform_dropout`` is ``efficiency.uniform_dropout``."""
+        return self.model(num_items=num_items, max_len=student.max_len, uniform_dropout=uniform_dropout,
+                          **student.model.to_dict())
+
+    def build_distilled(self, num_items: int, student, ed, llm_embeddings, uniform_dropout: bool = True) -> nn.Module:
+        """Its distilled form, with ``distill.ed``'s settings (an ``EmbeddingDistillSettings``)."""
+        return distilled(self.model)(num_items, llm_embeddings=llm_embeddings, gamma=ed.gamma,
+                                     mlp_layers=ed.mlp_layers, mlp_hidden=ed.mlp_hidden, normalize=ed.normalize,
+                                     tie=ed.tie, id_dropout=ed.id_dropout, max_len=student.max_len,
+                                     uniform_dropout=uniform_dropout, **student.model.to_dict())
 
 
 STUDENTS: dict[str, StudentModel] = {
-    "sasrec": StudentModel(SASRecSettings, build_sasrec, build_distilled_sasrec),
+    "sasrec": StudentModel(SASRec, SASRecSettings),
+    "gru4rec": StudentModel(GRU4Rec, GRU4RecSettings),
+    "caser": StudentModel(Caser, CaserSettings),
 }
 
 
@@ -48,8 +63,4 @@ def build_student(num_items: int, student, uniform_dropout: bool = True) -> nn.M
 
 def build_distilled_student(num_items: int, student, ed, llm_embeddings, uniform_dropout: bool = True) -> nn.Module:
     """The student with embedding distillation (``ed``: an ``EmbeddingDistillSettings``)."""
-    entry = student_model(student.name)
-    if entry.build_distilled is None:
-        raise ConfigError(f"student={student.name} has no embedding-distillation form; `train distill` needs a "
-                          f"student that has one: {', '.join(n for n, s in STUDENTS.items() if s.build_distilled)}")
-    return entry.build_distilled(num_items, student, ed, llm_embeddings, uniform_dropout)
+    return student_model(student.name).build_distilled(num_items, student, ed, llm_embeddings, uniform_dropout)

@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
+from recdistill.student.item_table import ItemTableRecommender
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,19 +66,15 @@ class SASRecBlock(nn.Module):
         return x * keep  # padded positions stay exactly zero
 
 
-class SASRec(nn.Module):
+class SASRec(ItemTableRecommender):
     def __init__(self, num_items: int, max_len: int = 50, hidden_size: int = 64, num_blocks: int = 2,
                  num_heads: int = 1, dropout: float = 0.2, norm_first: bool = True, uniform_dropout: bool = True):
-        super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}")
-        self.num_items = int(num_items)
-        self.max_len = int(max_len)
-        self.hidden_size = int(hidden_size)
+        super().__init__(num_items, max_len, hidden_size)   # the item table, first, as before the base existed
         self.config = dict(num_items=self.num_items, max_len=self.max_len, hidden_size=self.hidden_size,
                            num_blocks=int(num_blocks), num_heads=int(num_heads), dropout=float(dropout),
                            norm_first=bool(norm_first))
-        self.item_embedding = nn.Embedding(self.num_items + 1, hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_len, hidden_size)
         # uniform_dropout (efficiency.uniform_dropout) picks the dropout layer, not the model: it is left out of
         # self.config, so checkpoints and export identities do not depend on it
@@ -86,7 +83,6 @@ class SASRec(nn.Module):
                                     for _ in range(num_blocks))
         # Pre-LN stacks need a final norm (the residual stream is never normalised otherwise).
         self.final_norm = nn.LayerNorm(hidden_size) if norm_first else nn.Identity()
-        self.gradient_checkpointing = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -98,25 +94,11 @@ class SASRec(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    # -- item embeddings: the only ways the model reads them -------------------------------------
-    def embed_items(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.item_embedding(ids)
-
-    def all_item_embeddings(self) -> torch.Tensor:
-        """``[num_items + 1, hidden]``; row 0 is padding."""
-        return self.item_embedding.weight
-
-    def embed_inputs(self, ids: torch.Tensor) -> torch.Tensor:
-        """The embeddings of the input sequence; the same table as the outputs (tied) unless a subclass
-        unties them (the distilled student's ``distill.ed.tie=untied``)."""
-        return self.embed_items(ids)
-
     # -- encoder ------------------------------------------------------------------------------------
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`encode`; ``forward`` exists so ``nn.Module.compile()`` compiles the encoder."""
+        self.check_length(seq)
         length = seq.shape[1]
-        if length > self.max_len:
-            raise ValueError(f"sequence length {length} exceeds max_len={self.max_len}; keep the last {self.max_len} items")
         real = seq > 0
         keep = real.unsqueeze(-1).to(self.item_embedding.weight.dtype)
         positions = torch.arange(self.max_len - length, self.max_len, device=seq.device)
@@ -133,24 +115,6 @@ class SASRec(nn.Module):
             else:
                 x = block(x, allowed, keep)
         return self.final_norm(x) * keep
-
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """``seq[B, L]`` (left-padded item ids, ``L <= max_len``) -> ``hidden[B, L, H]``."""
-        return self(seq)
-
-    def user_representation(self, seq: torch.Tensor) -> torch.Tensor:
-        """The hidden state at the newest item: ``[B, H]``."""
-        return self(seq)[:, -1, :]
-
-    def score_all(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Dot-product scores of ``hidden[..., H]`` against every item id 0..N; id 0 gets ``-inf``."""
-        logits = hidden @ self.all_item_embeddings().t()
-        logits[..., 0] = float("-inf")
-        return logits
-
-    def score_items(self, hidden: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Scores of chosen items: ``hidden[..., H]`` against ``ids[..., K]`` -> ``[..., K]``."""
-        return (hidden.unsqueeze(-2) * self.embed_items(ids)).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -181,10 +145,3 @@ class SASRecSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def build_sasrec(num_items: int, student, uniform_dropout: bool = True) -> SASRec:
-    """A SASRec from the student's settings (a :class:`~recdistill.student.settings.StudentSettings` whose
-    ``model`` is a :class:`SASRecSettings`); ``uniform_dropout`` is ``efficiency.uniform_dropout``."""
-    return SASRec(num_items=num_items, max_len=student.max_len, uniform_dropout=uniform_dropout,
-                  **student.model.to_dict())

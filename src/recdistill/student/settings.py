@@ -10,7 +10,7 @@ same ``from_dict`` from the config it saved (``student/checkpoint.py``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from recdistill.errors import ConfigError
 
@@ -47,10 +47,18 @@ class StudentSettings:
         if missing:
             raise ConfigError(f"the student group has no {', '.join('student.' + k for k in missing)}")
         shared = {key: values.pop(key) for key in SHARED_KEYS}
+        model_settings = student_model(name).settings
+        own = {f.name for f in fields(model_settings)}
+        if set(values) != own:
+            unknown, missing = sorted(set(values) - own), sorted(own - set(values))
+            raise ConfigError(f"student={name} " + "; ".join(
+                part for part in (f"does not take {', '.join('student.' + k for k in unknown)}" if unknown else "",
+                                  f"needs {', '.join('student.' + k for k in missing)}" if missing else "") if part)
+                + f" (its keys: config/conf/student/{name}.yaml)")
         return cls(name=name, max_len=int(shared["max_len"]), loss=str(shared["loss"]),
                    num_negatives=int(shared["num_negatives"]),
                    negatives_from_history=bool(shared["negatives_from_history"]),
-                   model=student_model(name).settings.from_dict(values))
+                   model=model_settings.from_dict(values))
 
 
 @dataclass(frozen=True)

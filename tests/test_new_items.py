@@ -31,7 +31,7 @@ def test_held_out_items_leave_training_and_stay_as_targets():
 
     split = leave_one_out(_interactions(), None)
     before = int(split.counts["train_interactions"])
-    info = hold_out_new_items(split, {"new_items": 0.2, "new_items_by": "random", "new_items_seed": 3})
+    info = hold_out_new_items(split, 0.2, "random", 3)
     new = set(info["items"])
     assert len(new) == 6                                                  # 20 % of 30 items
     assert not any(set(map(int, items)) & new for items in split.train["items"])
@@ -39,10 +39,10 @@ def test_held_out_items_leave_training_and_stay_as_targets():
     assert info["val_users"] == int(split.val["target"].isin(new).sum())   # targets are kept
     # the same seed picks the same items; another seed others
     again = leave_one_out(_interactions(), None)
-    assert hold_out_new_items(again, {"new_items": 0.2, "new_items_seed": 3})["items"] == info["items"]
+    assert hold_out_new_items(again, 0.2, "random", 3)["items"] == info["items"]
     other = leave_one_out(_interactions(), None)
-    assert hold_out_new_items(other, {"new_items": 0.2, "new_items_seed": 4})["items"] != info["items"]
-    assert hold_out_new_items(leave_one_out(_interactions(), None), {"new_items": 0}) is None
+    assert hold_out_new_items(other, 0.2, "random", 4)["items"] != info["items"]
+    assert hold_out_new_items(leave_one_out(_interactions(), None), 0.0, "random", 0) is None
 
 
 def test_last_in_time_takes_the_latest_first_appearances():
@@ -67,7 +67,7 @@ def test_a_user_left_without_training_items_is_an_error():
                           "timestamp": [10, 11, 12, 1, 2, 3, 4]})
     split = leave_one_out(frame, None)
     with pytest.raises(DataError, match="no training interaction"):
-        hold_out_new_items(split, {"new_items": 0.2, "new_items_by": "last"})
+        hold_out_new_items(split, 0.2, "last", 0)
 
 
 def test_remove_from_training_counts_what_it_removes():

@@ -41,12 +41,6 @@ class SplitOptions:
     limit: int | None = None
     duplicates: str = "drop"   # one of DUPLICATE_POLICIES
 
-    @classmethod
-    def from_config(cls, dataset: dict) -> "SplitOptions":
-        get = dataset.get
-        return cls(int(get("min_user_interactions", MIN_USER_INTERACTIONS)), int(get("min_item_interactions", 0)),
-                   get("rating_threshold"), get("limit"), str(get("duplicates", "drop")))
-
 
 @dataclass
 class SplitResult:

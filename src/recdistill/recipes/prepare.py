@@ -17,8 +17,9 @@ from recdistill.recipes.dataset_settings import dataset_settings
 
 @dataclass
 class PrepareResult:
-    path: Path          # the prepared folder
-    stats: dict         # its stats.json
+    path: Path                  # the prepared folder
+    stats: dict                 # its stats.json
+    settings: DatasetSettings   # what it was prepared with
 
 
 def _arguments(cfg: DictConfig) -> tuple[DatasetSettings, str, Path]:
@@ -35,11 +36,12 @@ def prepare(cfg: DictConfig, force: bool = True) -> PrepareResult:
     """Read, split and write the dataset (``force``), or reuse the folder when it is up to date."""
     args = _arguments(cfg)
     path = Path(prepare_dataset(*args) if force else ensure_prepared(*args))
-    return PrepareResult(path, json.loads((path / "stats.json").read_text()))
+    return PrepareResult(path, json.loads((path / "stats.json").read_text()), args[0])
 
 
-def print_prepared(result: PrepareResult, min_user_interactions) -> None:
+def print_prepared(result: PrepareResult) -> None:
     stats, lengths = result.stats, result.stats["sequence_length"]
+    min_user_interactions = result.settings.min_user_interactions
     print(f"source: {stats['source']}")
     print(f"users: {stats['users']:,}  items: {stats['items']:,}  interactions: {stats['interactions']:,} "
           f"(train {stats['train_interactions']:,}, val {stats['val_interactions']:,}, "
@@ -57,5 +59,5 @@ def prepare_command(args) -> int:
     """``recdistill data prepare [dataset=<format>] [dataset.path=...] [key=value ...]`` (formats:
     :func:`~recdistill.data.formats.registry.known_formats`)."""
     cfg = load_config("prepare", getattr(args, "overrides", []), getattr(args, "config", []))
-    print_prepared(prepare(cfg), cfg.dataset.min_user_interactions)
+    print_prepared(prepare(cfg))
     return 0

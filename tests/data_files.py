@@ -3,10 +3,13 @@ dataset to prepare). Each takes rows ``(user, item, rating, timestamp)`` and ite
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import zipfile
 from pathlib import Path
 
 from recdistill.data.readers import ML100K_GENRES
+from recdistill.data.split import SplitOptions
 
 # Three users; user 3 has only two interactions (dropped by the split). User 1 has a timestamp tie
 # (items 20 and 10 at t=200, in that file order). Titles include latin-1 characters.
@@ -74,3 +77,17 @@ def write_csv(file: Path, rows=ROWS, items=ITEMS, sep: str = ",") -> Path:
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return file
+
+
+def split_options(**changes) -> SplitOptions:
+    """The split options of the default dataset group (its YAML is the one place with defaults), changed."""
+    return dataclasses.replace(_default_split_options(), **changes)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_split_options() -> SplitOptions:
+    from recdistill.config.compose import compose
+    from recdistill.data.prepare import split_options as from_settings
+    from recdistill.recipes.dataset_settings import dataset_settings
+
+    return from_settings(dataset_settings(compose("prepare", [])))

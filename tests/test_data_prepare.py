@@ -7,13 +7,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from data_files import ITEMS, write_csv, write_grouplens_100k, write_ml1m, write_recbole, zip_folder
 
 from recdistill.cli import main
 from recdistill.config.compose import compose
 from recdistill.data import sources
 from recdistill.data.prepare import fingerprint
+from recdistill.recipes.dataset_settings import dataset_settings
 from recdistill.recipes.prepare import ensure_prepared_from as ensure_prepared
 from recdistill.data.prepared import load_prepared
 from recdistill.errors import DataError
@@ -116,11 +116,19 @@ def test_ensure_prepared_reprepares_only_when_config_or_input_changes(tmp_path, 
 def test_fingerprint_ignores_name_and_location_not_content(tmp_path):
     a = write_grouplens_100k(tmp_path / "a")
     b = write_grouplens_100k(tmp_path / "b")
-    cfg_a = compose("prepare", [f"dataset.path={a}"])
-    cfg_b = compose("prepare", [f"dataset.path={b}", "dataset.name=other"])
-    assert fingerprint(OmegaConf.to_container(cfg_a.dataset)) == fingerprint(OmegaConf.to_container(cfg_b.dataset))
-    assert fingerprint(OmegaConf.to_container(cfg_a.dataset)) != fingerprint(OmegaConf.to_container(compose("prepare", [f"dataset.path={a}",
-                                                                         "dataset.min_item_interactions=2"]).dataset, resolve=True))
+
+    def fp(*overrides):
+        return fingerprint(dataset_settings(compose("prepare", list(overrides))))
+
+    assert fp(f"dataset.path={a}") == fp(f"dataset.path={b}", "dataset.name=other")
+    assert fp(f"dataset.path={a}") != fp(f"dataset.path={a}", "dataset.min_item_interactions=2")
+
+
+def test_fingerprint_of_the_built_in_data_is_unchanged():
+    """Pinned: folders prepared by earlier versions must still be found up to date (and checkpoints and
+    teacher outputs keep matching them)."""
+    assert fingerprint(dataset_settings(compose("prepare", []))) == "5db652aa0471fb3a"
+    assert fingerprint(dataset_settings(compose("prepare", ["dataset.new_items=0.2"]))) == "2639892025b7d21d"
 
 
 def test_cache_dir_follows_environment(tmp_path, monkeypatch):

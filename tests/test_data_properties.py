@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_files import write_grouplens_100k, write_ml1m, write_recbole
+from data_files import split_options, write_grouplens_100k, write_ml1m, write_recbole
 from recdistill.cli import main
 from recdistill.data import readers
 from recdistill.data.files import Container
@@ -71,7 +71,7 @@ def _check_round_trip(fmt: str, rows) -> None:
     distinct = pd.DataFrame(rows, columns=["u", "i", "r", "t"]).drop_duplicates()
     per_user = distinct.groupby("u").size()
     if (per_user >= 3).any():
-        counts = leave_one_out(frame, None).counts
+        counts = leave_one_out(frame, None, split_options()).counts
         assert counts["interactions"] == int(per_user[per_user >= 3].sum())
         assert counts["users"] == int((per_user >= 3).sum())
         assert counts["removed_duplicates"] == len(rows) - len(distinct)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from data_files import split_options
 from recdistill.data.new_items import check_new_items, choose_new_items, remove_from_training
 from recdistill.errors import ConfigError, DataError
 from recdistill.evaluation.buckets import bucket_masks, bucket_metrics, cut_points
@@ -29,20 +30,20 @@ def test_held_out_items_leave_training_and_stay_as_targets():
     from recdistill.data.prepare import hold_out_new_items
     from recdistill.data.split import leave_one_out
 
-    split = leave_one_out(_interactions(), None)
+    split = leave_one_out(_interactions(), None, split_options())
     before = int(split.counts["train_interactions"])
-    info = hold_out_new_items(split, {"new_items": 0.2, "new_items_by": "random", "new_items_seed": 3})
+    info = hold_out_new_items(split, 0.2, "random", 3)
     new = set(info["items"])
     assert len(new) == 6                                                  # 20 % of 30 items
     assert not any(set(map(int, items)) & new for items in split.train["items"])
     assert split.counts["train_interactions"] == before - info["removed_train_interactions"] > 0
     assert info["val_users"] == int(split.val["target"].isin(new).sum())   # targets are kept
     # the same seed picks the same items; another seed others
-    again = leave_one_out(_interactions(), None)
-    assert hold_out_new_items(again, {"new_items": 0.2, "new_items_seed": 3})["items"] == info["items"]
-    other = leave_one_out(_interactions(), None)
-    assert hold_out_new_items(other, {"new_items": 0.2, "new_items_seed": 4})["items"] != info["items"]
-    assert hold_out_new_items(leave_one_out(_interactions(), None), {"new_items": 0}) is None
+    again = leave_one_out(_interactions(), None, split_options())
+    assert hold_out_new_items(again, 0.2, "random", 3)["items"] == info["items"]
+    other = leave_one_out(_interactions(), None, split_options())
+    assert hold_out_new_items(other, 0.2, "random", 4)["items"] != info["items"]
+    assert hold_out_new_items(leave_one_out(_interactions(), None, split_options()), 0.0, "random", 0) is None
 
 
 def test_last_in_time_takes_the_latest_first_appearances():
@@ -65,9 +66,9 @@ def test_a_user_left_without_training_items_is_an_error():
     # user 1's only training item (5) is the item seen first latest, so "last" holds it out
     frame = pd.DataFrame({"user": [1, 1, 1, 2, 2, 2, 2], "item": [5, 2, 3, 2, 3, 1, 4], "rating": [4] * 7,
                           "timestamp": [10, 11, 12, 1, 2, 3, 4]})
-    split = leave_one_out(frame, None)
+    split = leave_one_out(frame, None, split_options())
     with pytest.raises(DataError, match="no training interaction"):
-        hold_out_new_items(split, {"new_items": 0.2, "new_items_by": "last"})
+        hold_out_new_items(split, 0.2, "last", 0)
 
 
 def test_remove_from_training_counts_what_it_removes():

@@ -86,15 +86,12 @@ def _status_mb(field: str) -> int:
 
 def run_one(overrides: list[str], data_dir: str) -> dict:
     """Prepare in this process; the record of time and peak RSS."""
-    from omegaconf import OmegaConf
-
     from recdistill.config.compose import compose
     from recdistill.data.prepare import prepare_dataset
-    from recdistill.recipes.prepare import validate_dataset
+    from recdistill.recipes.dataset_settings import dataset_settings
 
     cfg = compose("prepare", [*overrides, f"paths.data_dir={data_dir}", "dataset.name=scale"])
-    validate_dataset(cfg)
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset = dataset_settings(cfg)
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before, rss_before = before.ru_utime + before.ru_stime, _status_mb("VmRSS")
     start = time.perf_counter()

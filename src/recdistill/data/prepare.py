@@ -1,10 +1,10 @@
 """Prepare a dataset: locate the files, read them, split leave-one-out, write the prepared folder.
 
-``ensure_prepared(dataset, data_dir, cache)`` is what training recipes call: it returns
-``<data_dir>/<dataset["name"]>``, preparing it first when it is missing or when its ``stats.json``
-fingerprint differs from the one the current ``dataset`` settings (and its input files) would give.
-``dataset`` is the ``dataset`` config group as a plain dict; the recipe (``recipes/prepare.py``)
-validates it first.
+``ensure_prepared(settings, data_dir, cache)`` is what training recipes call: it returns
+``settings.prepared_path(data_dir)``, preparing it first when it is missing or when its ``stats.json``
+fingerprint differs from the one the current settings (and their input files) would give. ``settings`` is a
+:class:`~recdistill.data.settings.DatasetSettings`, read and validated by
+``recipes/dataset_settings.py``; the format (``data/formats/``) finds and reads the files.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recdistill.data import readers
-from recdistill.data.prepared import write_prepared
-from recdistill.data.files import Container
+from recdistill.data.formats.registry import Source, get_format
 from recdistill.data.lock import prepare_lock
-from recdistill.data.sources import Source, csv_file, locate, source_signature
-from recdistill.data.new_items import (check_new_items, choose_new_items, first_seen_times, new_target_users,
-                                       remove_from_training)
+from recdistill.data.new_items import choose_new_items, first_seen_times, new_target_users, remove_from_training
+from recdistill.data.prepared import write_prepared
+from recdistill.data.settings import DatasetSettings
 from recdistill.data.split import SplitOptions, SplitResult, leave_one_out
 from recdistill.data.stats_checks import check_stats
 from recdistill.errors import DataError
@@ -35,58 +33,22 @@ FORMAT_VERSION = 1
 _NOT_FINGERPRINTED = ("name", "download", "path", "items_path")
 
 
-def fingerprint(dataset: dict) -> str:
-    """Hash of the dataset settings (less the keys above), the input files' content and FORMAT_VERSION."""
-    settings = {k: v for k, v in dataset.items() if k not in _NOT_FINGERPRINTED}
-    if settings.get("duplicates") == "drop":  # the default: folders prepared before the knob existed stay valid
-        settings.pop("duplicates")
-    if not settings.get("new_items"):  # off: folders (and checkpoints) from before the protocol keep their hash
+def fingerprint(settings: DatasetSettings) -> str:
+    """Hash of the settings (less the keys above), the input files' content and FORMAT_VERSION."""
+    hashed = {k: v for k, v in settings.record().items() if k not in _NOT_FINGERPRINTED}
+    if settings.duplicates == "drop":  # the default: folders prepared before the knob existed stay valid
+        hashed.pop("duplicates")
+    if not settings.new_items:  # off: folders (and checkpoints) from before the protocol keep their hash
         for key in ("new_items", "new_items_by", "new_items_seed"):
-            settings.pop(key, None)
-    blob = json.dumps({"version": FORMAT_VERSION, "dataset": settings, "input": source_signature(dataset)},
-                      sort_keys=True, default=str)
+            hashed.pop(key)
+    blob = json.dumps({"version": FORMAT_VERSION, "dataset": hashed,
+                       "input": get_format(settings.format).signature(settings)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepared_path(data_dir, dataset: dict) -> Path:
-    """``<data_dir>/<name>``; with new items held out ``<name>-new<share>-<by><seed>``, so the two never share
-    a folder."""
-    name = str(dataset["name"])
-    if dataset.get("new_items"):
-        name += f"-new{float(dataset['new_items']):g}-{dataset.get('new_items_by', 'random')}{dataset.get('new_items_seed', 0)}"
-    return Path(str(data_dir)).expanduser() / name
-
-
-def read_source(source: Source, dataset):
-    """(interactions, items or None) from the located files."""
-    get = dataset.get
-    if source.layout == "grouplens-100k":
-        return readers.read_ml100k(source.container, get("encoding") or "latin-1")
-    if source.layout == "ml-1m":
-        return readers.read_ml1m(source.container, get("encoding") or "latin-1")
-    if source.layout == "recbole":
-        # RecBole files are UTF-8; dataset.encoding of ml-100k describes the GroupLens files.
-        encoding = get("encoding") if get("format") == "recbole" else None
-        return readers.read_recbole(source.container, source.stem, encoding or "utf-8", get("title_field"))
-    if source.layout == "csv":
-        return _read_csv(dataset)
-    raise DataError(f"no reader for layout {source.layout!r}")
-
-
-def _read_csv(dataset):
-    get = dataset.get
-    file = Path(str(get("path"))).expanduser()
-    common = {"separator": str(get("separator") or ","), "encoding": get("encoding") or "utf-8"}
-    genres = {"genres_col": get("genres_col"), "genres_separator": get("genres_separator") or "|"}
-    interactions, items = readers.read_csv(
-        Container(file.parent).read(file.name), user_col=get("user_col"), item_col=get("item_col"),
-        timestamp_col=get("timestamp_col"), rating_col=get("rating_col"),
-        title_col=None if get("items_path") else get("title_col"), **common, **genres)
-    if get("items_path"):
-        items_file = csv_file(get("items_path"), "items_path")
-        items = readers.read_items_csv(Container(items_file.parent).read(items_file.name), item_col=get("item_col"),
-                                       title_col=get("title_col") or "title", **common, **genres)
-    return interactions, items
+def split_options(settings: DatasetSettings) -> SplitOptions:
+    return SplitOptions(settings.min_user_interactions, settings.min_item_interactions, settings.rating_threshold,
+                        settings.limit, settings.duplicates)
 
 
 def _length_stats(lengths: np.ndarray) -> dict:
@@ -94,7 +56,7 @@ def _length_stats(lengths: np.ndarray) -> dict:
             "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())}
 
 
-def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
+def build_stats(split: SplitResult, source: Source, settings: DatasetSettings, fp: str) -> dict:
     counts = split.counts
     cells = counts["users"] * counts["items"]
     return {
@@ -108,34 +70,32 @@ def build_stats(split: SplitResult, source: Source, dataset, fp: str) -> dict:
                                                                        "items_without"))},
         "id_order": "users 1..U and items 1..N in sorted original-id order (numeric when ids are numbers); 0 = padding",
         "source": source.description,
-        "dataset": dict(dataset),
+        "dataset": settings.record(),
         "format_version": FORMAT_VERSION,
         "fingerprint": fp,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def _prepare(dataset: dict, path: Path, cache: Path | None) -> Path:
-    fp = fingerprint(dataset)
-    source = locate(dataset, cache)
-    interactions, items = read_source(source, dataset)
-    split = leave_one_out(interactions, items, SplitOptions.from_config(dataset))
-    new_items = hold_out_new_items(split, dataset)
-    stats = build_stats(split, source, dataset, fp)
+def _prepare(settings: DatasetSettings, path: Path, cache: Path | None) -> Path:
+    fp = fingerprint(settings)
+    source = get_format(settings.format).locate(settings, cache)
+    interactions, items = source.read()
+    split = leave_one_out(interactions, items, split_options(settings))
+    new_items = hold_out_new_items(split, settings.new_items, settings.new_items_by, settings.new_items_seed)
+    stats = build_stats(split, source, settings, fp)
     if new_items is not None:
         stats["new_items"] = new_items
     stats = check_stats(stats)
     return write_prepared(path, split.train, split.val, split.test, split.items, split.users, stats)
 
 
-def hold_out_new_items(split: SplitResult, dataset: dict) -> dict | None:
-    """Apply ``dataset.new_items`` to ``split`` in place (see :mod:`recdistill.data.new_items`); returns what
-    ``stats.json`` records of it, or None when the protocol is off."""
-    share = check_new_items(dataset.get("new_items") or 0, str(dataset.get("new_items_by", "random")))
-    if share == 0:
+def hold_out_new_items(split: SplitResult, share: float, by: str, seed: int) -> dict | None:
+    """Hold out ``share`` of the items (``dataset.new_items``) from ``split`` in place (see
+    :mod:`recdistill.data.new_items`); returns what ``stats.json`` records of it, or None when ``share`` is 0."""
+    if not share:
         return None
-    by, seed = str(dataset.get("new_items_by", "random")), int(dataset.get("new_items_seed", 0))
-    num_items = int(split.counts["items"])
+    share, num_items = float(share), int(split.counts["items"])
     chosen = choose_new_items(num_items, share, by, seed,  # first appearances are read only for "last"
                               lambda: first_seen_times(split.train, split.val, split.test, num_items))
     split.train, removed = remove_from_training(split.train, chosen)
@@ -148,14 +108,14 @@ def hold_out_new_items(split: SplitResult, dataset: dict) -> dict | None:
             "val_users": new_target_users(split.val, chosen), "test_users": new_target_users(split.test, chosen)}
 
 
-def prepare_dataset(dataset: dict, data_dir, cache: Path | None = None) -> Path:
+def prepare_dataset(settings: DatasetSettings, data_dir, cache: Path | None = None) -> Path:
     """Read, split and write the dataset; returns the prepared folder (replaced atomically)."""
-    path = prepared_path(data_dir, dataset)
+    path = settings.prepared_path(data_dir)
     with prepare_lock(path):
-        return _prepare(dataset, path, cache)
+        return _prepare(settings, path, cache)
 
 
-def _stale_reason(dataset: dict, path: Path) -> str | None:
+def _stale_reason(settings: DatasetSettings, path: Path) -> str | None:
     stats_file = path / "stats.json"
     if not stats_file.is_file():
         return f"{path} is not prepared yet"
@@ -163,23 +123,23 @@ def _stale_reason(dataset: dict, path: Path) -> str | None:
         stored = json.loads(stats_file.read_text()).get("fingerprint")
     except (OSError, ValueError):
         stored = None
-    current = fingerprint(dataset)
+    current = fingerprint(settings)
     if stored != current:
         return f"{path} was prepared with other settings or input files (fingerprint {stored} != {current})"
     return None
 
 
-def ensure_prepared(dataset: dict, data_dir, cache: Path | None = None) -> Path:
-    """The prepared folder for ``dataset`` under ``data_dir``, (re)preparing it when missing or out of date."""
-    path = prepared_path(data_dir, dataset)
-    if _stale_reason(dataset, path) is None:
+def ensure_prepared(settings: DatasetSettings, data_dir, cache: Path | None = None) -> Path:
+    """The prepared folder for ``settings`` under ``data_dir``, (re)preparing it when missing or out of date."""
+    path = settings.prepared_path(data_dir)
+    if _stale_reason(settings, path) is None:
         return path
     with prepare_lock(path):
-        reason = _stale_reason(dataset, path)  # another process may have prepared it while we waited
+        reason = _stale_reason(settings, path)  # another process may have prepared it while we waited
         if reason is None:
             return path
-        print(f"{reason}; preparing dataset={dataset['name']} ...", file=sys.stderr, flush=True)
-        path = _prepare(dataset, path, cache)
+        print(f"{reason}; preparing dataset={settings.name} ...", file=sys.stderr, flush=True)
+        path = _prepare(settings, path, cache)
         stats = json.loads((path / "stats.json").read_text())
         print(f"prepared {path}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} "
               f"interactions from {stats['source']}", file=sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""Readers: one per file format, all returning the same two frames.
+"""The built-in formats' readers (``data/formats/`` says which files each format reads with which), all
+returning the same two frames; ``interactions_frame`` and ``items_frame`` build them for a new format's reader.
 
 * interactions: ``user`` and ``item`` (original ids as categoricals: int64 categories for the MovieLens
   formats, str otherwise),
@@ -47,7 +48,7 @@ def split_title_year(title: str) -> tuple[str, int | None]:
     return title[: match.start()].strip(), int(match.group(1))
 
 
-def _interactions(table: Columns, user: str, item: str, timestamp: str, rating: str | None,
+def interactions_frame(table: Columns, user: str, item: str, timestamp: str, rating: str | None,
                   numeric_ids: bool) -> pd.DataFrame:
     if numeric_ids:
         users, items = table.integer_labels(user, "user id"), table.integer_labels(item, "item id")
@@ -66,7 +67,7 @@ def _interactions(table: Columns, user: str, item: str, timestamp: str, rating: 
     return frame
 
 
-def _items(ids, titles, years, genres) -> pd.DataFrame:
+def items_frame(ids, titles, years, genres) -> pd.DataFrame:
     return pd.DataFrame({
         "original_id": pd.Series(list(ids), dtype=object),
         "title": pd.Series(list(titles), dtype=object),
@@ -90,7 +91,7 @@ def read_ml100k_ratings(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame
     """u.data: ``user \\t item \\t rating \\t timestamp``, no header."""
     columns = ["user_id", "item_id", "rating", "timestamp"]
     table = read_columns(raw, TextFormat("\t", encoding), columns, labels=("user_id", "item_id"))
-    return _interactions(table, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
+    return interactions_frame(table, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
 
 
 def read_ml100k_items(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame:
@@ -104,7 +105,7 @@ def read_ml100k_items(raw: RawFile, encoding: str = "latin-1") -> pd.DataFrame:
     years = [y if y is not None else _year_of_date(d) for y, d in zip(years, table.text("release_date"))]
     flags = np.stack([table.integers(g, f"genre flag {g!r} (0 or 1)") for g in ML100K_GENRES], axis=1)
     genres = [[g for g, on in zip(ML100K_GENRES, row) if on] for row in flags]
-    return _items(ids, titles, years, genres)
+    return items_frame(ids, titles, years, genres)
 
 
 def _year_of_date(date: str) -> int | None:
@@ -125,14 +126,14 @@ def read_ml1m(container: Container, encoding: str = "latin-1") -> tuple[pd.DataF
     ratings = read_columns(container.read("ratings.dat", "UserID::MovieID::Rating::Timestamp lines"),
                            TextFormat("::", encoding), ["user_id", "item_id", "rating", "timestamp"],
                            labels=("user_id", "item_id"))
-    interactions = _interactions(ratings, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
+    interactions = interactions_frame(ratings, "user_id", "item_id", "timestamp", "rating", numeric_ids=True)
     movies = read_columns(container.read("movies.dat", "MovieID::Title::Genres lines"),
                           TextFormat("::", encoding), ["item_id", "title", "genres"])
     ids = movies.integers("item_id", "item id").astype(str).tolist()
     _check_unique_items(movies, ids)
     titles, years = zip(*(split_title_year(t) for t in movies.text("title")))
     genres = [[g for g in field.strip().split("|") if g] for field in movies.text("genres")]
-    return interactions, _items(ids, titles, years, genres)
+    return interactions, items_frame(ids, titles, years, genres)
 
 
 # --- RecBole atomic files (.inter / .item) ------------------------------------------------------------
@@ -169,7 +170,7 @@ def read_recbole_inter(raw: RawFile, encoding: str = "utf-8") -> pd.DataFrame:
     rating = _pick(names, ("rating",), raw, "rating", required=False)
     keep = [c for c in (user, item, timestamp, rating) if c]
     table = read_columns(raw, TextFormat("\t", encoding), names, header=True, keep=keep, labels=(user, item))
-    return _interactions(table, user, item, timestamp, rating, numeric_ids=False)
+    return interactions_frame(table, user, item, timestamp, rating, numeric_ids=False)
 
 
 def read_recbole_item(raw: RawFile, encoding: str = "utf-8", title_field: str | None = None) -> pd.DataFrame:
@@ -190,7 +191,7 @@ def read_recbole_item(raw: RawFile, encoding: str = "utf-8", title_field: str | 
     else:
         years = list(title_years)
     genres = [g.split() for g in table.text(genre)] if genre else [[] for _ in ids]
-    return _items(ids, titles, years, genres)
+    return items_frame(ids, titles, years, genres)
 
 
 def read_recbole(container: Container, stem: str, encoding: str = "utf-8",
@@ -232,7 +233,7 @@ def read_csv(raw: RawFile, *, separator: str, encoding: str, user_col: str, item
     table = _read_csv_columns(raw, TextFormat(separator, encoding, quoting=True),
                               [user_col, item_col, timestamp_col] + ([rating_col] if rating_col else []), optional,
                               labels=(user_col, item_col))
-    interactions = _interactions(table, user_col, item_col, timestamp_col, rating_col, numeric_ids=False)
+    interactions = interactions_frame(table, user_col, item_col, timestamp_col, rating_col, numeric_ids=False)
     if not title_col or title_col not in table:
         return interactions, None
     # each item's title (and genres) from its first row
@@ -244,7 +245,7 @@ def read_csv(raw: RawFile, *, separator: str, encoding: str, user_col: str, item
     genres = ([[g.strip() for g in str(f).split(genres_separator) if g.strip()]
                for f in table.strings(genres_col).take(take).to_pylist()]
               if genres_col and genres_col in table else [[] for _ in rows])
-    return interactions, _items([str(i) for i in ids], titles, years, genres)
+    return interactions, items_frame([str(i) for i in ids], titles, years, genres)
 
 
 def read_items_csv(raw: RawFile, *, separator: str, encoding: str, item_col: str, title_col: str,
@@ -257,4 +258,4 @@ def read_items_csv(raw: RawFile, *, separator: str, encoding: str, item_col: str
     titles, years = zip(*(split_title_year(t) for t in table.text(title_col)))
     genres = ([[g.strip() for g in field.split(genres_separator) if g.strip()] for field in table.text(genres_col)]
               if genres_col and genres_col in table else [[] for _ in ids])
-    return _items(ids, titles, years, genres)
+    return items_frame(ids, titles, years, genres)

@@ -35,17 +35,13 @@ MIN_USER_INTERACTIONS = 3
 
 @dataclass
 class SplitOptions:
-    min_user_interactions: int = MIN_USER_INTERACTIONS
-    min_item_interactions: int = 0
-    rating_threshold: float | None = None
-    limit: int | None = None
-    duplicates: str = "drop"   # one of DUPLICATE_POLICIES
+    """Steps 0-3 above; from the dataset settings (``data/prepare.py`` ``split_options``), no defaults here."""
 
-    @classmethod
-    def from_config(cls, dataset: dict) -> "SplitOptions":
-        get = dataset.get
-        return cls(int(get("min_user_interactions", MIN_USER_INTERACTIONS)), int(get("min_item_interactions", 0)),
-                   get("rating_threshold"), get("limit"), str(get("duplicates", "drop")))
+    min_user_interactions: int
+    min_item_interactions: int
+    rating_threshold: float | None
+    limit: int | None
+    duplicates: str   # one of DUPLICATE_POLICIES
 
 
 @dataclass
@@ -207,10 +203,9 @@ def _lists(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def leave_one_out(interactions: pd.DataFrame, items: pd.DataFrame | None,
-                  options: SplitOptions | None = None) -> SplitResult:
+                  options: SplitOptions) -> SplitResult:
     """Filter, remap ids and split; see the module docstring for the rules. Vectorised: one sort, then
     masks and offsets, with no Python loop over users or rows."""
-    options = options or SplitOptions()
     if interactions.empty:
         raise DataError(f"{interactions.attrs.get('file', 'dataset')} holds no interactions")
     rows, user_uniques, item_uniques = _sorted_rows(interactions)

@@ -80,8 +80,8 @@ def baseline_groups(runs) -> list[SeedGroup]:
     prepared data, as one-run groups for :func:`bucket_section`; empty when the data cannot be found."""
     from pathlib import Path
 
-    from recdistill.data.prepare import prepared_path
     from recdistill.data.prepared import load_prepared
+    from recdistill.data.settings import prepared_folder_name
     from recdistill.errors import RecdistillError
     from recdistill.evaluation.baselines import baseline_metrics
     from recdistill.report.runs import RunInfo
@@ -89,7 +89,10 @@ def baseline_groups(runs) -> list[SeedGroup]:
     config = next((r.config for r in runs if r.config.get("dataset")), None)
     if config is None:
         return []
-    folder = config.get("prepared") or prepared_path((config.get("paths") or {}).get("data_dir", "data"), config["dataset"])
+    dataset = config["dataset"]  # a saved run's config: runs from before dataset.new_items lack its keys
+    folder = config.get("prepared") or Path(str((config.get("paths") or {}).get("data_dir", "data"))).expanduser() / \
+        prepared_folder_name(dataset["name"], dataset.get("new_items"), dataset.get("new_items_by"),
+                             dataset.get("new_items_seed"))
     try:
         data = load_prepared(Path(str(folder)).expanduser())
     except (RecdistillError, OSError):

@@ -29,3 +29,11 @@ def load_average() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
+
+
+def describe() -> dict:
+    """The processor, cores and load average, as every result file records them."""
+    from recdistill.engine.cpu_bf16 import model_name
+
+    return {"cpu": model_name(), "cores": os.cpu_count(), "load_average_at_end": load_average(),
+            "torch": torch.__version__}

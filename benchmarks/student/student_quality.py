@@ -5,9 +5,9 @@ checkpoint; full catalogue, seen items excluded), run as its own process so seed
 
     python benchmarks/student/student_quality.py --seeds 0 1 2 [--parallel 3] [key=value ...]
 
-Writes ``<out>/student_quality.json`` (every run's metrics; mean, sample sd and t-based 95 % interval from
+Writes ``<out>/<result-name>.json`` (default ``student_quality``) (every run's metrics; mean, sample sd and t-based 95 % interval from
 ``recdistill.report.aggregate``) and appends a line of markdown to
-``<out>/student_quality.md``. Targets (issue 2): test NDCG@10 >= 0.095 and HR@10 >= 0.18.
+``<out>/<result-name>.md``. Targets (issue 2): test NDCG@10 >= 0.095 and HR@10 >= 0.18.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 from recdistill.report.aggregate import summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.common.machine import describe as machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository root
 RESULTS = ROOT / "benchmarks" / "results"
@@ -36,6 +39,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--runs-dir", default="bench_runs/student_quality")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--result-name", default="student_quality",
+                        help="stem of the result files, e.g. student_quality_gru4rec for student=gru4rec")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = parser.parse_args()
 
@@ -79,21 +84,21 @@ def main() -> int:
             stat = summarize(values)  # the report's aggregation: sample sd, t-based 95 % interval
             summary[key] = {"mean": stat.mean, "sd": stat.sd, "ci95": [stat.low, stat.high],
                             "min": min(values), "max": max(values), "text": stat.text()}
-    record = {"benchmark": "student_quality", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "dataset": "ml-100k",
+    record = {"benchmark": args.result_name, "machine": machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "dataset": "ml-100k",
               "protocol": "full catalogue, seen items excluded; selected on val NDCG@10",
               "overrides": args.overrides, "seeds": args.seeds, "threads_per_run": args.threads,
               "parallel": args.parallel, "runs": results, "summary": summary, "targets": TARGETS,
               "meets_targets": all(summary[k]["mean"] >= v for k, v in TARGETS.items() if k in summary)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "student_quality.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{args.result_name}.json").write_text(json.dumps(record, indent=2) + "\n")
     s = summary
     line = (f"| {record['time']} | seeds {','.join(map(str, args.seeds))} | "
             f"test NDCG@10 {s['test/ndcg@10']['text']} | "
             f"test HR@10 {s['test/hr@10']['text']} | "
             f"sampled100 NDCG@10 {s.get('test/sampled100_ndcg@10', {}).get('mean', float('nan')):.4f} | "
             f"best epoch {s['best_epoch']['mean']:.0f} | {' '.join(args.overrides) or 'defaults'} |\n")
-    with open(out / "student_quality.md", "a") as fh:
+    with open(out / f"{args.result_name}.md", "a") as fh:
         fh.write(line)
     print(line, end="")
     return 0 if record["meets_targets"] else 1

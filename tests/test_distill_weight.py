@@ -163,3 +163,31 @@ def test_teacher_check_before_distilling_is_in_the_manifest_and_the_report(setti
                                                            "train.max_epochs=1", "run.name=checked"]))
     text = render_report([distilled.run_dir], tmp_path / "report").markdown.read_text()
     assert "**Teacher check**" in text and "has something to teach" in text
+
+
+def test_the_student_alone_is_an_arm_and_wins_against_a_random_teacher(setting, tmp_path):
+    """With distill.auto.student_run (what the pipeline passes), the student run is the arm "student alone":
+    the (0, 0) distillation arm is not trained, and when validation keeps the student the result is a run of
+    its own that points at the student's checkpoint, so the distilled student is never below it on validation."""
+    from recdistill.recipes.distill import train_distill
+    from recdistill.recipes.student import train_student
+    from recdistill.report.page import render_report
+
+    base = setting["common"] + ["train.max_epochs=4", "train.early_stopping_patience=0"]
+    student = train_student(compose("student", base + ["run.name=alone"]))
+    result = train_distill(compose("distill", base + [
+        f"distill.teacher_outputs={setting['root'] / 'random_outputs'}", "distill.kd.weight=auto",
+        "distill.ed.gamma=0", "run.name=with-student", "distill.auto.kd_weights=[0,2.0]",
+        f"distill.auto.student_run={student.run_dir}"]))
+    selection = result.info["weight_selection"]
+    arms = [a.get("arm", "distilled") for a in selection["curve"]]
+    assert arms == ["student alone", "distilled"] and [a["weight"] for a in selection["curve"]] == [0.0, 2.0]
+    best = max(a["val_ndcg@10"] for a in selection["curve"])
+    assert result.metrics["val/ndcg@10"] == pytest.approx(best)
+    assert result.metrics["val/ndcg@10"] >= student.metrics["val/ndcg@10"] - 1e-9
+    if selection["chosen_arm"] == "student alone":
+        assert result.artefacts["best_checkpoint"] == student.artefacts["best_checkpoint"]
+        assert result.metrics["test/ndcg@10"] == pytest.approx(student.metrics["test/ndcg@10"])
+        assert result.run_dir != student.run_dir and (result.run_dir / "weight_selection.json").is_file()
+        text = render_report([result.run_dir], tmp_path / "report").markdown.read_text()
+        assert "Validation kept the student alone" in text

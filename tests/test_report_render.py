@@ -148,4 +148,4 @@ def test_a_distilled_run_that_validation_gave_no_teacher_is_called_the_student_r
                                                                "chosen_weight": 0.0, "chosen_gamma": 0.0}))
     text = render_report([student, distill], tmp_path / "out").markdown.read_text()
     assert "is the student trained again by the distillation stage" in text
-    assert "Validation chose kd.weight=0, ed.gamma=0" in text and "stopped: behind the best arm" in text
+    assert "Validation kept kd.weight=0, ed.gamma=0" in text and "stopped: behind the best arm" in text

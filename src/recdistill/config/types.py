@@ -50,6 +50,7 @@ DECLARED: dict[str, list] = {
     "dataset.limit": INT_OR_NULL,
     "distill.teacher_outputs": PATH_OR_NULL,
     "distill.item_embeddings": PATH_OR_NULL,
+    "distill.auto.student_run": PATH_OR_NULL,
     "embed.out": PATH_OR_NULL,
     "distill.kd.top_k": INT_OR_NULL,
     "distill.kd.consistency_k": INT_OR_NULL,

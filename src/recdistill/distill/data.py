@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from recdistill.data.datamodule import SequenceDataModule, TrainCollate, RowIndices
 from recdistill.data.sequences import ItemSets, training_windows
+from recdistill.distill.reliability import reliable
 from recdistill.teacher_outputs.reader import TeacherOutputs
 
 
@@ -62,17 +63,34 @@ class DistillDataModule(SequenceDataModule):
         ranking distillation, the module takes the first ``n`` of them for each.)
     """
 
-    def __init__(self, data, teacher: TeacherOutputs, **kwargs):
+    def __init__(self, data, teacher: TeacherOutputs, reliability: str = "none",
+                 reliable_buckets: set[str] | None = None, **kwargs):
         super().__init__(data, **kwargs)
         self.teacher = teacher
+        self.reliability, self.reliable_buckets = reliability, reliable_buckets
         self.teacher_rows: np.ndarray | None = None
+        self.exported_positions = 0   # training targets with a teacher row, before the reliability rule
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
         if self.teacher_rows is None:
             positions = window_positions(self.data.train, self.max_len)
             assert positions.shape == self.windows.targets.shape and np.array_equal(positions > 0, self.windows.targets > 0)
-            self.teacher_rows = teacher_rows_for_windows(self.teacher, self.windows.users, positions)
+            rows = teacher_rows_for_windows(self.teacher, self.windows.users, positions)
+            has_row = rows >= 0
+            self.exported_positions = int(has_row.sum())
+            keep = reliable(self.reliability, self.teacher.items[rows[has_row]], self.windows.targets[has_row],
+                            self.data.item_train_counts, self.reliable_buckets)
+            kept = rows[has_row]
+            kept[~keep] = -1          # no teacher row: no ranking term can reach this position
+            rows[has_row] = kept
+            self.teacher_rows = rows
+
+    @property
+    def coverage_count(self) -> int:
+        """Training targets that keep a teacher row (after the reliability rule)."""
+        self.setup()
+        return int((self.teacher_rows[self.windows.targets > 0] >= 0).sum())
 
     @property
     def coverage(self) -> float:

@@ -138,10 +138,12 @@ def _export_ok(outputs: dict) -> bool:
 
 
 DISTILL_OUTPUTS_KEY = "distill.teacher_outputs"
+DISTILL_STUDENT_RUN_KEY = "distill.auto.student_run"   # the student alone is an arm of the weight search
 
 
 def _distill_link(upstream: dict[str, dict], folder: Path) -> list[str]:
-    return [f"{DISTILL_OUTPUTS_KEY}={upstream['export']['teacher_outputs']}"]
+    return [f"{DISTILL_OUTPUTS_KEY}={upstream['export']['teacher_outputs']}",
+            f"{DISTILL_STUDENT_RUN_KEY}={upstream['student']['run']}"]
 
 
 def _distill(ctx: StageContext) -> dict:
@@ -175,7 +177,7 @@ STAGES: dict[str, Stage] = {
               _teacher_link),
         Stage("export", "export", ("prepare", "student", "teacher"), _export, _export_ok,
               _export_link),
-        Stage("distill", "distill", ("prepare", "export"), _distill, _student_ok,
+        Stage("distill", "distill", ("prepare", "student", "export"), _distill, _student_ok,
               _distill_link),
         Stage("report", None, ("student", "teacher", "distill"), _report, _report_ok),
     )

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, check_range
 from recdistill.distill.data import DistillDataModule
+from recdistill.distill.reliability import RULES as RELIABILITY_RULES, teacher_better_buckets
 from recdistill.student.distilled import NORMALISATIONS, TIES
 from recdistill.distill.module import DistillModule
 from recdistill.distill.settings import AVERAGE_OVER
@@ -60,6 +61,7 @@ def validate_distill_config(cfg: DictConfig) -> None:
     check_positive(cfg, "distill.ed.mlp_hidden")
     check_choice(cfg, "distill.ed.normalize", NORMALISATIONS)
     check_choice(cfg, "distill.ed.tie", TIES)
+    check_choice(cfg, "distill.kd.reliability", RELIABILITY_RULES)
     if d.dros.enabled and d.dros.alpha:
         check_positive(cfg, "distill.dros.beta")
     student_model(student_choice(cfg))   # an unknown student is refused here, before a run folder
@@ -86,6 +88,8 @@ def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs | None:
     if float(cfg.distill.ed.gamma) > 0 and teacher.embeddings is None and not cfg.distill.item_embeddings:
         raise RecdistillError(f"{path} has no item embeddings, so embedding distillation cannot run; "
                               "set distill.ed.gamma=0 or export a teacher that writes them")
+    if str(cfg.distill.kd.reliability) == "teacher_buckets":
+        teacher_better_buckets(teacher.manifest.get("teacher_check"))   # refused here when the check is missing
     return teacher
 
 
@@ -105,8 +109,11 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs | No
         return build_datamodule(cfg, data, accelerator)
     usual = int(cfg.student.num_negatives) if cfg.student.loss == "bce" else 0
     kd = int(cfg.distill.kd.num_negatives) if cfg.distill.kd.weight > 0 else 0
+    rule = str(cfg.distill.kd.reliability)
+    buckets = teacher_better_buckets(teacher.manifest.get("teacher_check")) if rule == "teacher_buckets" else None
     # one draw serves both losses (DLLM2Rec shares them too)
-    return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher)
+    return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher,
+                            reliability=rule, reliable_buckets=buckets)
 
 
 @records_run_state
@@ -133,6 +140,9 @@ def _train_distill_once(cfg: DictConfig, extra_callbacks: list | None = None) ->
 
     metrics, best, meter, trainer = fit_select_evaluate(cfg, run, module, dm, CHECKPOINT_TEMPLATE, extra_callbacks)
     metrics["teacher_coverage"] = dm.coverage if teacher is not None else 0.0
+    if teacher is not None and str(cfg.distill.kd.reliability) != "none":
+        # the share of exported positions the reliability rule kept
+        metrics["teacher_positions_kept"] = (dm.coverage_count / dm.exported_positions) if dm.exported_positions else 0.0
     teacher_info = {"path": None if teacher is None else str(teacher.path), "rows": 0 if teacher is None else len(teacher),
                     "top_k": None if teacher is None else teacher.top_k,
                     "teacher": None if teacher is None else teacher.manifest.get("teacher"),

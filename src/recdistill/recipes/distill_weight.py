@@ -8,7 +8,14 @@ nothing gets weight 0 and the result is the student alone, trained the same way.
 chosen run only. The curve (weight -> validation NDCG@10, epochs trained) is written to the chosen run's
 ``weight_selection.json`` and ``metrics.json`` (``kd_weight_chosen``) and shown by ``recdistill report``.
 
-Cost: one distillation run per arm at most (kd alone: 3 by default; both auto: 3 x 2; the demo: 2 x 2), less where a later arm falls behind the
+The student alone is an arm too: with ``distill.auto.student_run`` (a ``train student`` run of the same
+seed, data and student settings; the pipeline passes its own) the student run's validation NDCG@10 is the
+arm "student alone", the (0, 0) distillation arm is not trained, and when validation keeps the student alone
+the result is a run folder that says so and points at the student's checkpoint. So the pipeline's distilled
+student is never below the student alone on validation, by construction.
+
+Cost: one distillation run per arm at most (kd alone: 3 by default; both auto: 3 x 2; the demo: 2 x 2, of
+which the student run replaces one), less where a later arm falls behind the
 best arm so far by more than ``distill.auto.behind`` (relative) at the same epoch, from
 ``distill.auto.after_epochs`` (10) on: such an arm is unlikely to win, so it stops (its best checkpoint stays
 its result); the margin and the wait are a cost trade-off, not a guarantee.
@@ -17,13 +24,15 @@ its result); the margin and the wait are a cost trade-off, not a guarantee.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from recdistill.engine import describe_environment
 from recdistill.engine.rundir import atomic_write_json
 from recdistill.errors import ConfigError
-from recdistill.recipes.lifecycle import RunResult
+from recdistill.recipes.lifecycle import RunResult, open_run
 from recdistill.report.selection import SELECTION_FILE  # one name for the file: the report reads it
 
 AUTO = "auto"
@@ -52,10 +61,28 @@ def weight_grid(cfg: DictConfig) -> list[tuple[float, float]]:
     return [(w, g) for w in kd for g in ed]
 
 
+STUDENT_ALONE = "student alone"
+
+
 def choose(curve: list[dict]) -> dict:
-    """The arm with the best validation NDCG@10; ties (to 6 decimals) go to the smaller weights."""
+    """The arm with the best validation NDCG@10; ties (to 6 decimals) go to the smaller weights, and to the
+    student alone before a distillation arm with the same weights."""
     return max(curve, key=lambda arm: (round(float(arm["val_ndcg@10"]), 6), -float(arm["weight"]),
-                                       -float(arm.get("gamma", 0.0))))
+                                       -float(arm.get("gamma", 0.0)), arm.get("arm") == STUDENT_ALONE))
+
+
+def student_alone_arm(student_run: str) -> dict:
+    """The arm "student alone" from a finished ``train student`` run folder."""
+    folder = Path(student_run).expanduser()
+    metrics_file = folder / "metrics.json"
+    checkpoints = sorted((folder / "checkpoints").glob("student-epoch=*.ckpt"))
+    if not metrics_file.is_file() or not checkpoints:
+        raise ConfigError(f"distill.auto.student_run={student_run} is not a finished `recdistill train student` run "
+                          "(it needs metrics.json and checkpoints/student-epoch=*.ckpt); pass such a folder, or null")
+    metrics = json.loads(metrics_file.read_text())
+    return {"weight": 0.0, "gamma": 0.0, "arm": STUDENT_ALONE, "values": validation_curve_of(folder), "val_ndcg@10": float(metrics[MONITOR]),
+            "run": str(folder), "checkpoint": str(checkpoints[-1]), "epochs": metrics.get("epochs_trained"),
+            "stopped_behind_at_epoch": None}
 
 
 class ValidationCurve(L.Callback):
@@ -94,7 +121,14 @@ def train_distill_auto(cfg: DictConfig, train_one, extra_callbacks: list | None 
     chosen run's result with ``info["weight_selection"]``."""
     grid = weight_grid(cfg)
     curve, results, reference = [], {}, []
+    student_run = cfg.distill.auto.get("student_run")
+    if student_run:
+        curve.append(student_alone_arm(str(student_run)))
+        reference = curve[-1].pop("values")
+        print(f"{STUDENT_ALONE} ({student_run}): val NDCG@10 {curve[-1]['val_ndcg@10']:.4f}", flush=True)
     for weight, gamma in grid:
+        if student_run and weight == 0 and gamma == 0:
+            continue   # the student run is this arm
         arm_cfg = OmegaConf.merge(cfg, {"distill": {"kd": {"weight": weight}, "ed": {"gamma": gamma}},
                                         "run": {"name": f"{cfg.run.name}-kd{weight:g}-ed{gamma:g}"}})
         recorder = ValidationCurve()
@@ -110,12 +144,37 @@ def train_distill_auto(cfg: DictConfig, train_one, extra_callbacks: list | None 
               + (f" (stopped at epoch {stopper.stopped_at}: behind the best arm)" if stopper.stopped_at is not None else ""),
               flush=True)
     best = choose(curve)
-    chosen = results[(best["weight"], best["gamma"])]
+    chosen = (student_alone_result(cfg, best) if best.get("arm") == STUDENT_ALONE
+              else results[(best["weight"], best["gamma"])])
     selection = {"grid": [list(arm) for arm in grid], "curve": curve, "chosen_weight": best["weight"],
-                 "chosen_gamma": best["gamma"],
-                 "rule": "best validation NDCG@10; ties to the smaller weight; test reported for the chosen run only"}
+                 "chosen_gamma": best["gamma"], "chosen_arm": best.get("arm", "distilled"),
+                 "rule": "best validation NDCG@10; ties to the smaller weight, and to the student alone; test "
+                         "reported for the chosen run only"}
     record_selection(chosen, selection)
     return chosen
+
+
+def validation_curve_of(run: Path) -> list[float]:
+    """A finished run's validation NDCG@10 per epoch, from its CSV log (the early-stopping reference)."""
+    import csv
+
+    values = []
+    for path in sorted(run.glob("logs/csv*/metrics.csv")):
+        with open(path) as f:
+            values += [float(row[MONITOR]) for row in csv.DictReader(f) if row.get(MONITOR)]
+    return values
+
+
+def student_alone_result(cfg: DictConfig, arm: dict) -> RunResult:
+    """The distillation result when validation keeps the student alone: a run folder of its own (the
+    selection is recorded there, not in the student's run) with the student run's metrics and checkpoint."""
+    metrics = json.loads((Path(arm["run"]) / "metrics.json").read_text())
+    metrics["student_alone"] = 1.0
+    run = open_run(cfg, name=f"{cfg.run.name}-student-alone")
+    run.finish("distill", metrics, [], describe_environment(),
+               extra={"best_checkpoint": arm["checkpoint"], "student_alone": arm["run"]})
+    return RunResult(run.path, metrics, [], {"best_checkpoint": arm["checkpoint"]},
+                     {"teacher": None, "student_alone": arm["run"]})
 
 
 def record_selection(result: RunResult, selection: dict) -> None:

@@ -40,16 +40,21 @@ def selection_lines(runs: list[RunInfo]) -> list[str]:
             continue
         sel = json.loads(path.read_text())
         curve = sel["curve"]
-        rows = [[f"{a['weight']:g}", f"{a.get('gamma', 0.0):g}", f"{a['val_ndcg@10']:.4f}", str(a.get("epochs", "–")),
+        rows = [[a.get("arm", "distilled"), f"{a['weight']:g}", f"{a.get('gamma', 0.0):g}", f"{a['val_ndcg@10']:.4f}",
+                 str(a.get("epochs", "–")),
                  "stopped: behind the best arm" if a.get("stopped_behind_at_epoch") is not None else ""] for a in curve]
         chosen, gamma = float(sel["chosen_weight"]), float(sel.get("chosen_gamma", 0.0))
-        first = curve[0]  # the grids start at 0: the arm with the least of the teacher
-        best = next(a for a in curve if float(a["weight"]) == chosen and float(a.get("gamma", 0.0)) == gamma)
-        base = f"kd.weight={first['weight']:g}, ed.gamma={first.get('gamma', 0.0):g}"
+        first = curve[0]  # the grids start at 0 (or with the student alone): the arm with the least of the teacher
+        best = next(a for a in curve if float(a["weight"]) == chosen and float(a.get("gamma", 0.0)) == gamma
+                    and a.get("arm", "distilled") == sel.get("chosen_arm", "distilled"))
+        alone = first.get("arm") == "student alone"
+        base = "the student alone" if alone else f"kd.weight={first['weight']:g}, ed.gamma={first.get('gamma', 0.0):g}"
         if best is first:
-            verdict = (f"Validation chose {base}: no more of the teacher beat it (val NDCG@10 {first['val_ndcg@10']:.4f}), "
-                       "so that is the model. Listen to this teacher more only once it ranks better than the student "
-                       "(train it longer, or on a GPU).")
+            verdict = (f"Validation kept {base}: no weight of the teacher beat it (val NDCG@10 "
+                       f"{first['val_ndcg@10']:.4f}), so that is the model. Listen to this teacher more only once it "
+                       "ranks better than the student (train it longer, or on a GPU).")
+            if alone:
+                verdict = verdict.replace(f"Validation kept {base}", "Validation kept the student alone")
         else:
             verdict = (f"Validation chose kd.weight={chosen:g}, ed.gamma={gamma:g}: val NDCG@10 {best['val_ndcg@10']:.4f} "
                        f"against {first['val_ndcg@10']:.4f} for {base} ({best['val_ndcg@10'] - first['val_ndcg@10']:+.4f}; "
@@ -57,5 +62,5 @@ def selection_lines(runs: list[RunInfo]) -> list[str]:
         parts += [f"### Distillation weight ({run.label})", "",
                   "`distill.kd.weight=auto`: one distilled student per weight of the grid, the best validation "
                   "NDCG@10 kept (ties to the smaller weight); test is reported for that run only.", "",
-                  markdown_table(["kd.weight", "ed.gamma", "val NDCG@10", "epochs", ""], rows), "", verdict, ""]
+                  markdown_table(["arm", "kd.weight", "ed.gamma", "val NDCG@10", "epochs", ""], rows), "", verdict, ""]
     return (["## Distillation: the teacher check and the weight chosen on validation", ""] + parts) if parts else []

@@ -66,12 +66,15 @@ def eval_samples(data: PreparedData, split: str, users=None) -> Samples:
 
 @dataclass
 class PromptSettings:
-    history_items: int = 10            # last N items shown
-    num_candidates: int = 20
-    max_tokens: int | None = None      # None: no cut (lengths are still measured)
-    eval_template: int = 0
-    seed: int = 0
-    student_len: int = 50              # history length fed to the student (its max_len)
+    """``teacher.prompt`` (defaults: ``config/conf/teacher/ilora.yaml``; read and checked by
+    ``recipes.teacher_settings.prompt_settings``) and the student's ``max_len``."""
+
+    history_items: int                 # last N items shown
+    num_candidates: int
+    max_tokens: int | None             # None: no cut (lengths are still measured)
+    eval_template: int
+    seed: int
+    student_len: int                   # history length fed to the student (its max_len)
 
 
 def _seed(*parts: int) -> np.random.Generator:

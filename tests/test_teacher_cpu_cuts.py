@@ -83,7 +83,7 @@ def test_build_encoder_reads_the_listing_from_config(tiny_prepared):
 def test_token_lengths_match_the_encoded_prompts(tiny_prepared):
     data = load_prepared(tiny_prepared)
     for lst in ("titles", "none"):
-        ds = PromptDataset(train_samples(data, "all"), _encoder(lst), data.num_items, prompt_settings(),
+        ds = PromptDataset(train_samples(data, "all", 1), _encoder(lst), data.num_items, prompt_settings(),
                            "train", train=True)
         ds.set_epoch(2)
         assert ds.token_lengths().tolist() == [len(ds[i]["input_ids"]) for i in range(len(ds))]
@@ -107,8 +107,10 @@ def test_buckets_cover_every_sample_once_and_cut_padding():
 def test_datamodule_uses_the_bucket_sampler_when_asked(tiny_prepared):
     data = load_prepared(tiny_prepared)
     s = prompt_settings()
-    plain = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, "all")
-    bucketed = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, "all", length_bucket_batches=5)
+    plain = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1, limit_users=None,
+                              length_bucket_batches=0)
+    bucketed = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1,
+                                 limit_users=None, length_bucket_batches=5)
     assert not isinstance(plain.train_dataloader().batch_sampler, LengthBucketSampler)
     loader = bucketed.train_dataloader()
     assert isinstance(loader.batch_sampler, LengthBucketSampler)
@@ -124,7 +126,7 @@ def test_a_batch_loss_does_not_depend_on_its_padding(tiny_prepared):
     student = make_student()
     teacher, _ = make_teacher("ilora", student=student)
     enc = _encoder("titles")
-    ds = PromptDataset(train_samples(data, "last"), enc, data.num_items, prompt_settings(),
+    ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, prompt_settings(),
                        "train", train=True)
     collate = PromptCollator(enc.slot_id, 10, with_prompts=False)
     tight = collate([ds[0], ds[1]])

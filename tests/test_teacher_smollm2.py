@@ -36,7 +36,7 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
     assert tok.decode(next_token).strip() == "Paris"
     encoder = PromptEncoder(tok, data.titles, load_templates())
     dm = TeacherDataModule(data, encoder, prompt_settings(), 2, 2, {"num_workers": 0},
-                           train_positions="last", last_n=1, limit_users=4)
+                           train_positions="last", last_n=1, limit_users=4, length_bucket_batches=0)
     eff = OmegaConf.create({"fused_adamw": False, "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
     evaluation = TeacherEvalSettings(method="likelihood", score_norm="sum", candidate_batch_size=20, max_new_tokens=8,
                                      kv_cache=True)

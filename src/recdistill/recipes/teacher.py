@@ -39,9 +39,9 @@ def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     t = cfg.teacher
     return TeacherDataModule(data, encoder, prompt_settings(t.prompt, int(student.max_len)), int(cfg.train.batch_size),
                              int(cfg.train.eval_batch_size), dataloader_kwargs(efficiency(cfg), accelerator),
-                             str(t.data.train_positions), int(t.data.last_n),
-                             None if t.data.limit_users is None else int(t.data.limit_users),
-                             int(t.data.length_bucket_batches))
+                             train_positions=str(t.data.train_positions), last_n=int(t.data.last_n),
+                             limit_users=None if t.data.limit_users is None else int(t.data.limit_users),
+                             length_bucket_batches=int(t.data.length_bucket_batches))
 
 
 def _steps_summary(records: list[dict]) -> dict:

@@ -23,6 +23,14 @@ class TwoLayers(nn.Module):
         return self.up_proj(torch.relu(self.q_proj(x)))
 
 
+def expert_delta(layer: MoLoRALinear, x: torch.Tensor, expert: int) -> torch.Tensor:
+    """One expert's update ``B_k A_k x * scaling`` (no gate, no dropout), written out from the weights."""
+    lo, hi = expert * layer.config.expert_rank, (expert + 1) * layer.config.expert_rank
+    a = layer.lora_A.weight[lo:hi]
+    b = layer.lora_B.weight[:, lo:hi]
+    return (x.to(a.dtype) @ a.t() @ b.t()) * layer.scaling
+
+
 def _layer(r=8, k=4, seed=0):
     torch.manual_seed(seed)
     gate = GateState(k)
@@ -36,7 +44,7 @@ def test_rank_gated_mixture_equals_sum_over_experts():
     x = torch.randn(3, 5, 12)
     weights = torch.softmax(torch.randn(3, 4), dim=-1)
     gate.set(weights)
-    expected = layer.base_layer(x) + sum(weights[:, k, None, None] * layer.expert_delta(x, k) for k in range(4))
+    expected = layer.base_layer(x) + sum(weights[:, k, None, None] * expert_delta(layer, x, k) for k in range(4))
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -46,7 +46,7 @@ def validate_teacher_config(cfg: DictConfig) -> None:
     curriculum(t)
     _check_combinations(t)
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
-    prompt_settings(t.prompt, student_len=1)
+    prompt_settings(t.prompt, student_len=1)  # the student's max_len comes with it later; the prompt keys are checked now
     teacher_eval_settings(t.eval)
     if bool(cfg.efficiency.compile):
         # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes

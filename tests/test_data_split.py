@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from data_files import split_options
-from recdistill.data.split import leave_one_out, sorted_ids
+from recdistill.data.split import leave_one_out
 from recdistill.errors import DataError
 
 
@@ -107,11 +107,6 @@ def test_item_ids_remapped_in_sorted_original_order_with_metadata():
     assert result.users["original_id"].tolist() == ["u1", "u2"] and result.users["user"].tolist() == [1, 2]
     assert result.train["items"][0].tolist() == [3] and result.val["target"][0] == 2 and result.test["target"][0] == 1
     assert result.train["items"][0].dtype == np.int32
-
-
-def test_sorted_ids_numeric_and_text():
-    assert sorted_ids(["10", "9", "2", "9"]).tolist() == ["2", "9", "10"]
-    assert sorted_ids(["b", "10", "a"]).tolist() == ["10", "a", "b"]
 
 
 def test_empty_after_filtering_is_an_error():

@@ -15,9 +15,9 @@ import pytest
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
+from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.scoring import score, score_candidates, score_full
-from test_teacher_fixtures import make_teacher, tokenizer
+from test_teacher_fixtures import make_teacher, prompt_settings, tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def scoring_setup(tmp_path_factory):
 
     data = load_prepared(make_tiny_prepared(tmp_path_factory.mktemp("data") / "tiny"))
     enc = PromptEncoder(tokenizer(), data.titles, load_templates())
-    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, PromptSettings(student_len=10), "val", False)
+    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, prompt_settings(), "val", False)
     batch = PromptCollator(enc.slot_id, 10, with_prompts=True)([ds[0]])  # one prompt, its 20 candidates
     teacher, _ = make_teacher("ilora")
     return teacher, batch, enc

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from recdistill.errors import RecdistillError
-from recdistill.report.aggregate import ONE_SEED_NOTE, compare_paired, summarize, summarize_metrics
+from recdistill.report.aggregate import ONE_SEED_NOTE, compare_paired, summarize
 
 T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (printed tables: 4.303)
 
@@ -62,10 +62,3 @@ def test_errors_are_clear():
         compare_paired({0: 1.0}, {1: 1.0})
     with pytest.raises(RecdistillError, match="no values"):
         summarize([])
-    with pytest.raises(RecdistillError, match="missing from some"):
-        summarize_metrics([{"a": 1.0}, {"b": 2.0}], keys=["a"])
-
-
-def test_summarize_metrics_keeps_common_keys():
-    out = summarize_metrics([{"a": 1.0, "b": 5.0}, {"a": 3.0}])
-    assert list(out) == ["a"] and out["a"].mean == pytest.approx(2.0)

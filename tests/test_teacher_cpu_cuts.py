@@ -13,8 +13,8 @@ from recdistill.data.prepared import load_prepared
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler, bucketed_batches
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, TeacherDataModule, train_samples
-from test_teacher_fixtures import make_student, make_teacher, tokenizer
+from recdistill.teacher.data import PromptCollator, PromptDataset, TeacherDataModule, train_samples
+from test_teacher_fixtures import linear_gate_spec, make_student, make_teacher, prompt_settings, tokenizer
 
 
 def test_lora_scaling_comes_from_config_and_is_checked():
@@ -83,7 +83,7 @@ def test_build_encoder_reads_the_listing_from_config(tiny_prepared):
 def test_token_lengths_match_the_encoded_prompts(tiny_prepared):
     data = load_prepared(tiny_prepared)
     for lst in ("titles", "none"):
-        ds = PromptDataset(train_samples(data, "all"), _encoder(lst), data.num_items, PromptSettings(student_len=10),
+        ds = PromptDataset(train_samples(data, "all", 1), _encoder(lst), data.num_items, prompt_settings(),
                            "train", train=True)
         ds.set_epoch(2)
         assert ds.token_lengths().tolist() == [len(ds[i]["input_ids"]) for i in range(len(ds))]
@@ -106,9 +106,11 @@ def test_buckets_cover_every_sample_once_and_cut_padding():
 
 def test_datamodule_uses_the_bucket_sampler_when_asked(tiny_prepared):
     data = load_prepared(tiny_prepared)
-    s = PromptSettings(student_len=10)
-    plain = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, "all")
-    bucketed = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, "all", length_bucket_batches=5)
+    s = prompt_settings()
+    plain = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1, limit_users=None,
+                              length_bucket_batches=0)
+    bucketed = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1,
+                                 limit_users=None, length_bucket_batches=5)
     assert not isinstance(plain.train_dataloader().batch_sampler, LengthBucketSampler)
     loader = bucketed.train_dataloader()
     assert isinstance(loader.batch_sampler, LengthBucketSampler)
@@ -124,7 +126,7 @@ def test_a_batch_loss_does_not_depend_on_its_padding(tiny_prepared):
     student = make_student()
     teacher, _ = make_teacher("ilora", student=student)
     enc = _encoder("titles")
-    ds = PromptDataset(train_samples(data, "last"), enc, data.num_items, PromptSettings(student_len=10),
+    ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, prompt_settings(),
                        "train", train=True)
     collate = PromptCollator(enc.slot_id, 10, with_prompts=False)
     tight = collate([ds[0], ds[1]])
@@ -142,13 +144,12 @@ def test_a_batch_loss_does_not_depend_on_its_padding(tiny_prepared):
 
 def test_top_layers_wrap_only_the_top_layers_and_backward_stops_below_them():
     from recdistill.teacher.build import build_teacher
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig, molora_layers
+    from recdistill.teacher.molora import molora_layers
     from test_teacher_fixtures import CACHE, llm_cfg
 
     student = make_student()
-    full, _ = build_teacher(llm_cfg(), TeacherSpec("ilora", MoLoRAConfig()), student, CACHE, tokenizer=tokenizer())
-    top, _ = build_teacher(llm_cfg(), TeacherSpec("ilora", MoLoRAConfig(top_layers=1)), student, CACHE,
+    full, _ = build_teacher(llm_cfg(), linear_gate_spec(), student, CACHE, tokenizer=tokenizer())
+    top, _ = build_teacher(llm_cfg(), linear_gate_spec(top_layers=1), student, CACHE,
                            tokenizer=tokenizer())
     assert len(molora_layers(top.llm)) * 2 == len(molora_layers(full.llm))           # tiny-llama: 2 layers
     assert all(".layers.1." in n for n, p in top.named_parameters() if p.requires_grad and "lora" in n)
@@ -167,4 +168,4 @@ def test_top_layers_wrap_only_the_top_layers_and_backward_stops_below_them():
     assert grads == {"full": True, "top": False}          # nothing below the top layer is in the graph
     assert top.gate.linear.weight.grad is not None         # the gate still learns through the top layer
     with pytest.raises(ConfigError, match="top_layers"):
-        build_teacher(llm_cfg(), TeacherSpec("ilora", MoLoRAConfig(top_layers=3)), student, CACHE, tokenizer=tokenizer())
+        build_teacher(llm_cfg(), linear_gate_spec(top_layers=3), student, CACHE, tokenizer=tokenizer())

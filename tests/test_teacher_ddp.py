@@ -20,10 +20,10 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from recdistill.data.prepared import load_prepared
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
+from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.module import across_ranks
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-from test_teacher_fixtures import CACHE, make_student, make_teacher, tokenizer, write_student_checkpoint
+from test_teacher_fixtures import CACHE, make_student, make_teacher, prompt_settings, tokenizer, write_student_checkpoint
 
 ROWS = 4
 
@@ -61,7 +61,7 @@ def worker(rank: int, world: int, port: int, prepared: str, out: str, mode: str 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     data = load_prepared(prepared)
     enc = PromptEncoder(tokenizer(), data.titles, load_templates())
-    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, PromptSettings(student_len=10), "val", False)
+    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, prompt_settings(), "val", False)
     rows = [ds[i] for i in range(ROWS)]
     collate = PromptCollator(enc.slot_id, 10, with_prompts=True)
     full, share = collate(rows), collate(rows[rank * ROWS // world:(rank + 1) * ROWS // world])

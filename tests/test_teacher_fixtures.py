@@ -1,8 +1,10 @@
 """Helpers shared by the teacher tests (no tests here): the tiny Llama with the SmolLM2 tokenizer, a
-real SASRec student on the tiny dataset, and a student checkpoint in the format `train student` writes."""
+real SASRec student on the tiny dataset, a student checkpoint in the format `train student` writes, and the
+teacher's settings built from the YAML defaults (the settings classes have none of their own)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
@@ -25,6 +27,54 @@ def llm_cfg(name: str = "tiny-llama", **overrides):
 
 
 @functools.lru_cache(maxsize=1)
+def yaml_teacher_config():
+    """The ``teacher`` command's config as the YAML files give it (read-only, so shared)."""
+    from recdistill.config import compose
+
+    return compose("teacher", [])
+
+
+def molora_config(**changes):
+    """``teacher.lora`` of the YAML (r=8, K=4, alpha=32, dropout 0.1, every projection, iLoRA's scaling),
+    with ``changes`` (checked again)."""
+    from recdistill.recipes.teacher_settings import teacher_spec
+
+    return dataclasses.replace(teacher_spec(yaml_teacher_config().teacher).lora, **changes)
+
+
+def linear_gate_spec(mode: str = "ilora", **lora_changes):
+    """The YAML's teacher in ``mode`` with a linear gate over the student's whole history (the gate these
+    tests were written for; the YAML's iLoRA default is the conv router over 10 items)."""
+    from recdistill.teacher.model import TeacherSpec
+
+    lora = molora_config(**{**lora_changes, **({"num_experts": 1} if mode == "lora" else {})})
+    return TeacherSpec(mode, lora, gate="linear", gate_window=None)
+
+
+def prompt_settings(student_len: int = 10, **changes):
+    """``teacher.prompt`` of the YAML (10 history items, 20 candidates, no cut, template 0, seed 0) for a
+    student reading ``student_len`` items, with ``changes``."""
+    from recdistill.recipes.teacher_settings import prompt_settings as from_config
+
+    return dataclasses.replace(from_config(yaml_teacher_config().teacher.prompt, student_len), **changes)
+
+
+def optim_settings(**changes):
+    """The teacher's AdamW groups as ``train/teacher.yaml`` sets them (lr 8e-4, router x 0.3, bridge decay
+    1e-5), with ``changes`` (checked again)."""
+    from recdistill.recipes.teacher_settings import teacher_optim_settings
+
+    return dataclasses.replace(teacher_optim_settings(yaml_teacher_config()), **changes)
+
+
+def make_curriculum(kind: str, **changes):
+    """The YAML's curriculum settings (seed 0, ramp 1.0) with ``kind`` and ``changes`` (checked again)."""
+    from recdistill.recipes.teacher_settings import curriculum
+
+    return dataclasses.replace(curriculum(yaml_teacher_config().teacher), kind=kind, **changes)
+
+
+@functools.lru_cache(maxsize=1)
 def tokenizer():
     """The SmolLM2 tokenizer, built from the GGUF's metadata once per machine (then read from the cache)."""
     from recdistill.teacher.llm import load_tokenizer
@@ -43,11 +93,9 @@ def make_teacher(mode: str = "ilora", student=None, dropout: float = 0.0, seed: 
                  num_experts: int = 4, **llm_overrides):
     """A tiny teacher whose LoRA B matrices are random (not zero), so the adapters change the outputs."""
     from recdistill.teacher.build import build_teacher
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
 
     student = student if student is not None else make_student()
-    spec = TeacherSpec(mode, MoLoRAConfig(8, num_experts if mode == "ilora" else 1, 32, dropout))
+    spec = linear_gate_spec(mode, dropout=dropout, **({"num_experts": num_experts} if mode == "ilora" else {}))
     torch.manual_seed(seed)
     teacher, loaded = build_teacher(llm_cfg(**llm_overrides), spec, student, CACHE, tokenizer=tokenizer())
     if nonzero_lora:

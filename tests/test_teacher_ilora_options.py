@@ -12,20 +12,19 @@ from recdistill.data.prepared import load_prepared
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
 from recdistill.teacher.checkpoint import load_adapter_weights, save_adapter
-from recdistill.teacher.curriculum import Curriculum
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
+from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
 from recdistill.teacher.molora.gate import ConvGate, LinearGate
-from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer, param_groups
-from test_teacher_fixtures import CACHE, llm_cfg, make_student, tokenizer
+from recdistill.teacher.optim import build_teacher_optimizer, param_groups
+from test_teacher_fixtures import (CACHE, llm_cfg, make_curriculum, make_student, molora_config, optim_settings,
+                                   prompt_settings, tokenizer)
 
 
 def build(gate="conv", window=None, student=None, seed=1):
     from recdistill.teacher.build import build_teacher
     from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
 
     torch.manual_seed(seed)
-    spec = TeacherSpec("ilora", MoLoRAConfig(8, 4, 32, 0.0), gate=gate, gate_window=window)
+    spec = TeacherSpec("ilora", molora_config(dropout=0.0), gate=gate, gate_window=window)
     teacher, _ = build_teacher(llm_cfg(), spec, student or make_student(), CACHE, tokenizer=tokenizer())
     return teacher
 
@@ -36,7 +35,7 @@ def train_batch(tmp_path_factory):
 
     data = load_prepared(make_tiny_prepared(tmp_path_factory.mktemp("data") / "tiny"))
     enc = PromptEncoder(tokenizer(), data.titles, load_templates())
-    ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, PromptSettings(student_len=10),
+    ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, prompt_settings(),
                        "train", True)
     return PromptCollator(enc.slot_id, 10, with_prompts=False)([ds[i] for i in range(4)])
 
@@ -96,7 +95,7 @@ def test_conv_gate_batch_norm_statistics_travel_with_the_adapter(tmp_path):
 
 def test_optimizer_groups_follow_ilora():
     teacher = build("conv")
-    settings = TeacherOptimSettings(lr=8e-4, weight_decay=0.0, bridge_weight_decay=1e-5, router_lr_scale=0.3)
+    settings = optim_settings(lr=8e-4, weight_decay=0.0, bridge_weight_decay=1e-5, router_lr_scale=0.3)
     groups = {g["name"]: g for g in param_groups(teacher, settings)}
     assert groups["gate"]["lr"] == pytest.approx(2.4e-4) and groups["projector"]["lr"] == pytest.approx(8e-4)
     assert groups["gate"]["weight_decay"] == groups["projector"]["weight_decay"] == 1e-5
@@ -107,31 +106,31 @@ def test_optimizer_groups_follow_ilora():
     opt = build_teacher_optimizer(teacher, settings)
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in param_groups(teacher, settings)]
     with pytest.raises(ConfigError, match="router_lr_scale"):
-        TeacherOptimSettings(lr=1e-3, router_lr_scale=0)
+        optim_settings(lr=1e-3, router_lr_scale=0)
 
 
 def test_curriculum_share_grows_to_one_and_the_draw_is_seeded():
-    c = Curriculum("llara", seed=3)
+    c = make_curriculum("llara", seed=3)
     shares = [c.hybrid_share(s, 100) for s in range(100)]
     assert shares[0] == pytest.approx(0.01) and shares[-1] == 1.0 and shares == sorted(shares)
-    assert Curriculum("llara", ramp=0.5).hybrid_share(49, 100) == 1.0
-    assert Curriculum("none").hybrid_share(0, 100) == 1.0
+    assert make_curriculum("llara", ramp=0.5).hybrid_share(49, 100) == 1.0
+    assert make_curriculum("none").hybrid_share(0, 100) == 1.0
     users, positions = list(range(1, 2001)), [5] * 2000
     mask = c.hybrid_mask(users, positions, epoch=0, step=29, total_steps=100)
-    assert torch.equal(mask, Curriculum("llara", seed=3).hybrid_mask(users, positions, 0, 29, 100))
-    assert not torch.equal(mask, Curriculum("llara", seed=4).hybrid_mask(users, positions, 0, 29, 100))
+    assert torch.equal(mask, make_curriculum("llara", seed=3).hybrid_mask(users, positions, 0, 29, 100))
+    assert not torch.equal(mask, make_curriculum("llara", seed=4).hybrid_mask(users, positions, 0, 29, 100))
     assert 0.25 < mask.float().mean() < 0.35                        # share 0.30
     with pytest.raises(ConfigError, match="teacher.curriculum"):
-        Curriculum("linear")
+        make_curriculum("linear")
 
 
 def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen(train_batch):
-    c = Curriculum("llara", seed=0)
+    c = make_curriculum("llara", seed=0)
     text_batch, mask = c.apply(train_batch, epoch=0, step=0, total_steps=10_000)   # share 1e-4
     assert not mask.any() and int(text_batch["item_slots"].count_nonzero()) == 0
     assert int(train_batch["item_slots"].count_nonzero()) > 0                      # the input is untouched
     teacher = build("linear").train()
-    opt = build_teacher_optimizer(teacher, TeacherOptimSettings(lr=1e-2, bridge_weight_decay=0.1))
+    opt = build_teacher_optimizer(teacher, optim_settings(lr=1e-2, bridge_weight_decay=0.1))
     projector = [p.detach().clone() for p in teacher.projector.parameters()]
     lora = next(p for n, p in teacher.named_parameters() if "lora_B" in n)  # B starts at zero, A random
     lora_before = lora.detach().clone()

@@ -12,10 +12,10 @@ from recdistill.data.prepared import load_prepared
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError, RecdistillError
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
+from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.llm import load_llm
 from recdistill.teacher.scoring import score_candidates, score_full
-from test_teacher_fixtures import CACHE, llm_cfg, make_student, make_teacher, tokenizer
+from test_teacher_fixtures import CACHE, llm_cfg, make_student, make_teacher, prompt_settings, tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def val_batch(tmp_path_factory):
 
     data = load_prepared(make_tiny_prepared(tmp_path_factory.mktemp("data") / "tiny"))
     enc = PromptEncoder(tokenizer(), data.titles, load_templates())
-    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, PromptSettings(student_len=10), "val", False)
+    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, prompt_settings(), "val", False)
     batch = PromptCollator(enc.slot_id, 10, with_prompts=True)([ds[i] for i in range(2)])
     return batch, enc
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from recdistill.errors import ConfigError
-from recdistill.teacher.molora import GateState, MoLoRAConfig, MoLoRALinear, inject_molora
+from recdistill.teacher.molora import GateState, MoLoRALinear, inject_molora
+from test_teacher_fixtures import molora_config
 
 
 class TwoLayers(nn.Module):
@@ -22,10 +23,18 @@ class TwoLayers(nn.Module):
         return self.up_proj(torch.relu(self.q_proj(x)))
 
 
+def expert_delta(layer: MoLoRALinear, x: torch.Tensor, expert: int) -> torch.Tensor:
+    """One expert's update ``B_k A_k x * scaling`` (no gate, no dropout), written out from the weights."""
+    lo, hi = expert * layer.config.expert_rank, (expert + 1) * layer.config.expert_rank
+    a = layer.lora_A.weight[lo:hi]
+    b = layer.lora_B.weight[:, lo:hi]
+    return (x.to(a.dtype) @ a.t() @ b.t()) * layer.scaling
+
+
 def _layer(r=8, k=4, seed=0):
     torch.manual_seed(seed)
     gate = GateState(k)
-    layer = MoLoRALinear(nn.Linear(12, 10), MoLoRAConfig(r, k, 32, 0.0), gate)
+    layer = MoLoRALinear(nn.Linear(12, 10), molora_config(r=r, num_experts=k, dropout=0.0), gate)
     nn.init.normal_(layer.lora_B.weight, std=0.5)
     return layer, gate
 
@@ -35,7 +44,7 @@ def test_rank_gated_mixture_equals_sum_over_experts():
     x = torch.randn(3, 5, 12)
     weights = torch.softmax(torch.randn(3, 4), dim=-1)
     gate.set(weights)
-    expected = layer.base_layer(x) + sum(weights[:, k, None, None] * layer.expert_delta(x, k) for k in range(4))
+    expected = layer.base_layer(x) + sum(weights[:, k, None, None] * expert_delta(layer, x, k) for k in range(4))
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -47,7 +56,7 @@ def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert, rule, peft
 
     torch.manual_seed(0)
     base = TwoLayers()
-    config = MoLoRAConfig(8, 4, 32, 0.0, ("q_proj", "up_proj"), scaling_rule=rule)
+    config = molora_config(dropout=0.0, target_modules=("q_proj", "up_proj"), scaling_rule=rule)
     mixture = copy.deepcopy(base)
     gate = GateState(4)
     inject_molora(mixture, config, gate)
@@ -70,21 +79,21 @@ def test_one_hot_gate_equals_plain_peft_lora_with_that_expert(expert, rule, peft
 
 
 def test_scaling_rule_sets_the_update_scale_and_refuses_unknown_rules():
-    assert MoLoRAConfig(8, 4, 32).scaling == 16.0                          # iLoRA's default
-    assert MoLoRAConfig(8, 4, 32, scaling_rule="standard").scaling == 4.0
-    assert MoLoRAConfig(8, 1, 32).scaling == MoLoRAConfig(8, 1, 32, scaling_rule="standard").scaling == 4.0
+    assert molora_config().scaling == 16.0                              # iLoRA's default
+    assert molora_config(scaling_rule="standard").scaling == 4.0
+    assert molora_config(num_experts=1).scaling == molora_config(num_experts=1, scaling_rule="standard").scaling == 4.0
     x = torch.randn(2, 3, 12)
     outs = {}
     for rule in ("ilora", "standard"):
         torch.manual_seed(0)
         gate = GateState(4)
-        layer = MoLoRALinear(nn.Linear(12, 10), MoLoRAConfig(8, 4, 32, 0.0, scaling_rule=rule), gate)
+        layer = MoLoRALinear(nn.Linear(12, 10), molora_config(dropout=0.0, scaling_rule=rule), gate)
         nn.init.normal_(layer.lora_B.weight, std=0.5)
         gate.set(torch.full((2, 4), 0.25))
         outs[rule] = layer(x) - layer.base_layer(x)
     torch.testing.assert_close(outs["ilora"], 4 * outs["standard"])       # the update itself is 4x larger
     with pytest.raises(ConfigError, match="teacher.lora.scaling"):
-        MoLoRAConfig(scaling_rule="sqrt")
+        molora_config(scaling_rule="sqrt")
 
 
 def test_gate_is_per_sample():
@@ -100,7 +109,7 @@ def test_fresh_layer_equals_base_and_only_lora_trains():
     model = TwoLayers()
     reference = copy.deepcopy(model)
     gate = GateState(4)
-    names = inject_molora(model, MoLoRAConfig(target_modules=("q_proj", "up_proj")), gate)
+    names = inject_molora(model, molora_config(target_modules=("q_proj", "up_proj")), gate)
     assert names == ["q_proj", "up_proj"]
     gate.set(torch.full((2, 4), 0.25))
     x = torch.randn(2, 3, 12)
@@ -111,9 +120,9 @@ def test_fresh_layer_equals_base_and_only_lora_trains():
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ConfigError, match="multiple"):
-        MoLoRAConfig(r=6, num_experts=4)
+        molora_config(r=6, num_experts=4)
     with pytest.raises(ConfigError, match="matches no linear layer"):
-        inject_molora(TwoLayers(), MoLoRAConfig(target_modules=("nope",)), GateState(4))
+        inject_molora(TwoLayers(), molora_config(target_modules=("nope",)), GateState(4))
     layer, gate = _layer()
     with pytest.raises(RuntimeError, match="before the gate was set"):
         layer(torch.randn(2, 3, 12))
@@ -136,7 +145,7 @@ def test_uniform_dropout_off_uses_torch_dropout_on_the_adapter_input():
     for uniform in (False, True):
         gate = GateState(4)
         gate.set(weights)
-        layer = MoLoRALinear(base, MoLoRAConfig(8, 4, 32, 0.5), gate, uniform_dropout=uniform).train()
+        layer = MoLoRALinear(base, molora_config(dropout=0.5), gate, uniform_dropout=uniform).train()
         nn.init.normal_(layer.lora_B.weight, std=0.5)
         torch.manual_seed(7)
         got = layer(x)

@@ -7,10 +7,10 @@ import pytest
 
 from recdistill.data.prepared import load_prepared
 from recdistill.evaluation.candidates import sample_candidates
-from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates, render_text
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
-from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples, train_samples
-from test_teacher_fixtures import tokenizer
+from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples, train_samples
+from test_teacher_fixtures import prompt_settings, tokenizer
 
 
 def test_default_templates_are_the_three_of_ilora():
@@ -30,11 +30,6 @@ def test_templates_from_a_file_and_bad_files(tmp_path):
         load_templates(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_templates(tmp_path / "missing.txt")
-
-
-def test_render_text_formats_titles_with_placeholders():
-    text = render_text("H: [HistoryHere]. C: [CansHere].", ["A", "B"], ["X"])
-    assert text == "H: A [HistoryEmb], B [HistoryEmb]. C: X [CansEmb]."
 
 
 def _encoder(num_items=40):
@@ -85,7 +80,7 @@ def test_candidates_hold_target_and_unseen_items_only():
 def test_datasets_redraw_in_training_and_stay_fixed_in_evaluation(tiny_prepared):
     data = load_prepared(tiny_prepared)
     enc = _encoder()
-    s = PromptSettings(student_len=10)
+    s = prompt_settings()
     train = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, s, "train", train=True)
     val = PromptDataset(eval_samples(data, "val"), enc, data.num_items, s, "val", train=False)
     first = [tuple(train.candidates(i)) for i in range(10)]
@@ -109,7 +104,7 @@ def test_datasets_redraw_in_training_and_stay_fixed_in_evaluation(tiny_prepared)
 def test_collator_labels_only_answer_tokens_left_padded(tiny_prepared):
     data = load_prepared(tiny_prepared)
     enc = _encoder()
-    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, PromptSettings(student_len=10), "val", False)
+    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, prompt_settings(), "val", False)
     rows = [ds[i] for i in range(4)]
     batch = PromptCollator(enc.slot_id, 10, with_prompts=True)(rows)
     for b, r in enumerate(rows):
@@ -124,11 +119,11 @@ def test_collator_labels_only_answer_tokens_left_padded(tiny_prepared):
 def test_cuts_planned_ahead_are_counted(tiny_prepared):
     data = load_prepared(tiny_prepared)
     enc = _encoder()
-    s = PromptSettings(student_len=10, max_tokens=170)
+    s = prompt_settings(max_tokens=170)
     ds = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, s, "train", train=True)
     counts = ds.cut_counts()
     assert counts["prompts_cut"] > 0 and counts["history_items_cut"] >= counts["prompts_cut"]
     assert max(len(ds[i]["input_ids"]) for i in range(len(ds))) <= 170
-    none = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, PromptSettings(student_len=10),
+    none = PromptDataset(train_samples(data, "last", 1), enc, data.num_items, prompt_settings(),
                          "train", train=True)
     assert none.cut_counts()["prompts_cut"] == 0

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from recdistill.data.prepared import load_prepared
-from recdistill.teacher.data import TeacherDataModule, PromptSettings
+from recdistill.teacher.data import TeacherDataModule
 from recdistill.teacher.scoring import score_candidates, score_full
-from test_teacher_fixtures import CACHE, llm_cfg, make_student
+from test_teacher_fixtures import CACHE, linear_gate_spec, llm_cfg, make_student, optim_settings, prompt_settings
 
 pytestmark = pytest.mark.slow
 
@@ -20,13 +20,12 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
 
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.build import build_teacher
-    from recdistill.teacher.model import TeacherSpec
+    from recdistill.teacher.evaluation import TeacherEvalSettings
     from recdistill.teacher.module import TeacherModule
-    from recdistill.teacher.molora import MoLoRAConfig
 
     data = load_prepared(tiny_prepared)
     student = make_student()
-    teacher, loaded = build_teacher(llm_cfg("smollm2-135m"), TeacherSpec("ilora", MoLoRAConfig()), student, CACHE)
+    teacher, loaded = build_teacher(llm_cfg("smollm2-135m"), linear_gate_spec(), student, CACHE)
     assert loaded.model.config.hidden_size == 576 and loaded.model.config.num_hidden_layers == 30
     # The pretrained weights are real: fresh adapters (B = 0) leave the base model's answer unchanged.
     tok = loaded.tokenizer
@@ -36,13 +35,12 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
         next_token = teacher.llm(**ids).logits[0, -1].argmax()
     assert tok.decode(next_token).strip() == "Paris"
     encoder = PromptEncoder(tok, data.titles, load_templates())
-    dm = TeacherDataModule(data, encoder, PromptSettings(student_len=10), 2, 2, {"num_workers": 0},
-                           train_positions="last", last_n=1, limit_users=4)
+    dm = TeacherDataModule(data, encoder, prompt_settings(), 2, 2, {"num_workers": 0},
+                           train_positions="last", last_n=1, limit_users=4, length_bucket_batches=0)
     eff = OmegaConf.create({"fused_adamw": False, "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
-    train_cfg = OmegaConf.create({"lr": 8e-4, "weight_decay": 0.0, "betas": [0.9, 0.999]})
-    eval_cfg = OmegaConf.create({"method": "likelihood", "score_norm": "sum", "candidate_batch_size": 20,
-                                 "max_new_tokens": 8, "kv_cache": True})
-    module = TeacherModule(teacher, encoder, data.titles, train_cfg, eff, eval_cfg)
+    evaluation = TeacherEvalSettings(method="likelihood", score_norm="sum", candidate_batch_size=20, max_new_tokens=8,
+                                     kv_cache=True)
+    module = TeacherModule(teacher, encoder, data.titles, optim_settings(fused=False), eff, evaluation, num_candidates=20)
     before = {k: v.clone() for k, v in teacher.trainable_state_dict().items()}
     trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

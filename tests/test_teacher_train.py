@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from recdistill.cli import main
 from recdistill.config import compose

@@ -34,10 +34,8 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
     from recdistill.teacher.build import build_encoder, build_teacher
     from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
     from recdistill.evaluation.candidate_metrics import candidate_metrics, target_ranks
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
     from recdistill.teacher.scoring import score_candidates
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config
 
     start = time.perf_counter()
     if args.teacher_adapter:
@@ -45,13 +43,13 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
         prompt = saved_teacher["prompt"]  # the prompts it was trained with
     else:
         student, _ = load_student_for(args.teacher_student or args.student, data)
-        teacher, loaded = build_teacher(llm_config("smollm2-135m"), TeacherSpec("ilora", MoLoRAConfig()), student,
+        teacher, loaded = build_teacher(llm_config("smollm2-135m"), linear_gate_spec(), student,
                                         cache_dir())
         prompt = OmegaConf.to_container(compose("teacher", []).teacher.prompt, resolve=True)
     teacher.eval()
     load_s = time.perf_counter() - start
     encoder = build_encoder(loaded.tokenizer, data, prompt["file"])
-    settings = prompt_settings(prompt, teacher.student)
+    settings = prompt_settings(prompt, int(teacher.student.max_len))
     users = data.users()[: args.teacher_users]
     ds = PromptDataset(eval_samples(data, "val", users), encoder, data.num_items, settings, "val", False)
     collate = PromptCollator(encoder.slot_id, settings.student_len, with_prompts=True)

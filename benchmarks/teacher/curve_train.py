@@ -60,15 +60,13 @@ class CurveRun:
     """Everything built once per process: data, student, teacher, prompts, optimizer, fixed val batches."""
 
     def __init__(self, s: CurveSettings, cache: str):
-        from benchmarks.teacher.teacher_common import llm_config
+        from benchmarks.teacher.teacher_common import linear_gate_spec, llm_config, prompt_settings
 
         from recdistill.engine.optim import build_optimizer, build_scheduler
         from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
         from recdistill.student.checkpoint import load_student_for
         from recdistill.teacher.build import build_teacher
-        from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
-        from recdistill.teacher.model import TeacherSpec
-        from recdistill.teacher.molora import MoLoRAConfig
+        from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
         from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 
         self.s = s
@@ -77,11 +75,11 @@ class CurveRun:
         self.student, _ = load_student_for(s.student_checkpoint, self.data)
         torch.manual_seed(s.seed)  # the projector, gate and LoRA A start from the seed
         self.llm_cfg = llm_config(s.llm, dtype="bfloat16" if s.precision == "bf16-base" else "float32")
-        spec = TeacherSpec("ilora", MoLoRAConfig(scaling_rule=s.scaling, top_layers=s.top_layers))
+        spec = linear_gate_spec(scaling_rule=s.scaling, top_layers=s.top_layers)
         self.teacher, loaded = build_teacher(self.llm_cfg, spec, self.student, cache)
         self.encoder = PromptEncoder(loaded.tokenizer, self.data.titles, load_templates(None, s.candidates), s.candidates)
-        settings = PromptSettings(history_items=s.history_items, num_candidates=s.num_candidates, seed=s.seed,
-                                  student_len=int(self.student.max_len))
+        settings = prompt_settings(int(self.student.max_len), history_items=s.history_items,
+                                   num_candidates=s.num_candidates, seed=s.seed)
         self.train_set = PromptDataset(train_samples(self.data, s.train_positions, s.last_n), self.encoder,
                                        self.data.num_items, settings, "train", train=True)
         self.collate = PromptCollator(self.encoder.slot_id, settings.student_len, with_prompts=False)
@@ -138,10 +136,12 @@ class CurveRun:
     # -- evaluation on the fixed validation candidates -------------------------------------------------
     def teacher_val_scores(self) -> torch.Tensor:
         """``[users, C]`` likelihood scores of the fixed validation candidates."""
-        from recdistill.teacher.candidate_protocol import TeacherEvalSettings, teacher_scores
+        from recdistill.teacher.candidate_protocol import CandidateProtocolSettings, teacher_scores
 
-        settings = TeacherEvalSettings(batch_size=self.s.eval_batch_size, generate=False,
-                                       candidate_batch_size=self.s.candidate_batch_size)
+        settings = CandidateProtocolSettings(template=0, batch_size=self.s.eval_batch_size, generate=False,
+                                             likelihood=True, max_new_tokens=64,
+                                             candidate_batch_size=self.s.candidate_batch_size, score_norm="sum",
+                                             kv_cache=True)
         with self.autocast():
             return teacher_scores(self.teacher, self.encoder, self.val_sets, settings).float()
 

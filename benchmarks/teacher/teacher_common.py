@@ -42,3 +42,27 @@ def llm_config(name: str, **overrides):
 
 def cache_dir() -> str:
     return os.environ.get("RECDISTILL_CACHE") or os.path.expanduser("~/.cache/recdistill")
+
+
+def linear_gate_spec(mode: str = "ilora", **lora_changes):
+    """teacher/ilora.yaml's adapters (r 8, 4 experts, alpha 32, dropout 0.1, all seven projections, iLoRA's
+    scaling) with ``lora_changes``, behind a linear gate over the student's whole history (what these
+    benchmarks measured; the YAML's iLoRA gate is the conv router over 10 items). ``mode=lora``: one expert."""
+    import dataclasses
+
+    from recdistill.config import compose
+    from recdistill.recipes.teacher_settings import teacher_spec
+
+    spec = teacher_spec(compose("teacher", ["teacher.gate=linear", "teacher.gate_window=null", f"teacher.mode={mode}"]).teacher)
+    return dataclasses.replace(spec, lora=dataclasses.replace(spec.lora, **lora_changes))
+
+
+def prompt_settings(student_len: int, **changes):
+    """teacher.prompt of the YAML (10 history items, 20 candidates, no cut, template 0, seed 0) for a student
+    reading ``student_len`` items, with ``changes``."""
+    import dataclasses
+
+    from recdistill.config import compose
+    from recdistill.recipes.teacher_settings import prompt_settings as from_config
+
+    return dataclasses.replace(from_config(compose("teacher", []).teacher.prompt, student_len), **changes)

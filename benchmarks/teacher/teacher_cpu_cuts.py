@@ -37,10 +37,11 @@ def _batches(data, tokenizer, student, listing: str, buckets: int, count: int, b
 
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.buckets import bucketed_batches
-    from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
+    from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
+    from teacher_common import prompt_settings
 
     enc = PromptEncoder(tokenizer, data.titles, load_templates(None, listing), listing)
-    settings = PromptSettings(student_len=int(student.max_len), seed=0)
+    settings = prompt_settings(int(student.max_len), seed=0)
     ds = PromptDataset(train_samples(data, "last", last_n), enc, data.num_items, settings, "train", train=True)
     rng = np.random.default_rng(0)
     if buckets:
@@ -67,12 +68,10 @@ def main() -> int:
 
     import torch
     from benchmarks.common.machine import load_average, matmul_flops
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config, prepared, student_for
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config, prepared, student_for
 
     from recdistill.engine.optim import build_optimizer
     from recdistill.teacher.build import build_teacher
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
 
     torch.set_num_threads(args.threads)
     data = prepared(None)
@@ -80,7 +79,7 @@ def main() -> int:
     models = {}
     for top in (None, args.top_layers):
         torch.manual_seed(0)
-        teacher, loaded = build_teacher(llm_config(args.llm), TeacherSpec("ilora", MoLoRAConfig(top_layers=top)),
+        teacher, loaded = build_teacher(llm_config(args.llm), linear_gate_spec(top_layers=top),
                                         student, cache_dir())
         teacher.train()
         models[top] = (teacher, build_optimizer(teacher, lr=8e-4))

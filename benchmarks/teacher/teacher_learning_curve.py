@@ -73,6 +73,26 @@ def parse(argv=None):
     return args, settings
 
 
+def per_user_ranking(ranks) -> dict:
+    """HR@1 and NDCG@10 of each user from the target's 0-based rank among the candidates."""
+    import numpy as np
+
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return {"hr@1": (ranks < 1).astype(np.float64), "ndcg@10": np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)}
+
+
+def summarize_over_users(ranks) -> dict[str, dict[str, float]]:
+    """One candidate draw, users as the units: ``{metric: {mean, ci95_low, ci95_high, n}}`` for HR@1 and
+    NDCG@10 (the t interval of ``recdistill.evaluation.intervals.mean_ci95``)."""
+    from recdistill.evaluation.intervals import mean_ci95
+
+    out = {}
+    for name, values in per_user_ranking(ranks).items():
+        mean, half = mean_ci95(values)
+        out[name] = {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half, "n": int(len(values))}
+    return out
+
+
 def main(argv=None) -> int:
     args, s = parse(argv)
     import numpy as np
@@ -82,7 +102,6 @@ def main(argv=None) -> int:
     from benchmarks.teacher.teacher_common import cache_dir
 
     from recdistill.evaluation.candidates import chance_metrics
-    from recdistill.evaluation.intervals import summarize_over_users
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -52,16 +52,14 @@ def main() -> int:
 
     import torch
     from benchmarks.common.machine import load_average
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config, prepared, student_for
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config, prepared, student_for
     from teacher_throughput import _batches
 
     from recdistill.engine.cpu_bf16 import cpu_bf16, model_name, probe_rates
     from recdistill.engine.optim import build_optimizer
     from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
-    from recdistill.teacher.candidate_protocol import TeacherEvalSettings, teacher_scores
+    from recdistill.teacher.candidate_protocol import CandidateProtocolSettings, teacher_scores
     from recdistill.teacher.build import build_encoder, build_teacher
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
 
     torch.set_num_threads(args.threads)
     arms = [a for a in args.arms.split(",") if a]
@@ -72,7 +70,7 @@ def main() -> int:
     for arm in arms:
         torch.manual_seed(0)
         dtype = "bfloat16" if arm == "bf16-base" else "float32"
-        model, loaded = build_teacher(llm_config(args.llm, dtype=dtype), TeacherSpec("ilora", MoLoRAConfig()),
+        model, loaded = build_teacher(llm_config(args.llm, dtype=dtype), linear_gate_spec(),
                                       student, cache_dir())
         if arm == "bf16-true":
             model.to(torch.bfloat16)
@@ -84,7 +82,9 @@ def main() -> int:
     sets = draw_candidate_sets(data, "val", CandidateProtocol(history_items=10, num_candidates=20, exclude="all",
                                                              draws=1, seed=0, limit_users=args.score_users),
                                draw=0) if args.score_users else None
-    score_settings = TeacherEvalSettings(batch_size=8, generate=False, candidate_batch_size=64)
+    score_settings = CandidateProtocolSettings(template=0, batch_size=8, generate=False, likelihood=True,
+                                               max_new_tokens=64, candidate_batch_size=64, score_norm="sum",
+                                               kv_cache=True)
 
     def autocast(arm):
         if arm in ("bf16-mixed", "bf16-base"):

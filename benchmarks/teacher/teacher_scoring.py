@@ -38,21 +38,19 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from benchmarks.common.machine import load_average
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config, prepared, student_for
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config, prepared, prompt_settings, student_for
 
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.build import build_teacher
-    from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, eval_samples
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
+    from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
     from recdistill.teacher.scoring import score_candidates, score_full
 
     data = prepared(args.prepared)
     student = student_for(data, args.student)
-    teacher, loaded = build_teacher(llm_config(args.llm), TeacherSpec("ilora", MoLoRAConfig()), student, cache_dir())
+    teacher, loaded = build_teacher(llm_config(args.llm), linear_gate_spec(), student, cache_dir())
     teacher.eval()
     enc = PromptEncoder(loaded.tokenizer, data.titles, load_templates())
-    settings = PromptSettings(num_candidates=args.candidates, student_len=int(student.max_len))
+    settings = prompt_settings(int(student.max_len), num_candidates=args.candidates)
     ds = PromptDataset(eval_samples(data, "val", data.users()[: args.users]), enc, data.num_items, settings, "val", False)
     collate = PromptCollator(enc.slot_id, settings.student_len, with_prompts=True)
     batches = [collate([ds[i] for i in range(s, min(s + args.batch_size, len(ds)))])

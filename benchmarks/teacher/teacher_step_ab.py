@@ -40,26 +40,23 @@ def main() -> int:
 
     import torch
     from peft import LoraConfig, get_peft_model
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config, prepared, student_for
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config, prepared, student_for
     from teacher_throughput import _batches, _right_padded
 
     from recdistill.teacher.build import build_teacher
     from recdistill.teacher.llm import load_llm
-    from recdistill.teacher.model import TeacherSpec
-    from recdistill.teacher.molora import MoLoRAConfig
-    from recdistill.teacher.molora.config import DEFAULT_TARGETS
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = prepared(None)
     student = student_for(data, None)
-    ours_model, loaded = build_teacher(llm_config(args.llm), TeacherSpec("ilora", MoLoRAConfig()), student, cache_dir())
+    ours_model, loaded = build_teacher(llm_config(args.llm), linear_gate_spec(), student, cache_dir())
     spec = types.SimpleNamespace(history=10, candidates=20, steps=args.batches, batch_size=args.batch_size)
     enc, batches = _batches(spec, loaded.tokenizer, data, student)
     plain = [_right_padded(b, enc.slot_id) for b in batches]
     base = get_peft_model(load_llm(llm_config(args.llm), cache_dir()).model,
                           LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, task_type="CAUSAL_LM",
-                                     target_modules=list(DEFAULT_TARGETS)))
+                                     target_modules=list(ours_model.spec.lora.target_modules)))
     ours_model.train()
     base.train()
 

@@ -39,11 +39,12 @@ VARIANTS = ("ours_ilora", "hf_trainer_peft_lora")
 
 def _batches(args, tokenizer, data, student):
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-    from recdistill.teacher.data import PromptCollator, PromptDataset, PromptSettings, train_samples
+    from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
+    from teacher_common import prompt_settings
 
     enc = PromptEncoder(tokenizer, data.titles, load_templates())
-    settings = PromptSettings(history_items=args.history, num_candidates=args.candidates,
-                              student_len=int(student.max_len), seed=0)
+    settings = prompt_settings(int(student.max_len), history_items=args.history, num_candidates=args.candidates,
+                               seed=0)
     ds = PromptDataset(train_samples(data, "last", 1, data.users()[: args.steps * args.batch_size]), enc,
                        data.num_items, settings, "train", train=True)
     collate = PromptCollator(enc.slot_id, settings.student_len, with_prompts=False)
@@ -83,7 +84,7 @@ def worker(args) -> dict:
 
     torch.set_num_threads(args.threads)
     from benchmarks.common.machine import matmul_flops
-    from benchmarks.teacher.teacher_common import cache_dir, llm_config, prepared, student_for
+    from benchmarks.teacher.teacher_common import cache_dir, linear_gate_spec, llm_config, prepared, student_for
 
     from recdistill.engine.memory import peak_memory, reset_peak_memory
 
@@ -98,16 +99,17 @@ def worker(args) -> dict:
         from recdistill.config import compose
         from recdistill.engine import OptimizerSettings
         from recdistill.recipes.lifecycle import efficiency
+        from recdistill.recipes.teacher_settings import teacher_eval_settings
         from recdistill.teacher.build import build_teacher
-        from recdistill.teacher.model import TeacherSpec
         from recdistill.teacher.module import TeacherModule
-        from recdistill.teacher.molora import MoLoRAConfig
 
-        teacher, loaded = build_teacher(llm_config(args.llm), TeacherSpec("ilora", MoLoRAConfig()), student, cache_dir())
+        teacher, loaded = build_teacher(llm_config(args.llm), linear_gate_spec(), student, cache_dir())
         enc, batches = _batches(args, loaded.tokenizer, data, student)
         eff = efficiency(compose("teacher", ["efficiency.fused_adamw=auto", "efficiency.scheduler=cosine",
                                              "efficiency.warmup_ratio=0.0", "efficiency.min_lr_ratio=0.0"]))
-        module = TeacherModule(teacher, enc, data.titles, OptimizerSettings(8e-4, 0.0, (0.9, 0.999)), eff, {})
+        evaluation = teacher_eval_settings(compose("teacher", []).teacher.eval)  # unused: training only
+        module = TeacherModule(teacher, enc, data.titles, OptimizerSettings(8e-4, 0.0, (0.9, 0.999)), eff, evaluation,
+                               num_candidates=args.candidates)
 
         class Timer(L.Callback):
             def on_train_batch_start(self, *a):

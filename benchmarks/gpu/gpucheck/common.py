@@ -190,13 +190,41 @@ def make_student(device: str):
     return SASRec(NUM_ITEMS, max_len=50, hidden_size=64, num_blocks=2, num_heads=1, dropout=0.2).to(device).eval()
 
 
+def package_yaml(group: str, option: str) -> dict:
+    """A config option of the package as plain values, read with PyYAML (a transformers dependency), not
+    omegaconf: the files have no interpolation. An option that builds on another of its group
+    (``defaults: [default]``, as ``recdistill.config.compose`` reads it) is read over that one."""
+    import yaml
+
+    import recdistill
+
+    path = Path(recdistill.__file__).parent / "config" / "conf" / group / f"{option}.yaml"
+    own = yaml.safe_load(path.read_text())
+    values: dict = {}
+    for base in own.pop("defaults", []):
+        values = _merged(values, package_yaml(group, base))
+    return _merged(values, own)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def make_teacher(llm, device: str, mode: str = "ilora", quantized: bool = False):
     """The project's :class:`ILoRATeacher` around ``llm`` with the default adapters (teacher/ilora.yaml:
-    r 8, 4 experts, alpha 32, dropout 0.1, all seven projections)."""
+    r 8, 4 experts, alpha 32, dropout 0.1, all seven projections) behind a linear gate over the whole
+    history, as this check always measured."""
     from recdistill.teacher.model import ILoRATeacher, TeacherSpec
     from recdistill.teacher.molora import MoLoRAConfig
 
-    spec = TeacherSpec(mode, MoLoRAConfig(r=8, num_experts=4 if mode == "ilora" else 1, alpha=32.0, dropout=0.1))
+    lora = package_yaml("teacher", "ilora")["lora"]
+    adapters = MoLoRAConfig(r=lora["r"], num_experts=lora["num_experts"] if mode == "ilora" else 1, alpha=lora["alpha"],
+                            dropout=lora["dropout"], target_modules=tuple(lora["target_modules"]),
+                            scaling_rule=lora["scaling"], top_layers=lora["top_layers"])
+    spec = TeacherSpec(mode, adapters, gate="linear", gate_window=None)
     return ILoRATeacher(llm, make_student(device), spec, quantized=quantized)
 
 

@@ -4,11 +4,11 @@ LM presets (``efficiency=none`` against the default efficiency settings)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from benchmarks.gpu.gpucheck.common import NUM_ITEMS, Context, autocast, free, make_student, reset_peaks, sync, timed_steps
+from benchmarks.gpu.gpucheck.common import (NUM_ITEMS, Context, autocast, free, make_student, package_yaml,
+                                            reset_peaks, sync, timed_steps)
 
 ML100K_USERS, ML100K_INTERACTIONS = 943, 100_000
 
@@ -101,15 +101,10 @@ def student_compile(ctx: Context) -> list[dict]:
 
 
 def _efficiency(name: str):
-    """An ``efficiency`` config file of the package as the engine's :class:`Efficiency`. The files are plain
-    YAML (no interpolation), so PyYAML (a transformers dependency) reads them without omegaconf."""
-    import yaml
-
-    import recdistill
+    """An ``efficiency`` config file of the package as the engine's :class:`Efficiency`."""
     from recdistill.engine.settings import Efficiency
 
-    path = Path(recdistill.__file__).parent / "config" / "conf" / "efficiency" / f"{name}.yaml"
-    return Efficiency.from_dict(yaml.safe_load(path.read_text()))
+    return Efficiency.from_dict(package_yaml("efficiency", name))
 
 
 def lm_preset(ctx: Context, preset: str) -> list[dict]:

@@ -176,9 +176,9 @@ def batch_size_auto(ctx: Context) -> list[dict]:
         cap_gib = 16.0
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * 2**30 / total))
-        settings = SearchSettings(margin=0.1, start=8, max_batch_size=4096)
+        settings = SearchSettings(margin=0.1, start=8, max_batch_size=4096, cpu_memory_mb=None, cpu_memory_fraction=0.5)
     else:
-        settings = SearchSettings(margin=0.1, start=2, max_batch_size=4, cpu_memory_mb=64_000)
+        settings = SearchSettings(margin=0.1, start=2, max_batch_size=4, cpu_memory_mb=64_000, cpu_memory_fraction=0.5)
     teacher = make_teacher(build_llm(shape, ctx.base_dtype, "sdpa", ctx.device), ctx.device)
     step = training_step_fn(teacher, lambda b: teacher(**b).loss,
                             lambda n: teacher_batch(n, seq, shape["vocab_size"], "cpu", seed=n), ctx.device, ctx.precision)

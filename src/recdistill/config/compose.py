@@ -12,6 +12,10 @@ Override forms, as on Hydra's command line:
 * ``a.b.c=value``   sets an existing key (values parsed as YAML: ``3``, ``true``, ``[1,2]``, ``null``);
 * ``+a.b=value``    adds a key that does not exist yet (rarely needed).
 
+A group option may build on another option of its group instead of copying it: ``defaults: [ilora]``
+at the top of ``conf/teacher/lora.yaml`` starts from ``conf/teacher/ilora.yaml`` and the file's own keys
+override (:func:`option_files`); ``config show`` reads each key's comment from the file that sets it.
+
 A key that does not exist is an error that lists the valid keys at that level. Every value set by an
 override or a file must have the type of the key's YAML default (or a type declared in
 :mod:`recdistill.config.types`), and the ``paths`` a run writes to must be writable folders
@@ -62,12 +66,30 @@ def _load_yaml(path: Path) -> DictConfig:
     return cfg
 
 
-def _load_group_option(group: str, option: str) -> DictConfig:
+def option_files(group: str, option: str, _chain: tuple[str, ...] = ()) -> list[Path]:
+    """The files a group option is made of, in merge order: the options it builds on (its ``defaults``
+    list, as in Hydra: ``defaults: [ilora]`` in ``teacher/lora.yaml`` starts from ``teacher/ilora.yaml``),
+    then its own file, whose keys override theirs."""
     path = conf_root() / group / f"{option}.yaml"
     if not path.is_file():
         valid = ", ".join(list_options(group)) or "(none)"
         raise ConfigError(f"unknown {group} '{option}'; choose one of: {valid}")
-    return _load_yaml(path)
+    files: list[Path] = []
+    for base in _load_yaml(path).get("defaults", []):
+        if not isinstance(base, str) or base in (*_chain, option):
+            raise ConfigError(f"bad defaults entry {base!r} in {path}: name another option of the "
+                              f"'{group}' group (not one that builds on this file), whose keys this file overrides")
+        files += [f for f in option_files(group, base, (*_chain, option)) if f not in files]
+    return files + [path]
+
+
+def _load_group_option(group: str, option: str) -> DictConfig:
+    cfg = OmegaConf.create({})
+    for path in option_files(group, option):
+        own = _load_yaml(path)
+        own.pop("defaults", None)
+        cfg = OmegaConf.merge(cfg, own)
+    return cfg
 
 
 def parse_value(text: str):

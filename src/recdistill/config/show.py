@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from recdistill.config.compose import compose, conf_root
+from recdistill.config.compose import compose, conf_root, option_files
 from recdistill.errors import ConfigError
 
 _KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_+][\w.@+-]*):(?P<rest>.*)$")
@@ -65,8 +65,7 @@ def config_comments(root: str, cfg: DictConfig) -> dict[str, str]:
     conf = conf_root()
     comments: dict[str, str] = {}
     for group, option in (cfg.get("choices") or {}).items():
-        path = conf / str(group) / f"{option}.yaml"
-        if path.is_file():
+        for path in option_files(str(group), str(option)):  # the options it builds on first: its own comments win
             comments.update(key_comments(path, str(group)))
     comments.update(key_comments(conf / f"{root}.yaml"))
     return comments

@@ -65,12 +65,6 @@ def _original_order(uniques: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(uniques, dtype=str), kind="stable")
 
 
-def sorted_ids(ids) -> np.ndarray:
-    """Unique ids in original-id order (see ``_original_order``)."""
-    unique = pd.unique(pd.Series(ids))
-    return np.asarray(unique, dtype=object)[_original_order(np.asarray(unique))]
-
-
 def _empty_error(source: str, what: str) -> DataError:
     return DataError(f"{source}: no interactions left {what}; loosen dataset.rating_threshold, "
                      "dataset.min_user_interactions or dataset.min_item_interactions, or raise dataset.limit")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import gc
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -36,20 +36,21 @@ from recdistill.errors import RecdistillError
 
 @dataclass
 class SearchSettings:
-    margin: float = 0.1
-    start: int = 8
-    max_batch_size: int = 4096
-    cpu_memory_mb: float | None = None
-    cpu_memory_fraction: float = 0.5
+    """``efficiency.batch_size_search`` (its defaults and their meaning: ``config/conf/efficiency/default.yaml``),
+    checked here once."""
+
+    margin: float
+    start: int
+    max_batch_size: int
+    cpu_memory_mb: float | None
+    cpu_memory_fraction: float
 
     @classmethod
     def from_config(cls, node) -> "SearchSettings":
-        if node is None:
-            return cls()
-        values = {k: node.get(k) for k in ("margin", "start", "max_batch_size", "cpu_memory_mb", "cpu_memory_fraction")}
-        return cls(**{k: v for k, v in values.items() if v is not None})
+        """From the ``efficiency.batch_size_search`` mapping (a dict or a config node)."""
+        return cls(**{f.name: node[f.name] for f in fields(cls)})
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if not 0.0 <= float(self.margin) < 1.0:
             raise RecdistillError(f"efficiency.batch_size_search.margin={self.margin} must be in [0, 1)")
         if int(self.start) < 1 or int(self.max_batch_size) < int(self.start):
@@ -173,12 +174,10 @@ def _search_cpu(step: Callable[[int], None], settings: SearchSettings, limit: in
     return BatchSizeResult(answer, "cpu", kind, rule, float(settings.margin), round(budget, 1), tries)
 
 
-def search_batch_size(step: Callable[[int], None], device: str, settings: SearchSettings | None = None,
+def search_batch_size(step: Callable[[int], None], device: str, settings: SearchSettings,
                       num_examples: int | None = None, kind: str = "train") -> BatchSizeResult:
     """Find the batch size for ``step(batch_size)`` (which runs one real step at that size) on ``device``
     ("cuda"/"gpu" or "cpu"); see the module docstring for the rule."""
-    settings = settings or SearchSettings()
-    settings.check()
     limit = int(settings.max_batch_size)
     if num_examples is not None:
         limit = max(1, min(limit, int(num_examples)))
@@ -242,20 +241,6 @@ def training_step_fn(model: torch.nn.Module, loss_fn: Callable[[object], torch.T
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         del optimizer, loss, batch
-
-    return step
-
-
-def inference_step_fn(forward_fn: Callable[[object], object], make_batch, device: str,
-                      precision: str = "32-true") -> Callable[[int], None]:
-    """One inference step at size ``n`` (no gradients), for evaluation or scoring batch sizes."""
-    torch_device = torch.device("cuda" if device in ("cuda", "gpu") else "cpu")
-
-    def step(n: int) -> None:
-        batch = _to(make_batch(n), torch_device)
-        with torch.no_grad(), _autocast(device, precision):
-            forward_fn(batch)
-        del batch
 
     return step
 

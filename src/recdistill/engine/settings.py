@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from recdistill.engine.precision import PRECISIONS
+from recdistill.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Efficiency:
@@ -34,6 +37,13 @@ class Efficiency:
     seed: int
     measure_warmup_steps: int
     batch_size_search: dict
+
+    def __post_init__(self):
+        # The one check of the value; which precision "auto" means, and whether this machine can run the
+        # one asked for, is decided where the Trainer is built (engine/precision.py).
+        if str(self.precision) not in PRECISIONS:
+            raise ConfigError(f"efficiency.precision={self.precision!r} is not valid; choose one of: "
+                              f"{', '.join(PRECISIONS)}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "Efficiency":

@@ -76,7 +76,7 @@ def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
     # Adapters saved before teacher.prompt.candidates existed listed titles.
     encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"],
                             saved["prompt"].get("candidates", "titles"))
-    settings = prompt_settings(saved["prompt"], teacher.student)
+    settings = prompt_settings(saved["prompt"], int(teacher.student.max_len))
     identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": saved["prompt"],
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),
                     "embeddings": bool(t.export.embeddings), **_pooling_identity(t)}
@@ -87,19 +87,19 @@ def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
                      kv_cache=bool(t.eval.kv_cache),
                      embeddings=bool(t.export.embeddings), embedding_batch_size=int(t.export.embedding_batch_size),
                      seed=int(cfg.export.candidate_seed), progress=bool(cfg.export.progress_bar),
-                     embedding_pooling=str(t.export.get("embedding_pooling", "mean")),
-                     ranking=str(t.export.get("ranking", "likelihood")),
-                     max_new_tokens=int(t.export.get("max_new_tokens", 32)))
+                     embedding_pooling=str(t.export.embedding_pooling),
+                     ranking=str(t.export.ranking),
+                     max_new_tokens=int(t.export.max_new_tokens))
 
 
 def _pooling_identity(t) -> dict:
     """The pooling and the ranking join the export's identity only when they are not the default, so
     existing exports keep theirs."""
-    pooling = str(t.export.get("embedding_pooling", "mean"))
-    ranking = str(t.export.get("ranking", "likelihood"))
+    pooling = str(t.export.embedding_pooling)
+    ranking = str(t.export.ranking)
     out = {} if pooling == "mean" else {"embedding_pooling": pooling}
     if ranking != "likelihood":
-        out.update({"ranking": ranking, "max_new_tokens": int(t.export.get("max_new_tokens", 32))})
+        out.update({"ranking": ranking, "max_new_tokens": int(t.export.max_new_tokens)})
     return out
 
 
@@ -121,7 +121,7 @@ def run_export(cfg: DictConfig) -> ExportResult:
     kind = str(cfg.teacher.kind)
     check_teacher_given(cfg)
     data = prepared_data(cfg)
-    exclude_seen = bool(cfg.teacher.get("exclude_seen", True))
+    exclude_seen = bool(cfg.teacher.get("exclude_seen", True))  # only teacher=student has the key; an LLM never ranks seen items
     teacher_proposes = kind == "student" and not settings.student_checkpoint  # its own top-M are the candidates
     check_fillable(settings, data, exclude_seen, candidates_exclude_seen=exclude_seen if teacher_proposes else True)
     processes, device = launch_processes(settings.devices, settings.num_nodes, resolve_device(str(cfg.teacher.device)))

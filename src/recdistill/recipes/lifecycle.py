@@ -38,6 +38,9 @@ class RunResult:
 
 
 def seed_run(cfg: DictConfig) -> None:
+    """Seed the run, the first step of every training and evaluation recipe; the efficiency settings are
+    built (and so checked: ``efficiency.precision``) first, before data is loaded or a run folder exists."""
+    efficiency(cfg)
     seed_everything(int(cfg.efficiency.seed), bool(cfg.efficiency.deterministic))
 
 

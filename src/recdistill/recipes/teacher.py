@@ -22,9 +22,9 @@ from recdistill.engine.resume import RandomStates, last_checkpoint_callback
 from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_checkpointed, is_main_process, open_run,
                                           optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
-from recdistill.recipes.teacher_settings import (announce_cpu_precision, cache_dir, checkpoint_monitor, curriculum, effective_llm_config,
-                                                 prompt_settings, teacher_optim_settings, teacher_spec,
-                                                 validate_teacher_config)
+from recdistill.recipes.teacher_settings import (announce_cpu_precision, cache_dir, checkpoint_monitor, curriculum,
+                                                 effective_llm_config, prompt_settings, teacher_eval_settings,
+                                                 teacher_optim_settings, teacher_spec, validate_teacher_config)
 from recdistill.student.checkpoint import load_student_for
 from recdistill.teacher.build import build_encoder, build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
@@ -37,11 +37,11 @@ from recdistill.teacher.module import TeacherModule
 def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
     accelerator = resolve_accelerator(cfg.efficiency.accelerator)
     t = cfg.teacher
-    return TeacherDataModule(data, encoder, prompt_settings(t.prompt, student), int(cfg.train.batch_size),
+    return TeacherDataModule(data, encoder, prompt_settings(t.prompt, int(student.max_len)), int(cfg.train.batch_size),
                              int(cfg.train.eval_batch_size), dataloader_kwargs(efficiency(cfg), accelerator),
-                             str(t.data.train_positions), int(t.data.last_n),
-                             None if t.data.limit_users is None else int(t.data.limit_users),
-                             int(t.data.length_bucket_batches))
+                             train_positions=str(t.data.train_positions), last_n=int(t.data.last_n),
+                             limit_users=None if t.data.limit_users is None else int(t.data.limit_users),
+                             length_bucket_batches=int(t.data.length_bucket_batches))
 
 
 def _steps_summary(records: list[dict]) -> dict:
@@ -89,7 +89,7 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
     print(f"prompts: {json.dumps(report)}")
 
     module = TeacherModule(teacher, encoder, data.titles, teacher_optim_settings(cfg), efficiency(cfg),
-                           OmegaConf.to_container(cfg.teacher.eval, resolve=True), int(cfg.teacher.prompt.num_candidates),
+                           teacher_eval_settings(cfg.teacher.eval), int(cfg.teacher.prompt.num_candidates),
                            curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
     validate = cfg.train.limit_val_batches != 0
@@ -153,6 +153,7 @@ def load_trained_teacher(adapter: str | Path, data, cache: str, llm_overrides: d
 def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     check_knobs_take_effect(cfg, "teacher", "eval teacher", EVALUATION)
     refuse_resume(cfg, "eval teacher")
+    evaluation = teacher_eval_settings(cfg.teacher.eval)  # checked before anything is loaded
     seed_run(cfg)
     data = prepared_data(cfg)
     teacher, loaded, saved_teacher, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
@@ -165,8 +166,8 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     run = open_run(cfg, f"{cfg.run.name}-eval")
     eval_cfg = OmegaConf.merge(cfg, {"teacher": teacher_cfg})
     dm = _datamodule(eval_cfg, data, encoder, teacher.student)
-    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg),
-                           OmegaConf.to_container(teacher_cfg.eval, resolve=True), int(teacher_cfg.prompt.num_candidates))
+    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg), evaluation,
+                           int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
     if wants_teacher_protocol(teacher_cfg):  # LLaRA / iLoRA's protocol in place of this toolkit's
         metrics = run_teacher_protocol(cfg, teacher_cfg, teacher, encoder, data, run)

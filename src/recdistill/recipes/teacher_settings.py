@@ -1,6 +1,13 @@
 """The teacher recipe's config readers: the ``teacher``, ``llm`` and ``train`` groups checked and turned
-into the plain settings the teacher's parts take (``TeacherSpec``, ``TeacherOptimSettings``, ``Curriculum``,
-``PromptSettings``). Shared by ``recipes/teacher.py`` and ``recipes/export.py``."""
+into the plain settings the teacher's parts take (``TeacherSpec`` with its ``MoLoRAConfig``,
+``TeacherOptimSettings``, ``Curriculum``, ``PromptSettings``, ``TeacherEvalSettings``). Shared by
+``recipes/teacher.py`` and ``recipes/export.py``.
+
+Each setting's default is in the YAML (``config/conf/teacher/ilora.yaml``, ``train/teacher.yaml``); the
+settings classes have none. Each is checked once: a class that mirrors a group checks its own fields in
+``__post_init__`` (built here, by :func:`validate_teacher_config`, before a run folder exists); the keys no
+class holds, and the combinations, are checked here. Code outside a run (tests, benchmarks) builds the
+same settings from ``compose("teacher", overrides)``."""
 
 from __future__ import annotations
 
@@ -11,12 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive
 from recdistill.errors import ConfigError
-from recdistill.teacher.curriculum import CURRICULA, Curriculum
+from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.data import PromptSettings
+from recdistill.teacher.evaluation import TeacherEvalSettings
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
-from recdistill.teacher.molora.config import SCALING_RULES
-from recdistill.teacher.molora.gate import GATES
 from recdistill.teacher.optim import TeacherOptimSettings
 from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS
 
@@ -26,38 +32,29 @@ def cache_dir(cfg: DictConfig) -> str:
 
 
 def validate_teacher_config(cfg: DictConfig) -> None:
-    """Check the ``teacher`` group of a composed config (keys named in full in the messages)."""
+    """Check the ``teacher`` group of a composed config (keys named in full in the messages): the settings
+    classes are built once here so that their own checks run before anything is loaded or written."""
     t = cfg.teacher
     if str(t.kind) != "llm":
         raise ConfigError(f"teacher={t.kind} cannot be trained here; `recdistill train teacher` trains an LLM "
                           "teacher (teacher=ilora or teacher=lora)")
     check_choice(cfg, "teacher.mode", MODES)
-    check_choice(cfg, "teacher.lora.scaling", SCALING_RULES)
     check_choice(cfg, "teacher.prompt.candidates", CANDIDATE_LISTINGS)
-    if t.lora.top_layers is not None:
-        check_positive(cfg, "teacher.lora.top_layers")
     check_positive(cfg, "teacher.data.length_bucket_batches", allow_zero=True)
-    for key in ("lora.r", "lora.num_experts", "lora.alpha", "prompt.history_items", "prompt.num_candidates",
-                "eval.candidate_batch_size", "eval.max_new_tokens"):
-        check_positive(cfg, f"teacher.{key}")
-    check_choice(cfg, "teacher.eval.method", ("likelihood", "generate", "both"))
-    check_choice(cfg, "teacher.gate", GATES)
-    if t.gate_window is not None:
-        check_positive(cfg, "teacher.gate_window")
     check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
-    check_choice(cfg, "teacher.curriculum", CURRICULA)
+    teacher_spec(t)
+    curriculum(t)
     _check_combinations(t)
-    check_choice(cfg, "teacher.eval.score_norm", ("sum", "mean"))
     check_choice(cfg, "teacher.data.train_positions", ("all", "last"))
-    if t.prompt.max_tokens is not None:
-        check_positive(cfg, "teacher.prompt.max_tokens")
+    prompt_settings(t.prompt, student_len=1)  # the student's max_len comes with it later; the prompt keys are checked now
+    teacher_eval_settings(t.eval)
     if bool(cfg.efficiency.compile):
         # Not wired for the teacher yet: compiling a 30-layer LLM with per-sample gates takes many minutes
         # on a CPU and was not measured; refusing beats a knob that silently does nothing.
         raise ConfigError("efficiency.compile=true is not supported by the teacher yet; use efficiency.compile=false")
     check_positive(cfg, "train.batch_size")
     check_positive(cfg, "train.eval_batch_size")
-    check_positive(cfg, "train.lr")
+    teacher_optim_settings(cfg)
 
 
 def _check_combinations(t) -> None:
@@ -90,6 +87,8 @@ def checkpoint_monitor(cfg) -> str:
 
 
 def teacher_spec(teacher_cfg: DictConfig) -> TeacherSpec:
+    """``teacher.mode``, ``gate``, ``gate_window`` and ``lora`` (one expert for ``mode=lora``: the
+    ``lora.num_experts`` key is then not read)."""
     lora = teacher_cfg.lora
     num_experts = int(lora.num_experts) if str(teacher_cfg.mode) == "ilora" else 1
     window = teacher_cfg.gate_window
@@ -111,6 +110,7 @@ def teacher_optim_settings(cfg: DictConfig) -> TeacherOptimSettings:
 
 
 def curriculum(teacher_cfg: DictConfig) -> Curriculum:
+    """LLaRA's curriculum (or none), seeded by ``teacher.prompt.seed``."""
     return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp))
 
 
@@ -133,9 +133,22 @@ def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
     return merged
 
 
-def prompt_settings(prompt_cfg, student) -> PromptSettings:
+def prompt_settings(prompt_cfg, student_len: int) -> PromptSettings:
+    """``teacher.prompt`` (a config node, or the plain dict an adapter saved) checked, with the student's
+    ``max_len``."""
+    for key in ("history_items", "num_candidates") + (("max_tokens",) if prompt_cfg["max_tokens"] is not None else ()):
+        value = prompt_cfg[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"teacher.prompt.{key}={value!r} is not valid; expected a number > 0")
     return PromptSettings(history_items=int(prompt_cfg["history_items"]),
                           num_candidates=int(prompt_cfg["num_candidates"]),
                           max_tokens=None if prompt_cfg["max_tokens"] is None else int(prompt_cfg["max_tokens"]),
                           eval_template=int(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
-                          student_len=int(student.max_len))
+                          student_len=int(student_len))
+
+
+def teacher_eval_settings(eval_cfg) -> TeacherEvalSettings:
+    """``teacher.eval``: how ``train teacher`` and ``eval teacher`` score validation and test prompts."""
+    return TeacherEvalSettings(method=str(eval_cfg.method), score_norm=str(eval_cfg.score_norm),
+                               candidate_batch_size=int(eval_cfg.candidate_batch_size),
+                               max_new_tokens=int(eval_cfg.max_new_tokens), kv_cache=bool(eval_cfg.kv_cache))

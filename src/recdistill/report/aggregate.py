@@ -121,17 +121,3 @@ def compare_paired(baseline: Mapping, other: Mapping, confidence: float = CONFID
                                               n_resamples=np.inf, vectorized=True).pvalue)
     return PairedComparison(seeds, tuple(float(d) for d in diffs), summarize(diffs, confidence), t_p, sign_p,
                             int((diffs > 0).sum()))
-
-
-def summarize_metrics(per_seed: Sequence[Mapping[str, float]], keys: Sequence[str] | None = None) -> dict[str, Summary]:
-    """``{metric: Summary}`` over runs (one mapping of metric -> value per seed), for the metrics every run
-    has (or ``keys``, which must then be in every run)."""
-    if not per_seed:
-        raise RecdistillError("no runs to aggregate")
-    common = set.intersection(*(set(m) for m in per_seed))
-    if keys is None:
-        keys = sorted(common)
-    missing = [k for k in keys if k not in common]
-    if missing:
-        raise RecdistillError(f"metrics {missing} are missing from some of the runs being aggregated")
-    return {key: summarize([m[key] for m in per_seed]) for key in keys}

@@ -17,15 +17,18 @@ from recdistill.teacher.scoring import score
 
 
 @dataclass
-class TeacherEvalSettings:
-    template: int = 0               # the prompt template (0-based), as teacher.prompt.eval_template
-    batch_size: int = 8             # prompts per forward
-    generate: bool = True           # greedy generation, parsed the LLaRA way (ValidRatio, HR@1)
-    likelihood: bool = True         # also rank the candidates by log P(title | prompt)
-    max_new_tokens: int = 64        # LLaRA / iLoRA: max_gen_length 64
-    candidate_batch_size: int = 64
-    score_norm: str = "sum"
-    kv_cache: bool = True
+class CandidateProtocolSettings:
+    """The teacher's side of the candidate protocol, read from the config by ``recipes/protocols.py``
+    (``teacher.prompt``, ``teacher.eval``, ``eval.candidates``, ``train.eval_batch_size``)."""
+
+    template: int                   # the prompt template (0-based), as teacher.prompt.eval_template
+    batch_size: int                 # prompts per forward
+    generate: bool                  # greedy generation, parsed the LLaRA way (ValidRatio, HR@1)
+    likelihood: bool                # also rank the candidates by log P(title | prompt)
+    max_new_tokens: int             # eval.candidates.max_new_tokens (LLaRA / iLoRA: max_gen_length 64)
+    candidate_batch_size: int       # teacher.eval.candidate_batch_size
+    score_norm: str                 # teacher.eval.score_norm
+    kv_cache: bool                  # teacher.eval.kv_cache
 
 
 def _rows(sets: CandidateSets, encoder, template: int, student_len: int) -> list[dict]:
@@ -40,7 +43,7 @@ def _rows(sets: CandidateSets, encoder, template: int, student_len: int) -> list
     return rows
 
 
-def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings):
+def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: CandidateProtocolSettings):
     """``(row indices, collated batch)`` with prompts of similar length together (less padding to run
     through the LLM); callers put the results back in the sets' order."""
     student_len = int(teacher.student.max_len)
@@ -53,7 +56,7 @@ def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: TeacherEval
 
 
 @torch.no_grad()
-def teacher_scores(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> torch.Tensor:
+def teacher_scores(teacher, encoder, sets: CandidateSets, s: CandidateProtocolSettings) -> torch.Tensor:
     """``[N, C]`` likelihood scores (log P(title + EOS | prompt), ``s.score_norm``) of every listed candidate,
     in the sets' order."""
     teacher.eval()
@@ -65,7 +68,7 @@ def teacher_scores(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings
 
 
 @torch.no_grad()
-def teacher_answers(teacher, encoder, sets: CandidateSets, s: TeacherEvalSettings) -> list[str]:
+def teacher_answers(teacher, encoder, sets: CandidateSets, s: CandidateProtocolSettings) -> list[str]:
     """Greedy generated answers, in the sets' order."""
     teacher.eval()
     texts: list[str] = [""] * len(sets.users)
@@ -75,7 +78,7 @@ def teacher_answers(teacher, encoder, sets: CandidateSets, s: TeacherEvalSetting
     return texts
 
 
-def teacher_metrics(teacher, encoder, titles: list[str], sets: CandidateSets, s: TeacherEvalSettings) -> dict:
+def teacher_metrics(teacher, encoder, titles: list[str], sets: CandidateSets, s: CandidateProtocolSettings) -> dict:
     """Generation metrics (``valid_ratio``, ``hr@1_valid``, ``hr@1_all``) and likelihood ones
     (``cand<C>_hr@1`` ...) of the teacher on these sets."""
     out: dict = {}

@@ -24,9 +24,12 @@ CURRICULA = ("none", "llara")
 
 @dataclass
 class Curriculum:
-    kind: str = "none"     # none = every prompt hybrid from the first step; llara = the growing share
-    seed: int = 0
-    ramp: float = 1.0      # the share reaches 1 after this fraction of the optimizer steps (LLaRA: the whole run)
+    """``teacher.curriculum``, ``teacher.curriculum_ramp`` and ``teacher.prompt.seed`` (defaults:
+    ``config/conf/teacher/ilora.yaml``; read by ``recipes.teacher_settings.curriculum``), checked here once."""
+
+    kind: str        # none = every prompt hybrid from the first step; llara = the growing share
+    seed: int
+    ramp: float      # the share reaches 1 after this fraction of the optimizer steps (LLaRA: the whole run)
 
     def __post_init__(self):
         if self.kind not in CURRICULA:

@@ -37,7 +37,7 @@ class Samples:
     seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives
 
 
-def train_samples(data: PreparedData, positions: str = "all", last_n: int = 1, users=None) -> Samples:
+def train_samples(data: PreparedData, positions: str, last_n: int, users=None) -> Samples:
     """Every training position ``p >= 1`` of each user (``all``) or the last ``last_n`` (``last``)."""
     if positions not in ("all", "last"):
         raise ConfigError(f"teacher.data.train_positions={positions!r} is not valid; choose all or last")
@@ -66,12 +66,15 @@ def eval_samples(data: PreparedData, split: str, users=None) -> Samples:
 
 @dataclass
 class PromptSettings:
-    history_items: int = 10            # last N items shown
-    num_candidates: int = 20
-    max_tokens: int | None = None      # None: no cut (lengths are still measured)
-    eval_template: int = 0
-    seed: int = 0
-    student_len: int = 50              # history length fed to the student (its max_len)
+    """``teacher.prompt`` (defaults: ``config/conf/teacher/ilora.yaml``; read and checked by
+    ``recipes.teacher_settings.prompt_settings``) and the student's ``max_len``."""
+
+    history_items: int                 # last N items shown
+    num_candidates: int
+    max_tokens: int | None             # None: no cut (lengths are still measured)
+    eval_template: int
+    seed: int
+    student_len: int                   # history length fed to the student (its max_len)
 
 
 def _seed(*parts: int) -> np.random.Generator:
@@ -233,8 +236,10 @@ def batch_token_counts(batch: dict) -> dict:
 
 class TeacherDataModule(L.LightningDataModule):
     def __init__(self, data: PreparedData, encoder: PromptEncoder, settings: PromptSettings, train_batch_size: int,
-                 eval_batch_size: int, loader_kwargs: dict, train_positions: str = "all", last_n: int = 1,
-                 limit_users: int | None = None, length_bucket_batches: int = 0):
+                 eval_batch_size: int, loader_kwargs: dict, *, train_positions: str, last_n: int,
+                 limit_users: int | None, length_bucket_batches: int):
+        """``train_positions``, ``last_n``, ``limit_users``, ``length_bucket_batches``: ``teacher.data``
+        (defaults: ``config/conf/teacher/ilora.yaml``)."""
         super().__init__()
         self.length_bucket_batches = int(length_bucket_batches)
         self.data, self.encoder, self.settings = data, encoder, settings

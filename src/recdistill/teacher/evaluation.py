@@ -1,8 +1,45 @@
-"""Greedy generation of the teacher's answers (iLoRA / LLaRA's generation protocol)."""
+"""How the teacher is evaluated after its validation and test batches (:class:`TeacherEvalSettings`, the
+``teacher.eval`` group) and greedy generation of its answers (iLoRA / LLaRA's generation protocol)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from recdistill.errors import ConfigError
+
+EVAL_METHODS = ("likelihood", "generate", "both")
+SCORE_NORMS = ("sum", "mean")
+
+
+@dataclass
+class TeacherEvalSettings:
+    """``teacher.eval`` (its defaults and their meaning: ``config/conf/teacher/ilora.yaml``), checked here
+    once. ``protocol`` is not here: the recipe picks the protocol before it builds a module."""
+
+    method: str                  # likelihood | generate | both
+    score_norm: str              # sum | mean: log P(title + EOS | prompt) or its per-token mean
+    candidate_batch_size: int    # candidate continuations per forward
+    max_new_tokens: int          # generation length for method=generate / both
+    kv_cache: bool               # reuse each prompt's KV cache for its candidates
+
+    def __post_init__(self):
+        for key, value, options in (("method", self.method, EVAL_METHODS), ("score_norm", self.score_norm, SCORE_NORMS)):
+            if value not in options:
+                raise ConfigError(f"teacher.eval.{key}={value!r} is not valid; choose one of: {', '.join(options)}")
+        for key in ("candidate_batch_size", "max_new_tokens"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"teacher.eval.{key}={value!r} is not valid; expected an integer > 0")
+
+    @property
+    def likelihood(self) -> bool:
+        return self.method in ("likelihood", "both")
+
+    @property
+    def generate(self) -> bool:
+        return self.method in ("generate", "both")
 
 
 @torch.no_grad()

@@ -24,14 +24,15 @@ MODES = ("ilora", "lora")
 class TeacherSpec:
     """What is needed to rebuild the trained parts on a fresh base (saved with every adapter).
 
+    Built from the ``teacher`` group by ``recipes.teacher_settings.teacher_spec`` (the defaults are the YAML's).
     ``gate``: ``linear`` or ``conv`` (iLoRA's router). ``gate_window``: the gate reads the student's state
     over the last N items of the history (iLoRA: 10, the prompt's window); None = the student's max_len.
     Adapters saved before these existed load as ``linear`` over the student's max_len, as they were trained."""
 
     mode: str
     lora: MoLoRAConfig
-    gate: str = "linear"
-    gate_window: int | None = None
+    gate: str
+    gate_window: int | None
 
     def __post_init__(self):
         if self.gate not in GATES:
@@ -45,8 +46,10 @@ class TeacherSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "TeacherSpec":
         lora = dict(d["lora"])
-        # Adapters saved before the rule was an option were trained with alpha / r.
+        # What adapters saved before these settings existed were trained with: alpha / r, every layer,
+        # a linear gate over the student's max_len.
         lora.setdefault("scaling_rule", "standard")
+        lora.setdefault("top_layers", None)
         return cls(d["mode"], MoLoRAConfig(**lora), d.get("gate", "linear"), d.get("gate_window"))
 
 

@@ -11,12 +11,10 @@ from recdistill.engine import Efficiency, OptimizerSettings
 from recdistill.engine.optim import build_scheduler
 from recdistill.teacher.curriculum import Curriculum
 from recdistill.evaluation.candidate_metrics import candidate_metrics, judge_generation, target_ranks
-from recdistill.teacher.evaluation import generate_answers
+from recdistill.teacher.evaluation import TeacherEvalSettings, generate_answers
 from recdistill.teacher.model import ILoRATeacher
 from recdistill.teacher.optim import TeacherOptimSettings, build_teacher_optimizer
 from recdistill.teacher.scoring import score
-
-EVAL_METHODS = ("likelihood", "generate", "both")
 
 
 def across_ranks(loss: torch.Tensor, labels: torch.Tensor, gather) -> torch.Tensor:
@@ -37,25 +35,25 @@ class TeacherModule(L.LightningModule):
         optim: the AdamW groups' settings (:class:`TeacherOptimSettings`, iLoRA's groups); plain
             :class:`OptimizerSettings` put ``lr`` and ``weight_decay`` on every group, the gate at the full rate.
         eff: the efficiency settings (schedule, fused AdamW).
-        eval_cfg: the ``teacher.eval`` values as a dict (method, score_norm, candidate_batch_size,
-            max_new_tokens, kv_cache).
-        curriculum: LLaRA's text-to-hybrid curriculum (None: every prompt hybrid).
+        evaluation: how validation and test batches are scored (:class:`TeacherEvalSettings`).
+        num_candidates: candidates per prompt (``teacher.prompt.num_candidates``), for the metrics' names.
+        curriculum: LLaRA's text-to-hybrid curriculum; None in evaluation (every prompt hybrid).
     """
 
     def __init__(self, teacher: ILoRATeacher, encoder, titles: list[str],
-                 optim: TeacherOptimSettings | OptimizerSettings, eff: Efficiency, eval_cfg: dict,
-                 num_candidates: int = 20, curriculum: Curriculum | None = None):
+                 optim: TeacherOptimSettings | OptimizerSettings, eff: Efficiency, evaluation: TeacherEvalSettings,
+                 num_candidates: int, curriculum: Curriculum | None = None):
         super().__init__()
         self.teacher = teacher
         self.encoder = encoder
         self.titles = titles
-        self.eff, self.eval_cfg = eff, eval_cfg
+        self.eff, self.evaluation = eff, evaluation
         self.num_candidates = num_candidates
         if isinstance(optim, OptimizerSettings):
             optim = TeacherOptimSettings(optim.lr, optim.weight_decay, bridge_weight_decay=optim.weight_decay,
                                          router_lr_scale=1.0, betas=tuple(optim.betas), fused=eff.fused_adamw)
         self.optim = optim
-        self.curriculum = curriculum or Curriculum()
+        self.curriculum = curriculum
         # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
         self.strict_loading = False
         self._eval: dict[str, dict] = {}
@@ -74,7 +72,7 @@ class TeacherModule(L.LightningModule):
         self._steps_in_run = self._total_steps()  # Lightning recomputes the estimate on every access
 
     def training_step(self, batch, batch_idx):
-        if self.curriculum.kind != "none":
+        if self.curriculum is not None and self.curriculum.kind != "none":
             total = getattr(self, "_steps_in_run", None) or self._total_steps()
             batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total)
             self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, on_epoch=True, batch_size=len(hybrid))
@@ -96,18 +94,17 @@ class TeacherModule(L.LightningModule):
     # -- evaluation -----------------------------------------------------------------------------------
     def _eval_step(self, split: str, batch) -> None:
         acc = self._eval.setdefault(split, {"ranks": [], "gen": []})
-        method = str(self.eval_cfg["method"])
+        e = self.evaluation
         loss = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                             labels=batch["labels"]).loss
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
-        if method in ("likelihood", "both"):
+        if e.likelihood:
             scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
-                           self.encoder.slot_id, int(self.eval_cfg["candidate_batch_size"]),
-                           str(self.eval_cfg["score_norm"]), kv_cache=bool(self.eval_cfg["kv_cache"]))
+                           self.encoder.slot_id, e.candidate_batch_size, e.score_norm, kv_cache=e.kv_cache)
             ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
             acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))
-        if method in ("generate", "both"):
-            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, int(self.eval_cfg["max_new_tokens"]))
+        if e.generate:
+            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, e.max_new_tokens)
             cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
             targets = [self.titles[int(t)] for t in batch["target"].tolist()]
             acc["gen"].extend(zip(batch["user"].tolist(), texts, cands, targets))

@@ -16,12 +16,15 @@ from recdistill.errors import ConfigError
 
 @dataclass
 class TeacherOptimSettings:
+    """The teacher's ``train`` group (defaults: ``config/conf/train/teacher.yaml``) and
+    ``efficiency.fused_adamw``, read by ``recipes.teacher_settings.teacher_optim_settings``; checked here once."""
+
     lr: float
-    weight_decay: float = 0.0          # on the LoRA matrices
-    bridge_weight_decay: float = 1e-5  # on the projector and the gate
-    router_lr_scale: float = 0.3       # the gate's learning rate = lr x this
-    betas: tuple[float, float] = (0.9, 0.999)
-    fused: bool | str = "auto"
+    weight_decay: float                # on the LoRA matrices
+    bridge_weight_decay: float         # on the projector and the gate
+    router_lr_scale: float             # the gate's learning rate = lr x this
+    betas: tuple[float, float]
+    fused: bool | str                  # auto = fused when every parameter is on CUDA
 
     def __post_init__(self):
         for name in ("lr", "router_lr_scale"):

@@ -69,13 +69,6 @@ def load_templates(path: str | Path | None = None, candidates: str = "titles") -
     return templates
 
 
-def render_text(template: str, history_titles: list[str], candidate_titles: list[str]) -> str:
-    """The prompt as text, for logs and for generation checks (training uses :class:`PromptEncoder`)."""
-    history = ", ".join(f"{t} {HISTORY_EMB}" for t in history_titles)
-    candidates = ", ".join(f"{t} {CANDIDATE_EMB}" for t in candidate_titles)
-    return template.replace(HISTORY_MARK, history).replace(CANDIDATES_MARK, candidates)
-
-
 @dataclass
 class EncodedPrompt:
     input_ids: list[int]     # the prompt (and the answer, when a target was given)

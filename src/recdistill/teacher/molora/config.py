@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from recdistill.errors import ConfigError
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # How the update is scaled: ilora = alpha / (r / K), each expert scaled by its own rank, as iLoRA's code does
 # (32 / 2 = 16 at r=8, K=4); standard = alpha / r, LoRA's rule over the total rank (4 there, a 4x smaller update).
 SCALING_RULES = ("ilora", "standard")
@@ -14,17 +13,18 @@ SCALING_RULES = ("ilora", "standard")
 
 @dataclass
 class MoLoRAConfig:
-    """``r`` is the total rank, split evenly into ``num_experts`` experts of rank ``r / num_experts``
-    (iLoRA: r=8, K=4, alpha=32, dropout 0.1). ``scaling_rule`` picks the update's scale (SCALING_RULES);
-    with one expert both rules give ``alpha / r``."""
+    """``teacher.lora`` (its defaults: ``config/conf/teacher/ilora.yaml``; read by
+    ``recipes.teacher_settings.teacher_spec``), checked here once. ``r`` is the total rank, split evenly into
+    ``num_experts`` experts of rank ``r / num_experts``. ``scaling_rule`` picks the update's scale
+    (SCALING_RULES); with one expert both rules give ``alpha / r``."""
 
-    r: int = 8
-    num_experts: int = 4
-    alpha: float = 32.0
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] = field(default=DEFAULT_TARGETS)
-    scaling_rule: str = "ilora"
-    top_layers: int | None = None     # adapters only in the top N decoder layers (None: every layer)
+    r: int
+    num_experts: int
+    alpha: float
+    dropout: float
+    target_modules: tuple[str, ...]
+    scaling_rule: str
+    top_layers: int | None            # adapters only in the top N decoder layers (None: every layer)
 
     def __post_init__(self):
         self.r, self.num_experts = int(self.r), int(self.num_experts)
@@ -32,7 +32,9 @@ class MoLoRAConfig:
         self.target_modules = tuple(str(t) for t in self.target_modules)
         if self.r < 1 or self.num_experts < 1 or self.r % self.num_experts:
             raise ConfigError(f"teacher.lora.r={self.r} must be a positive multiple of "
-                              f"teacher.num_experts={self.num_experts} (each expert gets r / K ranks)")
+                              f"teacher.lora.num_experts={self.num_experts} (each expert gets r / K ranks)")
+        if not self.alpha > 0:
+            raise ConfigError(f"teacher.lora.alpha={self.alpha} is not valid; expected a number > 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"teacher.lora.dropout={self.dropout} must be in [0, 1)")
         if self.top_layers is not None:

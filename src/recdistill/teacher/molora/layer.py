@@ -74,10 +74,3 @@ class MoLoRALinear(nn.Module):
         g = (self.rank_weights(x.shape[0]) * self.scaling).to(h.dtype)
         h = h * g.view(g.shape[0], *([1] * (h.dim() - 2)), g.shape[1])
         return result + self.lora_B(h).to(result.dtype)
-
-    def expert_delta(self, x: torch.Tensor, expert: int) -> torch.Tensor:
-        """One expert's update ``B_k A_k x * scaling`` (no gate, no dropout): for tests and inspection."""
-        lo, hi = expert * self.config.expert_rank, (expert + 1) * self.config.expert_rank
-        a = self.lora_A.weight[lo:hi]
-        b = self.lora_B.weight[:, lo:hi]
-        return (x.to(a.dtype) @ a.t() @ b.t()) * self.scaling

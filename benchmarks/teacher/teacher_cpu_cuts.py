@@ -38,7 +38,7 @@ def _batches(data, tokenizer, student, listing: str, buckets: int, count: int, b
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.buckets import bucketed_batches
     from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
-    from teacher_common import prompt_settings
+    from benchmarks.teacher.teacher_common import prompt_settings
 
     enc = PromptEncoder(tokenizer, data.titles, load_templates(None, listing), listing)
     settings = prompt_settings(int(student.max_len), seed=0)

@@ -40,7 +40,7 @@ VARIANTS = ("ours_ilora", "hf_trainer_peft_lora")
 def _batches(args, tokenizer, data, student):
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
-    from teacher_common import prompt_settings
+    from benchmarks.teacher.teacher_common import prompt_settings
 
     enc = PromptEncoder(tokenizer, data.titles, load_templates())
     settings = prompt_settings(int(student.max_len), history_items=args.history, num_candidates=args.candidates,

@@ -17,7 +17,7 @@ import torch
 
 from conftest import make_tiny_prepared
 from recdistill.cli import main
-from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
 TOLERANCE = 2e-3   # relative
 COMMON = ["run.progress_bar=false", "efficiency.seed=0"]

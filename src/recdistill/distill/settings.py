@@ -30,6 +30,7 @@ class RankingDistillSettings:
     consistency_k: int | None
     num_negatives: int
     average_over: str
+    reliability: str   # which exported positions the data module keeps (distill/reliability.py)
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -44,7 +45,9 @@ class RankingDistillSettings:
         return cls(weight=float(values["weight"]), lambda_=float(values["lambda"]), a_pos=float(values["a_pos"]),
                    a_conf=float(values["a_conf"]), a_cons=float(values["a_cons"]), top_k=count("top_k"),
                    consistency_k=count("consistency_k"), num_negatives=int(values["num_negatives"]),
-                   average_over=str(values["average_over"]))
+                   average_over=str(values["average_over"]),
+                   # checkpoints written before the option existed distilled every position
+                   reliability=str(values.get("reliability", "none")))
 
 
 @dataclass(frozen=True)

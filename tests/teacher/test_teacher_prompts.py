@@ -10,7 +10,7 @@ from recdistill.evaluation.candidates import sample_candidates
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
 from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples, train_samples
-from test_teacher_fixtures import prompt_settings, tokenizer
+from teacher_fixtures import prompt_settings, tokenizer
 
 
 def test_default_templates_are_the_three_of_ilora():

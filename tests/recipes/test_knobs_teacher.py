@@ -17,7 +17,7 @@ from recdistill.data.prepared import load_prepared
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.scoring import score, score_candidates, score_full
-from test_teacher_fixtures import make_teacher, prompt_settings, tokenizer
+from teacher_fixtures import make_teacher, prompt_settings, tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler, bucketed_batches
 from recdistill.teacher.data import PromptCollator, PromptDataset, TeacherDataModule, train_samples
-from test_teacher_fixtures import linear_gate_spec, make_student, make_teacher, prompt_settings, tokenizer
+from teacher_fixtures import linear_gate_spec, make_student, make_teacher, prompt_settings, tokenizer
 
 
 def test_lora_scaling_comes_from_config_and_is_checked():
@@ -145,7 +145,7 @@ def test_a_batch_loss_does_not_depend_on_its_padding(tiny_prepared):
 def test_top_layers_wrap_only_the_top_layers_and_backward_stops_below_them():
     from recdistill.teacher.build import build_teacher
     from recdistill.teacher.molora import molora_layers
-    from test_teacher_fixtures import CACHE, llm_cfg
+    from teacher_fixtures import CACHE, llm_cfg
 
     student = make_student()
     full, _ = build_teacher(llm_cfg(), linear_gate_spec(), student, CACHE, tokenizer=tokenizer())

@@ -17,7 +17,7 @@ from recdistill.errors import ConfigError
 from recdistill.evaluation.candidates import CandidateProtocol, chance_metrics, draw_candidate_sets
 from recdistill.evaluation.intervals import mean_ci95
 from recdistill.evaluation.llara import first_line, generation_metrics, parse_answer
-from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
 CANDS = ["Toy Story (1995)", "Sabrina (1995)", "Sabrina (1954)", "Heat (1995)", "Star Wars (1977)",
          "Return of the Jedi (1983)", "Fargo (1996)"]
@@ -84,7 +84,7 @@ def test_candidate_sets_avoid_the_shown_history_and_are_seeded(tiny_prepared):
 def test_teacher_prompts_list_exactly_the_drawn_candidates(tiny_prepared):
     from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
     from recdistill.teacher.candidate_protocol import _rows
-    from test_teacher_fixtures import tokenizer
+    from teacher_fixtures import tokenizer
 
     data = load_prepared(tiny_prepared)
     sets = draw_candidate_sets(data, "val", CandidateProtocol(limit_users=4), draw=0)

@@ -23,8 +23,8 @@ from recdistill.engine.processes import Processes
 from recdistill.teacher_outputs import CandidateSource, SASRecRanker, export_teacher_outputs, plan_positions
 from recdistill.student.sasrec import SASRec
 from tests.conftest import make_tiny_prepared
-from tests.test_export_files import Interrupted, StopAfter  # the ranker that dies mid-export
-from tests.test_export_integrity import setup  # noqa: F401  (module fixture: tiny data, student, 1-process export)
+from tests.teacher_outputs.test_export_files import Interrupted, StopAfter  # the ranker that dies mid-export
+from tests.teacher_outputs.test_export_integrity import setup  # noqa: F401  (module fixture: tiny data, student, 1-process export)
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def test_bad_distillation_settings_are_refused_before_a_run_folder(setup, tmp_pa
 
 def test_distill_resumes_to_the_same_metrics(setup, tmp_path):
     from recdistill.recipes.config import load_config
-    from tests.test_resume import Crash, assert_same_weights, final_weights
+    from tests.engine.test_resume import Crash, assert_same_weights, final_weights
 
     overrides = [*setup["common"], f"distill.teacher_outputs={setup['outputs']}", "train.max_epochs=3",
                  "train.early_stopping_patience=0"]

@@ -11,7 +11,7 @@ from recdistill.cli import main
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
 from recdistill.errors import ConfigError
-from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
 
 @pytest.fixture(scope="module")

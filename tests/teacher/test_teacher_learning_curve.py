@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from recdistill.data.prepared import load_prepared
-from test_teacher_fixtures import make_student, write_student_checkpoint
+from teacher_fixtures import make_student, write_student_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks.*`
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: `benchmarks.*`
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from conftest import make_tiny_prepared
 from recdistill.data.prepared import load_prepared
 from recdistill.student.checkpoint import load_recommender
 
-FIXTURES = Path(__file__).parent / "fixtures" / "checkpoints_0.1.0"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "checkpoints_0.1.0"
 
 
 @pytest.mark.parametrize("kind", ["student", "distill"])

@@ -10,7 +10,7 @@ from torch import nn
 
 from recdistill.errors import ConfigError
 from recdistill.teacher.molora import GateState, MoLoRALinear, inject_molora
-from test_teacher_fixtures import molora_config
+from teacher_fixtures import molora_config
 
 
 class TwoLayers(nn.Module):

@@ -151,7 +151,7 @@ def test_embed_items_then_distill_from_them_alone(tmp_path):
     from recdistill.recipes.embed_items import embed_items
     from recdistill.teacher.item_embeddings import read_item_embeddings
     from recdistill.student.checkpoint import load_recommender
-    from test_teacher_fixtures import CACHE
+    from teacher_fixtures import CACHE
 
     prepared = make_tiny_prepared(tmp_path / "data" / "tiny")
     stats = json.loads((prepared / "stats.json").read_text())

@@ -35,7 +35,7 @@ def test_plan_shares_prepare_and_the_teacher_and_runs_students_per_seed():
     assert _entries(units) == ["prepare", "student@seed3", "student@seed1", "teacher@seed3", "export@seed3",
                                "distill@seed3", "distill@seed1", "report"]
     assert _reads(units, "teacher@seed3") == {"prepare", "student@seed3"}      # the first seed's student
-    assert _reads(units, "distill@seed1") == {"prepare", "export@seed3"}        # the shared export
+    assert _reads(units, "distill@seed1") == {"prepare", "student@seed1", "export@seed3"}  # its own student, the shared export
     assert _reads(units, "report") == {"student@seed3", "student@seed1", "teacher@seed3", "distill@seed3",
                                        "distill@seed1"}
     assert {u.seed for u in units if u.stage == "prepare"} == {None}
@@ -44,7 +44,7 @@ def test_plan_shares_prepare_and_the_teacher_and_runs_students_per_seed():
 def test_plan_per_seed_teacher_and_without_seeds():
     units = build_plan(ORDER, NEEDS, [0, 1], teacher_per_seed=True)
     assert _reads(units, "export@seed1") == {"prepare", "student@seed1", "teacher@seed1"}
-    assert _reads(units, "distill@seed1") == {"prepare", "export@seed1"}
+    assert _reads(units, "distill@seed1") == {"prepare", "student@seed1", "export@seed1"}
     # no seed list: the plain stage names of a single-seed pipeline (manifests written before stay valid)
     assert _entries(build_plan(ORDER, NEEDS, None, False)) == list(ORDER)
 

@@ -45,9 +45,9 @@ def test_the_data_module_gives_no_teacher_row_to_an_excluded_position(tmp_path):
     from recdistill.data.prepared import load_prepared
     from recdistill.distill.data import DistillDataModule
     from recdistill.teacher_outputs.reader import load_teacher_outputs
-    from tests.test_distill_train import export_settings
+    from tests.distill.test_distill_train import export_settings
     from recdistill.teacher_outputs.build import export_files, student_ranker
-    from test_teacher_fixtures import make_student, write_student_checkpoint
+    from teacher_fixtures import make_student, write_student_checkpoint
 
     data = load_prepared(make_tiny_prepared(tmp_path / "data"))
     ckpt = write_student_checkpoint(tmp_path / "s.ckpt", make_student(), data)

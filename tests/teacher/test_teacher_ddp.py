@@ -23,7 +23,7 @@ from recdistill.data.prepared import load_prepared
 from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.module import across_ranks
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-from test_teacher_fixtures import CACHE, make_student, make_teacher, prompt_settings, tokenizer, write_student_checkpoint
+from teacher_fixtures import CACHE, make_student, make_teacher, prompt_settings, tokenizer, write_student_checkpoint
 
 ROWS = 4
 
@@ -169,7 +169,7 @@ def test_fsdp_wraps_decoder_layers_and_says_it_needs_gpus():
     from recdistill.errors import ConfigError
     from recdistill.recipes.teacher import decoder_layer_classes
     from recdistill.teacher.llm import load_llm
-    from test_teacher_fixtures import llm_cfg
+    from teacher_fixtures import llm_cfg
 
     llm = load_llm(llm_cfg(), CACHE, tokenizer=tokenizer()).model
     assert {c.__name__ for c in decoder_layer_classes(llm)} == {"LlamaDecoderLayer"}

@@ -9,7 +9,7 @@ import torch
 from recdistill.data.prepared import load_prepared
 from recdistill.teacher.data import TeacherDataModule
 from recdistill.teacher.scoring import score_candidates, score_full
-from test_teacher_fixtures import CACHE, linear_gate_spec, llm_cfg, make_student, optim_settings, prompt_settings
+from teacher_fixtures import CACHE, linear_gate_spec, llm_cfg, make_student, optim_settings, prompt_settings
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ def distilled(tmp_path_factory):
     from recdistill.config import compose
     from recdistill.recipes.distill import train_distill
     from recdistill.recipes.embed_items import embed_items
-    from test_teacher_fixtures import CACHE
+    from teacher_fixtures import CACHE
 
     root = tmp_path_factory.mktemp("add_items")
     prepared = make_tiny_prepared(root / "data" / "tiny")

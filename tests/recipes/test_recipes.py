@@ -13,7 +13,7 @@ from recdistill.data.prepared import load_prepared
 from recdistill.pipeline.runner import compose_stage
 from recdistill.recipes.knobs import EVALUATION, inert_knobs
 from tests.conftest import make_tiny_prepared
-from test_teacher_fixtures import make_student, write_student_checkpoint
+from teacher_fixtures import make_student, write_student_checkpoint
 
 
 @pytest.mark.parametrize("argv", [["export"], ["data", "prepare"]])

@@ -94,7 +94,7 @@ def test_pipeline_resumes_a_killed_training_stage(tmp_path, cache_dir, capsys):
     args = ["pipeline", "--profile", "smoke", "pipeline.until=student", f"paths.runs_dir={tmp_path / 'runs'}",
             f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={cache_dir}", "student:train.max_epochs=3",
             "student:train.early_stopping_patience=0", "student:run.progress_bar=false"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     child = subprocess.Popen([sys.executable, "-m", "recdistill", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = tmp_path / "runs" / "pipeline-smoke"

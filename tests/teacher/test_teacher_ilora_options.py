@@ -15,7 +15,7 @@ from recdistill.teacher.checkpoint import load_adapter_weights, save_adapter
 from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
 from recdistill.teacher.molora.gate import ConvGate, LinearGate
 from recdistill.teacher.optim import build_teacher_optimizer, param_groups
-from test_teacher_fixtures import (CACHE, llm_cfg, make_curriculum, make_student, molora_config, optim_settings,
+from teacher_fixtures import (CACHE, llm_cfg, make_curriculum, make_student, molora_config, optim_settings,
                                    prompt_settings, tokenizer)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu" / "gpu_check.py"
 # The 7B and medium/large LM arms run the very same functions as these at the same tiny shape.
 # Default run: the precision trio, the CUDA-only skips, the adapter round trip and the LM; the other arms

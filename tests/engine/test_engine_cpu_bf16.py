@@ -119,7 +119,7 @@ def test_teacher_on_a_fast_bf16_machine_trains_a_bf16_base_with_fp32_adapters(tm
     from recdistill.config import compose
     from recdistill.data.prepared import load_prepared
     from recdistill.recipes.teacher import train_teacher
-    from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+    from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
     monkeypatch.setenv("RECDISTILL_CPU_BF16", "1")
     probe.cpu_bf16.cache_clear()

@@ -9,7 +9,7 @@ import torch
 
 from recdistill.config import compose
 from recdistill.data.prepared import load_prepared
-from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
 OPTIONS = ["teacher.gate=conv", "teacher.gate_window=5", "teacher.curriculum=llara", "teacher.lora.scaling=standard",
            "teacher.prompt.candidates=none", "teacher.data.length_bucket_batches=2", "teacher.lora.top_layers=1",

@@ -15,7 +15,7 @@ from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_met
 from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
 from recdistill.teacher.llm import load_llm
 from recdistill.teacher.scoring import score_candidates, score_full
-from test_teacher_fixtures import CACHE, llm_cfg, make_student, make_teacher, prompt_settings, tokenizer
+from teacher_fixtures import CACHE, llm_cfg, make_student, make_teacher, prompt_settings, tokenizer
 
 
 @pytest.fixture(scope="module")

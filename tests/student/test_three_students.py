@@ -92,3 +92,17 @@ def test_each_student_trains_distils_exports_and_recommends(name, teacher_output
         capsys.readouterr()
         assert main(["recommend", str(ckpt), "--users", "1", "-k", "3"]) == 0
         assert len([line for line in capsys.readouterr().out.splitlines() if line.strip()]) >= 3
+
+
+def test_caser_over_every_position_equals_conv2d_on_each_window():
+    """Caser scores each span once per sequence (a sliding max, a 1-D convolution); the paper's form runs
+    ``nn.Conv2d`` on every window's image. The two must agree, padding and all."""
+    torch.manual_seed(0)
+    model = Caser(50, max_len=12, hidden_size=16, window=5, filter_sizes=(2, 3, 5), vertical_filters=2).eval()
+    seq = torch.randint(1, 51, (3, 12))
+    seq[0, :7] = 0
+    seq[1, :11] = 0
+    windows = torch.nn.functional.pad(seq, (4, 0))[:, torch.arange(12)[:, None] + torch.arange(5)[None]]
+    with torch.no_grad():
+        reference = model.encode_windows_reference(windows.reshape(-1, 5)).view(3, 12, 16) * (seq > 0).unsqueeze(-1)
+        assert torch.allclose(model(seq), reference, atol=1e-6)

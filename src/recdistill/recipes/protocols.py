@@ -1,51 +1,36 @@
-"""Config glue of the candidate protocol (LLaRA / iLoRA's, :mod:`recdistill.evaluation`): ``eval.candidates``
--> :class:`CandidateProtocol`, and one function that both ``eval student`` (``eval.protocol=llara``) and
-``eval teacher`` / ``train teacher`` (``teacher.eval.protocol=llara``) call, so their candidate sets come
-from the same settings and the same drawing code."""
+"""Config glue of the evaluation protocols: ``eval.protocol`` of ``eval student`` looked up in the registry
+(:mod:`recdistill.evaluation.protocols`), and the candidate protocol (LLaRA / iLoRA's) with the teacher
+added: ``eval teacher`` / ``train teacher`` (``teacher.eval.protocol=llara``) and ``eval student``
+(``eval.protocol=llara``) call the same function, so their candidate sets come from the same settings and
+the same drawing code."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from recdistill.config import check_choice
 from recdistill.errors import ConfigError
-from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
-from recdistill.evaluation.summary import candidate_report
-from recdistill.evaluation.student_scores import student_metrics
+from recdistill.evaluation.protocols import Protocol, protocol_to_run
+from recdistill.evaluation.protocols.llara import candidate_protocol, llara_settings, run_llara
 from recdistill.teacher.candidate_protocol import CandidateProtocolSettings, teacher_metrics
 
-SPLITS = ("val", "test")
 TEACHER_PROTOCOLS = ("likelihood", "llara")
-
-
-def candidate_protocol(cfg: DictConfig) -> CandidateProtocol:
-    c = cfg.eval.candidates
-    return CandidateProtocol(int(c.history_items), int(c.num_candidates), str(c.exclude), int(c.draws), int(c.seed),
-                             None if c.limit_users is None else int(c.limit_users))
+__all__ = ["candidate_protocol", "run_candidate_protocol", "student_protocol", "wants_teacher_protocol",
+           "run_teacher_protocol"]  # candidate_protocol: eval.candidates read, for tests that draw the sets
 
 
 def run_candidate_protocol(cfg: DictConfig, data, student, teacher_fn=None) -> tuple[dict, dict]:
     """Every draw of every split in ``eval.candidates.splits``: the student (and the teacher when
     ``teacher_fn(sets)`` is given) on the same sets. Returns (flat metrics ``<split>/llara_*``, report)."""
-    protocol = candidate_protocol(cfg)
-    check_choice(cfg, "eval.candidates.student_window", ("shown", "full"))
-    window = protocol.history_items if str(cfg.eval.candidates.student_window) == "shown" else None
-    splits = list(cfg.eval.candidates.splits)
-    if not splits or any(split not in SPLITS for split in splits):
-        raise ConfigError(f"eval.candidates.splits={splits} is not valid; choose among: {', '.join(SPLITS)}")
-    metrics, report = {}, {"protocol": vars(protocol), "student_window": window, "splits": {}}
-    for split in splits:
-        sets = [draw_candidate_sets(data, split, protocol, d) for d in range(protocol.draws)]
-        result = candidate_report(sets, teacher_fn, lambda s: student_metrics(student, s, window))
-        report["splits"][split] = result
-        metrics.update({f"{split}/llara_{k}": v for k, v in result["summary"].items()})
-    return metrics, report
+    return run_llara(data, student, llara_settings(cfg), teacher_fn)
 
 
-def wants_candidate_protocol(cfg: DictConfig) -> bool:
-    """``eval.protocol=llara`` (``eval student``)."""
-    check_choice(cfg, "eval.protocol", ("full", "llara"))
-    return str(cfg.eval.protocol) == "llara"
+def student_protocol(cfg: DictConfig) -> tuple[Protocol, object] | None:
+    """``eval.protocol`` of ``eval student``: None for ``full`` (computed by every evaluation), else the
+    registered protocol to run on demand and its settings, read and checked before anything runs."""
+    protocol = protocol_to_run(str(cfg.eval.protocol))
+    if protocol is None:
+        return None
+    return protocol, protocol.read_settings(cfg) if protocol.read_settings else None
 
 
 def wants_teacher_protocol(teacher_cfg: DictConfig) -> bool:

@@ -23,7 +23,7 @@ from recdistill.recipes.knobs import EVALUATION, check_knobs_take_effect
 from recdistill.recipes.lifecycle import (RunResult, batch_counts, collect, efficiency, fit_select_evaluate, open_run,
                                           optimizer_settings, prepared_data, print_ranking_result, records_run_state,
                                           refuse_resume, seed_run)
-from recdistill.recipes.protocols import run_candidate_protocol, wants_candidate_protocol
+from recdistill.recipes.protocols import student_protocol
 from recdistill.recipes.seeds import train_over_seeds
 from recdistill.recipes.student_settings import ranking_eval_settings, student_settings
 from recdistill.student.checkpoint import load_recommender
@@ -141,6 +141,7 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
     check_knobs_take_effect(cfg, "student", f"eval {rec.kind}", EVALUATION)
     refuse_resume(cfg, f"eval {rec.kind}")
     validate_student_config(cfg)
+    on_demand = student_protocol(cfg)  # eval.protocol: a registered protocol run after the full ranking
     seed_run(cfg)
     data = prepared_data(cfg)
     rec.check_dataset(data)
@@ -153,11 +154,12 @@ def evaluate_student(checkpoint: str | Path, overrides=(), extra_files=(), write
                             loggers=run is not None)
     metrics = collect([*trainer.validate(module, datamodule=dm, verbose=False),
                        *trainer.test(module, datamodule=dm, verbose=False)])
-    if wants_candidate_protocol(cfg):  # eval.protocol=llara: the same candidate sets as `eval teacher`
-        protocol_metrics, report = run_candidate_protocol(cfg, data, module.model)
+    if on_demand is not None:  # e.g. eval.protocol=llara: the same candidate sets as `eval teacher`
+        protocol, settings = on_demand
+        protocol_metrics, report = protocol.run(data, module.model, settings)
         metrics.update(protocol_metrics)
         if run is not None and trainer.is_global_zero:
-            run.write_json("llara_protocol.json", report)
+            run.write_json(f"{protocol.name}_protocol.json", report)
     if run is not None and trainer.is_global_zero:
         run.finish(f"{rec.kind}-eval", metrics, meter.records, describe_environment(),
                    extra={"checkpoint": str(checkpoint), "dataset": data.meta()})

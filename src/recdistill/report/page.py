@@ -120,13 +120,12 @@ def _teacher_section(runs: list[RunInfo]) -> list[str]:
 
 
 def _protocol_sections(runs: list[RunInfo], baseline: RunInfo | None, compared: list[RunInfo]) -> list[str]:
-    exclude_seen = next((bool((r.config.get("eval") or {}).get("exclude_seen", True)) for r in runs
-                         if r.config.get("eval")), True)
+    eval_settings = next((r.config["eval"] for r in runs if r.config.get("eval")), {})
     parts = ["## Metrics by protocol", "",
              "Each protocol in its own table: numbers from different protocols are not comparable. The last "
              "columns give each run's change against the first.", ""]
     for fid in families(runs):
-        family = describe_family(fid, exclude_seen)
+        family = describe_family(fid, eval_settings)
         members = [r for r in runs if any(family_of(k) == fid for k in r.numeric_metrics)]
         base = baseline if baseline in members else None
         others = [r for r in compared if r in members] if base else []

@@ -45,8 +45,8 @@ def test_a_name_is_registered_once():
 
 # --- a made-up protocol: the full ranking's HR@10 over the users whose target is a popular item ----------
 
-def popular_settings(cfg) -> int:
-    top = int(cfg.eval.popular_targets.top)  # its settings key, as conf/eval/default.yaml would hold it
+def popular_settings(evaluation: dict) -> int:
+    top = int(evaluation["popular_targets"]["top"])  # its settings key, as conf/eval/default.yaml would hold it
     if top < 1:
         raise ConfigError(f"eval.popular_targets.top={top} is not valid; expected >= 1")
     return top

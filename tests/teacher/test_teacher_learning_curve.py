@@ -75,14 +75,14 @@ def test_curve_candidates_are_the_protocols_sets(setup):
 
     from recdistill.config import compose
     from recdistill.evaluation.candidates import draw_candidate_sets
-    from recdistill.recipes.protocols import candidate_protocol
+    from recdistill.recipes.protocols import candidate_protocol, eval_values
 
     root, prepared, student = setup
     if not (root / "straight" / "val_scores_step0.npz").exists():
         assert _run(root, prepared, student, "straight") == 0
     saved = np.load(root / "straight" / "val_scores_step0.npz")
     cfg = compose("teacher", ["eval.candidates.exclude=all", "eval.candidates.limit_users=12", "eval.candidates.draws=1"])
-    sets = draw_candidate_sets(load_prepared(prepared), "val", candidate_protocol(cfg), draw=0)
+    sets = draw_candidate_sets(load_prepared(prepared), "val", candidate_protocol(eval_values(cfg)), draw=0)
     assert np.array_equal(saved["candidates"], sets.candidates) and np.array_equal(saved["users"], sets.users)
     assert np.array_equal(saved["target_index"], sets.target_index) and saved["scores"].shape == (12, 20)
 

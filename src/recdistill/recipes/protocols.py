@@ -6,7 +6,7 @@ the same drawing code."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from recdistill.errors import ConfigError
 from recdistill.evaluation.protocols import Protocol, protocol_to_run
@@ -21,7 +21,12 @@ __all__ = ["candidate_protocol", "run_candidate_protocol", "student_protocol", "
 def run_candidate_protocol(cfg: DictConfig, data, student, teacher_fn=None) -> tuple[dict, dict]:
     """Every draw of every split in ``eval.candidates.splits``: the student (and the teacher when
     ``teacher_fn(sets)`` is given) on the same sets. Returns (flat metrics ``<split>/llara_*``, report)."""
-    return run_llara(data, student, llara_settings(cfg), teacher_fn)
+    return run_llara(data, student, llara_settings(eval_values(cfg)), teacher_fn)
+
+
+def eval_values(cfg: DictConfig) -> dict:
+    """The ``eval`` group as plain values, what a protocol's settings are read from."""
+    return OmegaConf.to_container(cfg.eval, resolve=True)
 
 
 def student_protocol(cfg: DictConfig) -> tuple[Protocol, object] | None:
@@ -30,7 +35,7 @@ def student_protocol(cfg: DictConfig) -> tuple[Protocol, object] | None:
     protocol = protocol_to_run(str(cfg.eval.protocol))
     if protocol is None:
         return None
-    return protocol, protocol.read_settings(cfg) if protocol.read_settings else None
+    return protocol, protocol.read_settings(eval_values(cfg)) if protocol.read_settings else None
 
 
 def wants_teacher_protocol(teacher_cfg: DictConfig) -> bool:

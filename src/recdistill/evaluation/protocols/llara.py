@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recdistill.config import check_choice
 from recdistill.errors import ConfigError
 from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
 from recdistill.evaluation.protocols.notes import users_line
@@ -22,18 +21,25 @@ class LlaraSettings:
     splits: tuple[str, ...]
 
 
-def candidate_protocol(cfg) -> CandidateProtocol:
-    c = cfg.eval.candidates
-    return CandidateProtocol(int(c.history_items), int(c.num_candidates), str(c.exclude), int(c.draws), int(c.seed),
-                             None if c.limit_users is None else int(c.limit_users))
+WINDOWS = ("shown", "full")
 
 
-def llara_settings(cfg) -> LlaraSettings:
-    """``eval.candidates`` read and checked."""
-    protocol = candidate_protocol(cfg)
-    check_choice(cfg, "eval.candidates.student_window", ("shown", "full"))
-    window = protocol.history_items if str(cfg.eval.candidates.student_window) == "shown" else None
-    splits = list(cfg.eval.candidates.splits)
+def candidate_protocol(evaluation: dict) -> CandidateProtocol:
+    """From the ``eval`` group's values (a plain dict; the recipe reads the config)."""
+    c = evaluation["candidates"]
+    return CandidateProtocol(int(c["history_items"]), int(c["num_candidates"]), str(c["exclude"]), int(c["draws"]),
+                             int(c["seed"]), None if c["limit_users"] is None else int(c["limit_users"]))
+
+
+def llara_settings(evaluation: dict) -> LlaraSettings:
+    """``eval.candidates`` (from the ``eval`` group's values) checked."""
+    protocol = candidate_protocol(evaluation)
+    c = evaluation["candidates"]
+    if c["student_window"] not in WINDOWS:
+        raise ConfigError(f"eval.candidates.student_window={c['student_window']!r} is not valid; choose one of: "
+                          f"{', '.join(WINDOWS)}")
+    window = protocol.history_items if c["student_window"] == "shown" else None
+    splits = list(c["splits"])
     if not splits or any(split not in SPLITS for split in splits):
         raise ConfigError(f"eval.candidates.splits={splits} is not valid; choose among: {', '.join(SPLITS)}")
     return LlaraSettings(protocol, window, tuple(splits))

@@ -32,7 +32,8 @@ class Protocol:
     rows: str | None = None             # regex of the keys (rest) that are rows of its table; None = metric
     notes: Callable[[dict, list[RunLike]], list[str]] | None = None  # the report's sentences under the title
     order: int = 5                      # position among the report's tables
-    read_settings: Callable[[Any], Any] | None = None   # the command's config -> its checked settings
+    read_settings: Callable[[dict], Any] | None = None  # the `eval` group's values (a plain dict, read by the
+    #                                     recipe) -> its checked settings
     run: Callable[[Any, Any, Any], tuple[dict, dict]] | None = None  # (data, model, settings) -> (metrics, report);
     #                                     None: computed by a LightningModule, not on demand
 

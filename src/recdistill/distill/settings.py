@@ -30,6 +30,7 @@ class RankingDistillSettings:
     consistency_k: int | None
     num_negatives: int
     average_over: str
+    negative_term: str
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -44,7 +45,7 @@ class RankingDistillSettings:
         return cls(weight=float(values["weight"]), lambda_=float(values["lambda"]), a_pos=float(values["a_pos"]),
                    a_conf=float(values["a_conf"]), a_cons=float(values["a_cons"]), top_k=count("top_k"),
                    consistency_k=count("consistency_k"), num_negatives=int(values["num_negatives"]),
-                   average_over=str(values["average_over"]))
+                   average_over=str(values["average_over"]), negative_term=str(values["negative_term"]))
 
 
 @dataclass(frozen=True)
@@ -54,26 +55,33 @@ class DROSSettings:
     enabled: bool
     alpha: float
     beta: float
+    ranking_form: str
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "DROSSettings":
-        return cls(enabled=bool(values["enabled"]), alpha=float(values["alpha"]), beta=float(values["beta"]))
+        return cls(enabled=bool(values["enabled"]), alpha=float(values["alpha"]), beta=float(values["beta"]),
+                   ranking_form=str(values["ranking_form"]))
 
 
 @dataclass(frozen=True)
 class DistillSettings:
+    """The ``distill`` group's sections the module uses, and ``base_loss_scale`` (the student's BCE averaged
+    our way or DLLM2Rec's, ``distill/losses.py``'s ``sampled_bce_loss``)."""
+
     kd: RankingDistillSettings
     ed: EmbeddingDistillSettings
     dros: DROSSettings
+    base_loss_scale: str
 
     def to_dict(self) -> dict:
-        return {"kd": self.kd.to_dict(), "ed": self.ed.to_dict(), "dros": self.dros.to_dict()}
+        return {"kd": self.kd.to_dict(), "ed": self.ed.to_dict(), "dros": self.dros.to_dict(),
+                "base_loss_scale": self.base_loss_scale}
 
     @classmethod
     def from_dict(cls, values: dict) -> "DistillSettings":
         """From :meth:`to_dict`'s shape, which is the ``distill`` group's (its other keys are not read)."""
         return cls(kd=RankingDistillSettings.from_dict(values["kd"]), ed=EmbeddingDistillSettings.from_dict(values["ed"]),
-                   dros=DROSSettings.from_dict(values["dros"]))
+                   dros=DROSSettings.from_dict(values["dros"]), base_loss_scale=str(values["base_loss_scale"]))

@@ -222,3 +222,12 @@ def test_exp_neg_distance_confidences_by_hand():
     # close items: the same as the softmax of the scores; far ones (exp(-d) far below 1e-8): uniform, as theirs
     assert w[0, :2].tolist() == pytest.approx(torch.softmax(scores[0, :2], 0).tolist(), rel=1e-6)
     assert w[1].tolist() == pytest.approx([1 / 3] * 3, rel=1e-4)
+
+
+def test_a_grounded_export_says_so_in_its_manifest_and_likelihood_exports_keep_their_identity():
+    from omegaconf import OmegaConf
+
+    from recdistill.recipes.export import _ranking_identity
+
+    assert _ranking_identity(OmegaConf.create({"export": {"ranking": "grounded"}})) == {"ranking": "grounded"}
+    assert _ranking_identity(OmegaConf.create({"export": {"ranking": "likelihood"}})) == {}

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, check_range
@@ -128,7 +127,8 @@ def check_scores_are_distances(path: Path) -> None:
         written_by = f"teacher.export.ranking={ranking}" if ranking else f"teacher={teacher.get('kind')}"
         raise ConfigError(f"distill.kd.confidence=exp_neg_distance needs an export whose scores are minus distances "
                           f"(teacher.export.ranking=grounded); {path} was written by {written_by}, whose scores are "
-                          "not distances. Set distill.kd.confidence=softmax, or export with teacher.export.ranking=grounded")
+                          "not distances (or by a grounded export from before exports recorded their ranking). Set "
+                          "distill.kd.confidence=softmax, or export with teacher.export.ranking=grounded")
 
 
 def ed_source(cfg: DictConfig, data, teacher: TeacherOutputs | None):

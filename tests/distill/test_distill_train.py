@@ -108,6 +108,15 @@ def test_bad_average_over_is_refused_before_a_run_folder(setup, tmp_path, capsys
 @pytest.mark.parametrize("override, message", [
     (["distill.dros.enabled=true", "distill.dros.beta=0"], r"distill.dros.beta=0(\.0)? is not valid; expected a number > 0"),
     (["distill.ed.tie=loose"], r"distill.ed.tie='loose' is not valid; choose one of: tied, untied"),
+    (["distill.kd.negatives_avoid=session"], r"distill.kd.negatives_avoid='session' is not valid; choose one of: "
+                                              r"history, window"),
+    (["distill.dros.ranking_form=batch"], r"distill.dros.ranking_form='batch' is not valid; choose one of: "
+                                           r"per_sample, published"),
+    (["distill.base_loss_scale=published"], r"distill.base_loss_scale=published .* needs student.loss=bce"),
+    # a SASRec teacher's scores are log-probabilities, not minus distances
+    (["distill.kd.confidence=exp_neg_distance"], r"distill.kd.confidence=exp_neg_distance needs an export whose "
+                                                 r"scores are minus distances \(teacher.export.ranking=grounded\); "
+                                                 r".* teacher=student"),
 ])
 def test_bad_distillation_settings_are_refused_before_a_run_folder(setup, tmp_path, capsys, override, message):
     """The recipe checks them once, before anything is written (the module no longer checks them)."""
@@ -117,6 +126,47 @@ def test_bad_distillation_settings_are_refused_before_a_run_folder(setup, tmp_pa
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not runs.exists()
+
+
+PUBLISHED = ["student.loss=bce", "student.num_negatives=1", "distill.base_loss_scale=published",
+             "distill.kd.negative_term=published", "distill.kd.negatives_avoid=window", "distill.dros.enabled=true",
+             "distill.dros.ranking_form=published", "distill.kd.confidence=exp_neg_distance"]
+
+
+def grounded_copy(outputs, tmp_path):
+    """The export with its manifest saying its scores are minus distances (as a grounded LLM export's does)."""
+    copy = tmp_path / "grounded"
+    shutil.copytree(outputs, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["teacher"] = {**manifest["teacher"], "kind": "llm", "ranking": "grounded"}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_exp_neg_distance_confidences_from_a_grounded_export(setup, tmp_path):
+    import numpy as np
+
+    from recdistill.recipes.distill import load_teacher_for
+    from recdistill.teacher_outputs.reader import load_teacher_outputs
+
+    copy = grounded_copy(setup["outputs"], tmp_path)
+    cfg = compose("distill", [*setup["common"], f"distill.teacher_outputs={copy}", "distill.kd.confidence=exp_neg_distance"])
+    teacher = load_teacher_for(cfg, setup["data"])
+    raw = load_teacher_outputs(copy, setup["data"].train, setup["data"].fingerprint, setup["data"].num_items,
+                               with_scores=True)
+    valid = raw.items > 0
+    assert np.allclose(teacher.confidences, np.where(valid, np.exp(raw.scores) + 1e-8, 0.0), rtol=1e-6)
+    # the default reads the export's softmax confidences
+    plain = load_teacher_for(compose("distill", [*setup["common"], f"distill.teacher_outputs={copy}"]), setup["data"])
+    assert np.array_equal(plain.confidences, raw.confidences)
+
+
+def test_train_distill_with_every_published_form(setup, tmp_path):
+    copy = grounded_copy(setup["outputs"], tmp_path)
+    cfg = compose("distill", [*setup["common"], f"paths.runs_dir={tmp_path / 'runs'}", "train.max_epochs=1",
+                              f"distill.teacher_outputs={copy}", *PUBLISHED])
+    result = train_distill(cfg)
+    assert 0 <= result.metrics["val/ndcg@10"] <= 1
 
 
 def test_distill_resumes_to_the_same_metrics(setup, tmp_path):

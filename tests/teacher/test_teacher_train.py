@@ -212,3 +212,12 @@ def test_grounded_export_ranks_the_whole_catalogue_by_distance_to_the_answer(tra
         llm_ranker(compose("export", common + [f"teacher.adapter={trained['result'].artefacts['adapter']}",
                                                 "teacher.export.ranking=guess"]), data)
     assert torch.isfinite(titles).all()
+    # ... and its manifest says so, which distill.kd.confidence=exp_neg_distance reads: exp(-distance) + 1e-8
+    assert manifest["teacher"]["ranking"] == "grounded" and "ranking" not in plain.identity()
+    from recdistill.recipes.distill import load_teacher_for
+
+    distill_cfg = compose("distill", [f"+prepared={trained['prepared']}", f"distill.teacher_outputs={tmp_path / 'grounded'}",
+                                      "distill.kd.confidence=exp_neg_distance"])
+    teacher = load_teacher_for(distill_cfg, data)
+    rows = teacher.lookup(int(table["user"].iloc[0]), np.array([int(table["position"].iloc[0])]))
+    assert np.allclose(teacher.confidences[rows[0]], np.exp(scores[0]) + 1e-8, rtol=1e-6)

@@ -37,10 +37,12 @@ class RowIndices(Dataset):
 
 
 def sample_negatives(targets: torch.Tensor, users: torch.Tensor, n: int, num_items: int,
-                     history_keys: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
+                     history_keys: torch.Tensor | None, generator: torch.Generator | None = None,
+                     avoid: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, L, n]`` uniform random items in 1..num_items, each differing from the target at its position
     and, when ``history_keys`` (sorted ``user * (num_items + 1) + item``) is given, not in the user's
-    history. Collisions are redrawn until none is left (a user who has seen nearly the whole catalogue
+    history; when ``avoid`` (``[B, L, A]`` item ids, 0 = none) is given, not among its position's items.
+    Collisions are redrawn until none is left (a user who has seen nearly the whole catalogue
     would loop long; such a user cannot have BCE negatives outside their history anyway)."""
     shape = (*targets.shape, n)
     negatives = torch.randint(1, num_items + 1, shape, generator=generator)
@@ -50,6 +52,8 @@ def sample_negatives(targets: torch.Tensor, users: torch.Tensor, n: int, num_ite
             keys = users.view(-1, *([1] * (len(shape) - 1))) * (num_items + 1) + negatives
             pos = torch.searchsorted(history_keys, keys).clamp_(max=history_keys.numel() - 1)
             bad |= history_keys[pos] == keys
+        if avoid is not None:
+            bad |= (negatives.unsqueeze(-1) == avoid.unsqueeze(-2)).any(-1)
         count = int(bad.sum())
         if count == 0:
             return negatives
@@ -58,20 +62,28 @@ def sample_negatives(targets: torch.Tensor, users: torch.Tensor, n: int, num_ite
 
 
 class TrainCollate:
-    def __init__(self, windows: TrainingWindows, num_items: int, num_negatives: int, history_keys: np.ndarray | None):
+    """Slices a batch of training windows and draws its negatives.
+
+    ``avoided_items``: ``rows -> [B, L, A]`` items each position's negatives must also avoid (used in place
+    of ``history_keys`` by distillation's ``distill.kd.negatives_avoid=window``); None = none."""
+
+    def __init__(self, windows: TrainingWindows, num_items: int, num_negatives: int, history_keys: np.ndarray | None,
+                 avoided_items=None):
         self.inputs = torch.from_numpy(windows.inputs)
         self.targets = torch.from_numpy(windows.targets)
         self.users = torch.from_numpy(windows.users)
         self.num_items = num_items
         self.num_negatives = num_negatives
         self.history_keys = torch.from_numpy(history_keys) if history_keys is not None else None
+        self.avoided_items = avoided_items
 
     def __call__(self, rows: list[int]) -> dict:
         idx = torch.as_tensor(rows, dtype=torch.long)
         batch = {"inputs": self.inputs[idx], "targets": self.targets[idx], "users": self.users[idx]}
         if self.num_negatives > 0:
+            avoid = None if self.avoided_items is None else self.avoided_items(idx)
             batch["negatives"] = sample_negatives(batch["targets"], batch["users"], self.num_negatives,
-                                                  self.num_items, self.history_keys)
+                                                  self.num_items, self.history_keys, avoid=avoid)
         return batch
 
 

@@ -5,6 +5,10 @@ window cutting over each user's *indices* ``0..n-1`` instead of items tells whic
 window slot predicts (``position = p`` predicts ``train[u][p]``, the export's convention), and the
 teacher outputs are looked up by ``(user, position)`` once, when the data is set up.
 
+Negatives (``distill.kd.negatives_avoid``): ``history`` draws them as the student does (never the target or
+an item of the user's training history); ``window``, DLLM2Rec's pool, avoids the target and the ``max_len``
+items before it in the user's sequence (their 10-item state), so an older history item may be drawn.
+
 Extra batch keys: ``teacher_items[B, L, K]`` (0 = no teacher item: the position has no teacher output
 or the list is shorter) and ``teacher_confidences[B, L, K]``.
 """
@@ -19,6 +23,8 @@ from recdistill.data.datamodule import SequenceDataModule, TrainCollate, RowIndi
 from recdistill.data.sequences import ItemSets, training_windows
 from recdistill.distill.reliability import reliable
 from recdistill.teacher_outputs.reader import TeacherOutputs
+
+NEGATIVE_POOLS = ("history", "window")
 
 
 def window_positions(train: list[np.ndarray], max_len: int) -> np.ndarray:
@@ -37,10 +43,35 @@ def teacher_rows_for_windows(teacher: TeacherOutputs, users: np.ndarray, positio
     return rows
 
 
+class PrecedingItems:
+    """For a batch of training windows, ``[B, L, A]``: at each slot, the ``A`` items the user had just before
+    the slot's target (0 where the sequence is shorter, and at slots without a target).
+
+    Args:
+        train: ``PreparedData.train``.
+        users: ``[W]`` each window's user; positions: ``[W, L]`` from :func:`window_positions`.
+        size: ``A``, the window's length.
+    """
+
+    def __init__(self, train: list[np.ndarray], users: np.ndarray, positions: np.ndarray, size: int):
+        lengths = np.array([len(seq) for seq in train], dtype=np.int64)
+        self.flat = torch.from_numpy(np.concatenate([np.asarray(seq, dtype=np.int64) for seq in train] or [np.zeros(0, np.int64)]))
+        self.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        self.users, self.positions = torch.from_numpy(users), torch.from_numpy(positions)
+        self.back = torch.arange(-int(size), 0)   # the A indices before a position, oldest first
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        positions = self.positions[rows]                                   # [B, L]
+        index = positions.unsqueeze(-1) + self.back                       # [B, L, A] indices in the user's sequence
+        valid = (index >= 0) & (positions > 0).unsqueeze(-1)
+        flat_index = self.offsets[self.users[rows]].view(-1, 1, 1) + index.clamp_min(0)
+        return torch.where(valid, self.flat[flat_index], torch.zeros((), dtype=torch.long))
+
+
 class DistillCollate(TrainCollate):
     def __init__(self, windows, num_items, num_negatives, history_keys, teacher_rows: np.ndarray,
-                 teacher: TeacherOutputs):
-        super().__init__(windows, num_items, num_negatives, history_keys)
+                 teacher: TeacherOutputs, avoided_items: PrecedingItems | None = None):
+        super().__init__(windows, num_items, num_negatives, history_keys, avoided_items)
         self.teacher_rows = torch.from_numpy(teacher_rows)
         # one padding row at the end, selected by row -1
         self.items = torch.from_numpy(np.vstack([teacher.items, np.zeros((1, teacher.top_k), np.int64)]))
@@ -64,11 +95,13 @@ class DistillDataModule(SequenceDataModule):
     """
 
     def __init__(self, data, teacher: TeacherOutputs, reliability: str = "none",
-                 reliable_buckets: set[str] | None = None, **kwargs):
+                 reliable_buckets: set[str] | None = None, negatives_avoid: str = "history", **kwargs):
         super().__init__(data, **kwargs)
         self.teacher = teacher
         self.reliability, self.reliable_buckets = reliability, reliable_buckets
+        self.negatives_avoid = negatives_avoid
         self.teacher_rows: np.ndarray | None = None
+        self.slot_positions: np.ndarray | None = None  # [W, L] training position of each slot's target
         self.exported_positions = 0   # training targets with a teacher row, before the reliability rule
 
     def setup(self, stage: str | None = None) -> None:
@@ -85,6 +118,7 @@ class DistillDataModule(SequenceDataModule):
             kept[~keep] = -1          # no teacher row: no ranking term can reach this position
             rows[has_row] = kept
             self.teacher_rows = rows
+            self.slot_positions = positions
 
     @property
     def coverage_count(self) -> int:
@@ -101,10 +135,12 @@ class DistillDataModule(SequenceDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        history_keys = None
-        if self.num_negatives > 0 and not self.negatives_from_history:
+        history_keys = avoided = None
+        if self.num_negatives > 0 and self.negatives_avoid == "window":
+            avoided = PrecedingItems(self.data.train, self.windows.users, self.slot_positions, self.max_len)
+        elif self.num_negatives > 0 and not self.negatives_from_history:
             history_keys = ItemSets(self.data.train).sorted_keys(self.num_items)
         collate = DistillCollate(self.windows, self.num_items, self.num_negatives, history_keys,
-                                 self.teacher_rows, self.teacher)
+                                 self.teacher_rows, self.teacher, avoided)
         return DataLoader(RowIndices(len(self.windows)), batch_size=self.batch_size, shuffle=True,
                           collate_fn=collate, **self.loader_kwargs)

@@ -13,6 +13,11 @@ the base loss and ``alpha * mean_p sum_k w_pk dros(t_pk)`` in the ranking term (
 weights), as in their code. We compute the log-sum-exp with the maximum factored out (their code adds
 1e-24 inside the log and exponentiates directly, which overflows for large logits); otherwise the same.
 
+In the ranking term their code multiplies a ``[B, 1]`` weight column by the ``[B]`` DROS values, which
+broadcasts to ``[B, B]``, so its mean is ``mean_b w_bk * mean_b dros_bk``: weights and losses are averaged
+separately and summed over k. ``distill.dros.ranking_form=published`` computes that
+(:func:`ranking_dros`); ``per_sample`` (ours) weights each position's own value, ``mean_p sum_k w_pk dros_pk``.
+
 It needs every position's logits over the whole catalogue, ``[P, N]`` at once, so it cannot run inside
 the chunked fused cross-entropy: with DROS on the distillation step takes the plain path.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import torch
 
 PROPENSITY_POWER = 0.05  # DLLM2Rec's calcu_propensity_score
+RANKING_FORMS = ("per_sample", "published")
 
 
 def propensity(target_counts: torch.Tensor) -> torch.Tensor:
@@ -47,3 +53,18 @@ def dros_loss(logits: torch.Tensor, target_columns: torch.Tensor, ps: torch.Tens
     total = torch.exp(exponent - top).sum(1, keepdim=True)                   # [P, 1]
     inner = (total - torch.exp(removed - top)).clamp_min(0.0) + torch.exp(replaced - top)
     return torch.log(inner) + top
+
+
+def ranking_dros(weights: torch.Tensor, per_item: torch.Tensor, valid: torch.Tensor, form: str = "per_sample") -> torch.Tensor:
+    """The DROS part of the ranking term, before ``alpha``: ``weights``, ``per_item`` (:func:`dros_loss` of
+    the teacher items) and ``valid`` are ``[P, K]``.
+
+    ``per_sample``: ``mean_p sum_k w_pk dros_pk``. ``published`` (DLLM2Rec's broadcast):
+    ``sum_k (mean_p w_pk) (mean_p dros_pk)``, the DROS mean taken over the positions whose list has a k-th
+    item (all of them in theirs, where every list holds K items).
+    """
+    if form == "per_sample":
+        return (weights * per_item).sum(-1).mean()
+    counts = valid.sum(0).clamp_min(1)
+    mean_dros = (per_item * valid).sum(0) / counts
+    return (weights.mean(0) * mean_dros).sum()

@@ -8,8 +8,9 @@ the term cost a few gathers instead of its own gathered product, top-K product a
 an epoch of distillation with teacher rows at every position fell from 1.8x to about 1.3x the student's).
 Same value and gradients as ``ranking_distillation_loss`` on the same scores and weights (tested).
 
-Derivatives of ``kd_weight * mean_p sum_k w_pk * -(log sigmoid(s_pk) + mean_j log(1 - sigmoid(s_pj)))``:
-``d/ds_pk = -w_pk * sigmoid(-s_pk) * c`` and ``d/ds_pj = (sum_k w_pk) * sigmoid(s_pj) / n * c`` with
+Derivatives of ``kd_weight * mean_p sum_k w_pk * -(log sigmoid(s_pk) + mean_j log sigmoid(shift - s_pj))``
+(``shift`` 0: ``log(1 - sigmoid(s))``, ours; 1: DLLM2Rec's code, ``distill.kd.negative_term``):
+``d/ds_pk = -w_pk * sigmoid(-s_pk) * c`` and ``d/ds_pj = (sum_k w_pk) * sigmoid(s_pj - shift) / n * c`` with
 ``c = kd_weight / P`` (P: the teacher rows, or all target rows with ``kd.average_over=all_positions``;
 weights are constants, as in the unfused form).
 """
@@ -20,6 +21,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from recdistill.distill.losses import negative_term
 
 
 class FusedRankingTerm:
@@ -36,17 +39,19 @@ class FusedRankingTerm:
         denominator: what the summed per-row terms are divided by: the number of teacher rows (the
             default, ``L_rd`` as a mean over exported positions) or of all target rows
             (``distill.kd.average_over=all_positions``).
+        negative_shift: ``NEGATIVE_SHIFT[distill.kd.negative_term]`` (0 = ours).
     """
 
     def __init__(self, row_positions: torch.Tensor, items: torch.Tensor, confidences: torch.Tensor,
                  negatives: torch.Tensor, weights_fn: Callable, kd_weight: float, consistency_k: int,
-                 denominator: int | None = None):
+                 denominator: int | None = None, negative_shift: float = 0.0):
         self.row_positions = row_positions
         # chunk bounds are looked up on a CPU copy: one device-to-host copy per step, not one per chunk
         self._positions_cpu = row_positions.cpu()
         self.items, self.confidences, self.negatives = items, confidences, negatives
         self.weights_fn = weights_fn
         self.kd_weight = float(kd_weight)
+        self.negative_shift = float(negative_shift)
         self.consistency_k = int(consistency_k)
         self.rows = len(row_positions)
         self.denominator = max(int(denominator if denominator is not None else self.rows), 1)
@@ -73,11 +78,11 @@ class FusedRankingTerm:
         item_scores = scores.gather(1, item_cols).masked_fill(~valid, 0.0)
         negative_scores = scores.gather(1, negative_cols)
         per_row = (weights * (-F.logsigmoid(item_scores)
-                              - F.logsigmoid(-negative_scores).mean(-1, keepdim=True))).sum(-1)
+                              + negative_term(negative_scores, self.negative_shift).mean(-1, keepdim=True))).sum(-1)
         self.rd_sum = self.rd_sum.to(per_row.device) + per_row.sum().detach()
         scale = self.kd_weight / self.denominator
         grad_items = -weights * torch.sigmoid(-item_scores) * scale
-        grad_negatives = (weights.sum(-1, keepdim=True) * torch.sigmoid(negative_scores)
+        grad_negatives = (weights.sum(-1, keepdim=True) * torch.sigmoid(negative_scores - self.negative_shift)
                           / negatives.shape[1] * scale)
         rows = torch.cat([local[:, None].expand_as(item_cols), local[:, None].expand_as(negative_cols)], 1)
         cols = torch.cat([item_cols, negative_cols], 1)

@@ -13,10 +13,18 @@ its confidences ``c_1 .. c_K``, the student's scores ``s(i)`` for item ``i`` and
   ``L_rd = sum_k w_k * -( log sigmoid(s(t_k)) + mean_j log(1 - sigmoid(s(j))) )``
   averaged over the exported positions of the batch, and added to the usual loss as ``kd.weight * L_rd``.
 
-Two differences from DLLM2Rec's released code, on purpose: (1) their confidence weight is
-``exp(-c)`` because their teacher's "confidence" is a distance (smaller is better); ours are softmax
-probabilities (larger is better), so they are normalised directly; (2) their negative term is written
-``log(sigmoid(1 - s))``, which is not ``log(1 - sigmoid(s))``; we use the latter, as the paper states.
+Where DLLM2Rec's released code differs, the default is ours and the published form is an option:
+
+* confidence weight: theirs is ``exp(-c) + 1e-8``, normalised, ``c`` being their teacher's (BIGRec's) L2
+  distance; ours normalises the softmax of the teacher's top-K scores. For an export whose scores are
+  ``-distance`` (``teacher.export.ranking=grounded``) the two agree except where ``exp(-c)`` falls near
+  1e-8 (distances above about 18), where theirs turns uniform: :func:`exp_neg_distance_confidences`
+  (``distill.kd.confidence=exp_neg_distance``);
+* negative term: theirs is written ``log sigmoid(1 - s)``, which is not ``log(1 - sigmoid(s)) = log
+  sigmoid(-s)`` (the paper's); ``negative_shift=1`` gives theirs (``distill.kd.negative_term=published``);
+* base BCE: theirs is one mean over the concatenated positive and negative logits (``BCEWithLogitsLoss``),
+  half of ours with one negative (``distill.base_loss_scale=published``).
+
 The weights are constants (no gradient flows through them).
 """
 
@@ -24,6 +32,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+# distill.kd.negative_term: the shift in log sigmoid(shift - s) for a negative's logit s
+NEGATIVE_SHIFT = {"ours": 0.0, "published": 1.0}
+# distill.base_loss_scale: how the sampled BCE averages its positive and negative terms
+BASE_LOSS_FORMS = ("ours", "published")
+# distill.kd.confidence: where w_conf comes from
+CONFIDENCE_SOURCES = ("softmax", "exp_neg_distance")
+# DLLM2Rec adds it to exp(-distance) before normalising (and so a row of far items gets uniform weights)
+PUBLISHED_CONFIDENCE_EPSILON = 1e-8
 
 
 def position_weights(valid: torch.Tensor, lam: float) -> torch.Tensor:
@@ -81,17 +98,28 @@ def ranking_weights(
         return _normalise(mixed * valid)
 
 
+def exp_neg_distance_confidences(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """DLLM2Rec's confidence before normalisation, ``exp(-c) + 1e-8`` with ``c = -score`` the teacher's
+    distance (an export with ``teacher.export.ranking=grounded`` writes ``score = -L2 distance``), in
+    float32 as theirs; 0 at padding entries. :func:`confidence_weights` normalises it."""
+    raw = torch.exp(scores.float()) + PUBLISHED_CONFIDENCE_EPSILON
+    return raw * valid
+
+
 def ranking_distillation_loss(
     teacher_item_scores: torch.Tensor,
     negative_scores: torch.Tensor,
     weights: torch.Tensor,
+    negative_shift: float = 0.0,
 ) -> torch.Tensor:
-    """``mean_p sum_k w_pk * -(log sigmoid(s_pk) + mean_j log(1 - sigmoid(s_pj)))``.
+    """``mean_p sum_k w_pk * -(log sigmoid(s_pk) + mean_j log sigmoid(shift - s_pj))``; ``shift = 0`` is
+    ``log(1 - sigmoid(s))`` (ours, the paper's), ``shift = 1`` DLLM2Rec's code.
 
     Args:
         teacher_item_scores: the student's logits for the teacher's items, ``[P, K]``.
         negative_scores: the student's logits for sampled negatives at the same positions, ``[P, n]``.
         weights: ``[P, K]`` from :func:`ranking_weights` (rows sum to 1; 0 for padding entries).
+        negative_shift: ``NEGATIVE_SHIFT[distill.kd.negative_term]``.
 
     Returns:
         A scalar; 0 (with a gradient path) when ``P == 0``.
@@ -99,23 +127,35 @@ def ranking_distillation_loss(
     if teacher_item_scores.shape[0] == 0:
         return teacher_item_scores.sum() * 0.0
     positive = -F.logsigmoid(teacher_item_scores)                      # -log sigmoid(s)
-    negative = -F.logsigmoid(-negative_scores).mean(-1, keepdim=True)  # -log(1 - sigmoid(s)) = -log sigmoid(-s)
+    negative = negative_term(negative_scores, negative_shift).mean(-1, keepdim=True)
     per_position = (weights * (positive + negative)).sum(-1)
     return per_position.mean()
 
 
-def sampled_bce_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> torch.Tensor:
-    """SASRec's BCE loss as the student computes it (``student.loss=bce``):
-    ``mean_p -log sigmoid(s_pos) + mean_{p,j} -log(1 - sigmoid(s_neg_pj))`` (the two means are taken
-    separately, so the number of negatives does not reweight positives against negatives).
+def negative_term(negative_scores: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+    """``-log sigmoid(shift - s)`` elementwise: ``-log(1 - sigmoid(s))`` for ``shift = 0``."""
+    return -F.logsigmoid(shift - negative_scores) if shift else -F.logsigmoid(-negative_scores)
+
+
+def sampled_bce_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor, form: str = "ours") -> torch.Tensor:
+    """SASRec's BCE loss (``student.loss=bce``).
+
+    ``ours`` (as the student computes it): ``mean_p -log sigmoid(s_pos) + mean_{p,j} -log(1 - sigmoid(s_neg_pj))``,
+    the two means taken separately so the number of negatives does not reweight positives against negatives.
+    ``published`` (DLLM2Rec's ``BCEWithLogitsLoss`` over the concatenated logits): one mean over all ``P (1 + n)``
+    terms, half of ours with one negative, which halves the base loss against the ranking term and DROS.
 
     Args:
         positive_scores: ``[P]`` logits of the true next items.
         negative_scores: ``[P, n]`` logits of sampled negatives.
+        form: one of ``BASE_LOSS_FORMS`` (``distill.base_loss_scale``).
     """
     if positive_scores.numel() == 0:
         return positive_scores.sum() * 0.0
-    return -F.logsigmoid(positive_scores).mean() - F.logsigmoid(-negative_scores).mean()
+    positive, negative = -F.logsigmoid(positive_scores), -F.logsigmoid(-negative_scores)
+    if form == "published":
+        return torch.cat([positive.reshape(-1), negative.reshape(-1)]).mean()
+    return positive.mean() + negative.mean()
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,11 @@ Training loss per batch (formulas in :mod:`recdistill.distill.losses`):
   contribute to ``L_usual`` only), against ``distill.kd.num_negatives`` sampled negatives;
 * embedding distillation lives in the model (:class:`recdistill.student.distilled.DistilledSASRec`);
 * with ``distill.dros.enabled`` (DLLM2Rec's code), ``alpha * DROS`` is added to ``L_usual`` and, weighted
-  like the ranking term, to ``L_rd`` (:mod:`recdistill.distill.dros`); it needs the full ``[P, N]``
-  logits, so the step takes the plain (unfused) path.
+  like the ranking term (per position, or as their code broadcasts it: ``distill.dros.ranking_form``), to
+  ``L_rd`` (:mod:`recdistill.distill.dros`); it needs the full ``[P, N]`` logits, so the step takes the
+  plain (unfused) path;
+* DLLM2Rec's code's other forms, each an option: the BCE base loss as one mean over positive and negative
+  logits (``distill.base_loss_scale``) and the negative term ``log sigmoid(1 - s)`` (``distill.kd.negative_term``).
 
 Evaluation, logging and the optimizer are the student's (this class extends ``StudentModule``), so the
 distilled and the plain student are measured by the same code.
@@ -23,9 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from recdistill.distill.dros import dros_loss, propensity, target_counts
+from recdistill.distill.dros import dros_loss, propensity, ranking_dros, target_counts
 from recdistill.distill.fused_ranking import FusedRankingTerm
-from recdistill.distill.losses import ranking_distillation_loss, ranking_weights, sampled_bce_loss
+from recdistill.distill.losses import NEGATIVE_SHIFT, ranking_distillation_loss, ranking_weights, sampled_bce_loss
 from recdistill.distill.settings import DistillSettings
 from recdistill.engine import Efficiency, OptimizerSettings
 from recdistill.student.module import StudentModule, catalogue_cross_entropy
@@ -61,9 +64,12 @@ class DistillModule(StudentModule):
         self.kd_negatives = kd.num_negatives
         self.average_over = kd.average_over
         self.consistency_k = kd.consistency_k
+        self.negative_shift = NEGATIVE_SHIFT[kd.negative_term]
+        self.base_loss_form = distill.base_loss_scale
         self.student_negatives = student.num_negatives if self.loss_name == "bce" else 0
         self.dros_alpha = distill.dros.alpha if distill.dros.enabled else 0.0
         self.dros_beta = distill.dros.beta
+        self.dros_ranking_form = distill.dros.ranking_form
         self.dros_ps: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
@@ -114,7 +120,7 @@ class DistillModule(StudentModule):
             else:
                 pos = model.score_items(h, targets.unsqueeze(-1)).squeeze(-1).float()
                 neg = model.score_items(h, batch["negatives"][mask][:, : self.student_negatives]).float()
-                usual = sampled_bce_loss(pos, neg)
+                usual = sampled_bce_loss(pos, neg, self.base_loss_form)
             loss = usual
             if distilling:
                 rd, covered = self.ranking_distillation(batch, hidden)
@@ -133,7 +139,7 @@ class DistillModule(StudentModule):
         else:
             pos = logits.gather(1, (targets - 1).unsqueeze(-1)).squeeze(-1)
             neg = logits.gather(1, batch["negatives"][mask][:, : self.student_negatives] - 1)
-            usual = sampled_bce_loss(pos, neg)
+            usual = sampled_bce_loss(pos, neg, self.base_loss_form)
         usual = usual + self.dros_alpha * self._dros(logits, (targets - 1).unsqueeze(-1)).mean()
         loss, rd, covered = usual, None, None
         if distilling:
@@ -166,13 +172,15 @@ class DistillModule(StudentModule):
 
         return FusedRankingTerm(has_teacher[mask].nonzero().squeeze(1), items, batch["teacher_confidences"][has_teacher],
                                 batch["negatives"][has_teacher][:, : self.kd_negatives], weights_fn, self.kd_weight, k,
-                                denominator=int(mask.sum()) if self.average_over == "all_positions" else None)
+                                denominator=int(mask.sum()) if self.average_over == "all_positions" else None,
+                                negative_shift=self.negative_shift)
 
     def ranking_distillation(self, batch: dict, hidden: torch.Tensor,
                              with_dros: bool = False) -> tuple[torch.Tensor, float]:
         """``L_rd`` over the positions that have teacher items, and how many there were (the unfused form:
         ``student.loss=bce``; with the default CE loss :class:`FusedRankingTerm` computes the same).
-        ``with_dros`` adds ``alpha * mean_p sum_k w_pk dros(t_pk)`` (DLLM2Rec's code)."""
+        ``with_dros`` adds ``alpha * mean_p sum_k w_pk dros(t_pk)`` (DLLM2Rec's code; or their broadcast form,
+        ``distill.dros.ranking_form=published``)."""
         has_teacher = batch["teacher_items"][..., 0] > 0               # [B, L]
         items = batch["teacher_items"][has_teacher]                     # [P, K]
         confidences = batch["teacher_confidences"][has_teacher]
@@ -197,9 +205,9 @@ class DistillModule(StudentModule):
                 student_topk = items.new_zeros(items.shape[0], 1)
         weights = ranking_weights(items, confidences, student_topk, valid, self.kd_lambda,
                                   self.a_pos, self.a_conf, self.a_cons)
-        rd = ranking_distillation_loss(item_scores, negative_scores, weights)
+        rd = ranking_distillation_loss(item_scores, negative_scores, weights, self.negative_shift)
         if with_dros and items.shape[0]:
             logits = self.model.score_all(h)[:, 1:].float()
             per_item = self._dros(logits, (items - 1).clamp_min(0))  # padding entries have weight 0
-            rd = rd + self.dros_alpha * (weights * per_item).sum(-1).mean()
+            rd = rd + self.dros_alpha * ranking_dros(weights, per_item, valid, self.dros_ranking_form)
         return rd, float(items.shape[0])

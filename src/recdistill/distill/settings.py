@@ -30,6 +30,7 @@ class RankingDistillSettings:
     consistency_k: int | None
     num_negatives: int
     average_over: str
+    negative_term: str
     reliability: str   # which exported positions the data module keeps (distill/reliability.py)
 
     def to_dict(self) -> dict:
@@ -46,7 +47,8 @@ class RankingDistillSettings:
                    a_conf=float(values["a_conf"]), a_cons=float(values["a_cons"]), top_k=count("top_k"),
                    consistency_k=count("consistency_k"), num_negatives=int(values["num_negatives"]),
                    average_over=str(values["average_over"]),
-                   # checkpoints written before the option existed distilled every position
+                   # checkpoints written before these options existed used ours and distilled every position
+                   negative_term=str(values.get("negative_term", "ours")),
                    reliability=str(values.get("reliability", "none")))
 
 
@@ -57,26 +59,34 @@ class DROSSettings:
     enabled: bool
     alpha: float
     beta: float
+    ranking_form: str
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "DROSSettings":
-        return cls(enabled=bool(values["enabled"]), alpha=float(values["alpha"]), beta=float(values["beta"]))
+        return cls(enabled=bool(values["enabled"]), alpha=float(values["alpha"]), beta=float(values["beta"]),
+                   ranking_form=str(values.get("ranking_form", "per_sample")))  # older checkpoints: ours
 
 
 @dataclass(frozen=True)
 class DistillSettings:
+    """The ``distill`` group's sections the module uses, and ``base_loss_scale`` (the student's BCE averaged
+    our way or DLLM2Rec's, ``distill/losses.py``'s ``sampled_bce_loss``)."""
+
     kd: RankingDistillSettings
     ed: EmbeddingDistillSettings
     dros: DROSSettings
+    base_loss_scale: str
 
     def to_dict(self) -> dict:
-        return {"kd": self.kd.to_dict(), "ed": self.ed.to_dict(), "dros": self.dros.to_dict()}
+        return {"kd": self.kd.to_dict(), "ed": self.ed.to_dict(), "dros": self.dros.to_dict(),
+                "base_loss_scale": self.base_loss_scale}
 
     @classmethod
     def from_dict(cls, values: dict) -> "DistillSettings":
         """From :meth:`to_dict`'s shape, which is the ``distill`` group's (its other keys are not read)."""
         return cls(kd=RankingDistillSettings.from_dict(values["kd"]), ed=EmbeddingDistillSettings.from_dict(values["ed"]),
-                   dros=DROSSettings.from_dict(values["dros"]))
+                   dros=DROSSettings.from_dict(values["dros"]),
+                   base_loss_scale=str(values.get("base_loss_scale", "ours")))  # older checkpoints: ours

@@ -7,19 +7,23 @@ the selected checkpoint: :mod:`recdistill.recipes.lifecycle`) with
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from recdistill.config import check_choice, check_positive, check_range
-from recdistill.distill.data import DistillDataModule
+from recdistill.distill.data import NEGATIVE_POOLS, DistillDataModule
+from recdistill.distill.dros import RANKING_FORMS
+from recdistill.distill.losses import BASE_LOSS_FORMS, CONFIDENCE_SOURCES, NEGATIVE_SHIFT, exp_neg_distance_confidences
 from recdistill.distill.reliability import RULES as RELIABILITY_RULES, teacher_better_buckets
 from recdistill.student.distilled import NORMALISATIONS, TIES
 from recdistill.distill.module import DistillModule
 from recdistill.distill.settings import AVERAGE_OVER
 from recdistill.engine import describe_environment, resolve_accelerator
 from recdistill.errors import ConfigError, RecdistillError
-from recdistill.teacher_outputs.reader import TeacherOutputs, load_teacher_outputs
+from recdistill.teacher_outputs.reader import TeacherOutputs, load_teacher_outputs, read_manifest
 from recdistill.recipes.config import load_config
 from recdistill.recipes.distill_weight import AUTO, train_distill_auto, wants_auto, weight_grid
 from recdistill.teacher.item_embeddings import read_item_embeddings
@@ -64,7 +68,21 @@ def validate_distill_config(cfg: DictConfig) -> None:
     check_choice(cfg, "distill.kd.reliability", RELIABILITY_RULES)
     if d.dros.enabled and d.dros.alpha:
         check_positive(cfg, "distill.dros.beta")
+    validate_published_forms(cfg)
     student_model(student_choice(cfg))   # an unknown student is refused here, before a run folder
+
+
+def validate_published_forms(cfg: DictConfig) -> None:
+    """The options that give DLLM2Rec's code's formulas where ours differ (docs/distillation.md)."""
+    check_choice(cfg, "distill.base_loss_scale", BASE_LOSS_FORMS)
+    check_choice(cfg, "distill.kd.negative_term", tuple(NEGATIVE_SHIFT))
+    check_choice(cfg, "distill.kd.negatives_avoid", NEGATIVE_POOLS)
+    check_choice(cfg, "distill.kd.confidence", CONFIDENCE_SOURCES)
+    check_choice(cfg, "distill.dros.ranking_form", RANKING_FORMS)
+    if str(cfg.distill.base_loss_scale) == "published" and str(cfg.student.loss) != "bce":
+        raise ConfigError(f"distill.base_loss_scale=published is DLLM2Rec's BCE (one mean over positive and negative "
+                          f"logits) and needs student.loss=bce; student.loss={cfg.student.loss} has no such form "
+                          "(set distill.base_loss_scale=ours)")
 
 
 def distill_module(cfg: DictConfig, num_items: int, dataset_meta: dict | None = None,
@@ -83,14 +101,34 @@ def load_teacher_for(cfg: DictConfig, data) -> TeacherOutputs | None:
         return None
     path = Path(str(cfg.distill.teacher_outputs)).expanduser()
     top_k = cfg.distill.kd.top_k
+    published_confidence = str(cfg.distill.kd.confidence) == "exp_neg_distance"
+    if published_confidence:
+        check_scores_are_distances(path)
     teacher = load_teacher_outputs(path, data.train, data.fingerprint, data.num_items,
-                                   max_k=None if top_k is None else int(top_k))
+                                   max_k=None if top_k is None else int(top_k), with_scores=published_confidence)
+    if published_confidence:
+        # w_conf normalises whatever the confidences hold: DLLM2Rec's exp(-distance) + 1e-8 in place of the softmax
+        published = exp_neg_distance_confidences(torch.from_numpy(teacher.scores), torch.from_numpy(teacher.items > 0))
+        teacher = replace(teacher, confidences=published.numpy())
     if float(cfg.distill.ed.gamma) > 0 and teacher.embeddings is None and not cfg.distill.item_embeddings:
         raise RecdistillError(f"{path} has no item embeddings, so embedding distillation cannot run; "
                               "set distill.ed.gamma=0 or export a teacher that writes them")
     if str(cfg.distill.kd.reliability) == "teacher_buckets":
         teacher_better_buckets(teacher.manifest.get("teacher_check"))   # refused here when the check is missing
     return teacher
+
+
+def check_scores_are_distances(path: Path) -> None:
+    """``distill.kd.confidence=exp_neg_distance`` reads the export's scores as minus distances: only an LLM
+    export with ``teacher.export.ranking=grounded`` writes them so (its manifest's teacher says ``ranking``)."""
+    teacher = read_manifest(path).get("teacher") or {}
+    ranking = teacher.get("ranking", "likelihood" if teacher.get("kind") == "llm" else None)
+    if ranking != "grounded":
+        written_by = f"teacher.export.ranking={ranking}" if ranking else f"teacher={teacher.get('kind')}"
+        raise ConfigError(f"distill.kd.confidence=exp_neg_distance needs an export whose scores are minus distances "
+                          f"(teacher.export.ranking=grounded); {path} was written by {written_by}, whose scores are "
+                          "not distances (or by a grounded export from before exports recorded their ranking). Set "
+                          "distill.kd.confidence=softmax, or export with teacher.export.ranking=grounded")
 
 
 def ed_source(cfg: DictConfig, data, teacher: TeacherOutputs | None):
@@ -113,7 +151,8 @@ def build_distill_datamodule(cfg: DictConfig, data, teacher: TeacherOutputs | No
     buckets = teacher_better_buckets(teacher.manifest.get("teacher_check")) if rule == "teacher_buckets" else None
     # one draw serves both losses (DLLM2Rec shares them too)
     return build_datamodule(cfg, data, accelerator, DistillDataModule, num_negatives=max(usual, kd), teacher=teacher,
-                            reliability=rule, reliable_buckets=buckets)
+                            reliability=rule, reliable_buckets=buckets,
+                            negatives_avoid=str(cfg.distill.kd.negatives_avoid))
 
 
 @records_run_state

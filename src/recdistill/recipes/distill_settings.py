@@ -1,4 +1,4 @@
-"""The distillation recipe's config reader: the ``distill`` group's ``kd``, ``ed`` and ``dros`` sections
+"""The distillation recipe's config reader: the ``distill`` group's ``kd``, ``ed`` and ``dros`` sections and ``base_loss_scale``
 turned into :class:`~recdistill.distill.settings.DistillSettings` (checked by ``validate_distill_config``
 before a run folder exists; ``distill.kd.weight`` / ``distill.ed.gamma`` are numbers here, an ``auto`` one
 having been replaced by the arm's value)."""
@@ -12,4 +12,5 @@ from recdistill.distill.settings import DistillSettings
 
 def distill_settings(cfg: DictConfig) -> DistillSettings:
     d = cfg.distill
-    return DistillSettings.from_dict({key: OmegaConf.to_container(d[key], resolve=True) for key in ("kd", "ed", "dros")})
+    sections = {key: OmegaConf.to_container(d[key], resolve=True) for key in ("kd", "ed", "dros")}
+    return DistillSettings.from_dict({**sections, "base_loss_scale": str(d.base_loss_scale)})

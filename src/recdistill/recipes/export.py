@@ -81,7 +81,7 @@ def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),
                     "embeddings": bool(t.export.embeddings), **_pooling_identity(t)}
     identity = {"kind": "llm", "model": str(meta["llm"]["source"]), "adapter": str(adapter.resolve()),
-                "config_hash": stable_hash(identity_src)}
+                "config_hash": stable_hash(identity_src), **_ranking_identity(t)}
     return LLMRanker(teacher, encoder, settings, data.num_items, identity, listed=int(t.export.listed_candidates),
                      chunk_size=int(t.eval.candidate_batch_size), norm=str(t.eval.score_norm),
                      kv_cache=bool(t.eval.kv_cache),
@@ -101,6 +101,13 @@ def _pooling_identity(t) -> dict:
     if ranking != "likelihood":
         out.update({"ranking": ranking, "max_new_tokens": int(t.export.max_new_tokens)})
     return out
+
+
+def _ranking_identity(t) -> dict:
+    """A grounded export says so in its manifest's teacher: its scores are minus distances, which
+    ``distill.kd.confidence=exp_neg_distance`` reads (likelihood exports keep the identity they had)."""
+    ranking = str(t.export.ranking)
+    return {} if ranking == "likelihood" else {"ranking": ranking}
 
 
 def record_teacher_check(out_dir: Path, manifest: dict, ranker, data, users: int, student_checkpoint) -> dict:

@@ -39,6 +39,7 @@ class TeacherOutputs:
     confidences: np.ndarray  # float32 [R, K]
     user_start: np.ndarray   # int64 [U+2]: rows of user u are user_start[u]:user_start[u+1]
     embeddings: torch.Tensor | None  # [N+1, D] or None
+    scores: np.ndarray | None = None  # float32 [R, K] the teacher's scores (0 for padding), when asked for
 
     @property
     def top_k(self) -> int:
@@ -155,13 +156,14 @@ def load_embeddings(path: Path, manifest: dict, num_items: int) -> torch.Tensor 
 
 
 def load_teacher_outputs(path: str | Path, train: list[np.ndarray], fingerprint: str, num_items: int,
-                         max_k: int | None = None) -> TeacherOutputs:
+                         max_k: int | None = None, with_scores: bool = False) -> TeacherOutputs:
     """Load and validate a teacher-output folder against a prepared dataset.
 
     Args:
         train: ``PreparedData.train`` (positions are checked against each user's sequence).
         fingerprint, num_items: the prepared dataset's ``fingerprint`` and item count.
         max_k: keep only the first ``max_k`` items of each list (``None``: all exported).
+        with_scores: also read the ``scores`` column (``distill.kd.confidence=exp_neg_distance`` needs it).
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -174,6 +176,9 @@ def load_teacher_outputs(path: str | Path, train: list[np.ndarray], fingerprint:
     conf_lists = [np.asarray(x[:k]) for t in tables for x in t.column("confidences").to_pylist()]
     items = _pad(item_lists, k, np.int64)
     confidences = _pad(conf_lists, k, np.float32)
+    scores = None
+    if with_scores:
+        scores = _pad([np.asarray(x[:k]) for t in tables for x in t.column("scores").to_pylist()], k, np.float32)
 
     num_users = len(train) - 1
     lengths = np.array([len(s) for s in train], dtype=np.int64)
@@ -192,10 +197,11 @@ def load_teacher_outputs(path: str | Path, train: list[np.ndarray], fingerprint:
 
     order = np.lexsort((positions, users))
     users, positions, items, confidences = users[order], positions[order], items[order], confidences[order]
+    scores = None if scores is None else scores[order]
     dup = (np.diff(users) == 0) & (np.diff(positions) == 0)
     if dup.any():
         r = int(np.flatnonzero(dup)[0])
         raise RecdistillError(f"{path}: row (user {users[r]}, position {positions[r]}) appears twice; run `recdistill export` again")
     user_start = np.searchsorted(users, np.arange(num_users + 2)).astype(np.int64)
     embeddings = load_embeddings(path, manifest, num_items)
-    return TeacherOutputs(path, manifest, users, positions, items, confidences, user_start, embeddings)
+    return TeacherOutputs(path, manifest, users, positions, items, confidences, user_start, embeddings, scores)

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from recdistill.data.prepared import PreparedData
-from recdistill.evaluation.candidates import sample_candidates
+from recdistill.evaluation.candidates import known_by, sample_candidates
 from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler
@@ -34,7 +34,7 @@ class Samples:
     histories: list[np.ndarray]       # full history before the target, oldest first
     targets: np.ndarray               # [S]
     positions: np.ndarray             # training position p (or -1 for val/test)
-    seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives
+    seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives (known by the target)
 
 
 def train_samples(data: PreparedData, positions: str, last_n: int, users=None) -> Samples:
@@ -59,7 +59,7 @@ def eval_samples(data: PreparedData, split: str, users=None) -> Samples:
         if len(history) == 0:
             continue
         out_u.append(int(user)); out_h.append(history); out_t.append(data.target(split, int(user)))
-    seen = [np.append(data.train[u], [data.val_target[u], data.test_target[u]]) for u in out_u]
+    seen = [known_by(h, t) for h, t in zip(out_h, out_t)]  # never a later split's target (no test leak into val)
     return Samples(np.array(out_u, dtype=np.int64), out_h, np.array(out_t, dtype=np.int64),
                    np.full(len(out_u), -1, dtype=np.int64), seen)
 

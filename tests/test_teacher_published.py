@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 from recdistill.data.prepared import load_prepared
 from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
@@ -41,3 +42,57 @@ def test_validation_candidates_do_not_depend_on_the_test_item(tiny_prepared):
     t = draw_candidate_sets(data, "test", protocol, 0)
     for i in range(len(t.users)):
         assert not (set(t.candidates[i].tolist()) - {int(t.targets[i])}) & set(t.histories[i].tolist())
+
+
+class MonitorsSeen(Callback):
+    """Records, at the start of fit, what each checkpoint callback monitors, and at the end the best score."""
+
+    def __init__(self):
+        self.monitors, self.best_scores = [], []
+
+    def on_fit_start(self, trainer, module):
+        self.monitors = [cb.monitor for cb in trainer.checkpoint_callbacks if cb.monitor]
+
+    def on_fit_end(self, trainer, module):
+        self.best_scores = [cb.best_model_score for cb in trainer.checkpoint_callbacks if cb.monitor]
+
+
+@pytest.mark.parametrize("select_on, method, expected", [
+    ("likelihood_ndcg", "likelihood", "val/cand20_ndcg@10"),       # ours (the default)
+    ("hr1_x_valid_ratio", "generate", "val/gen_hr@1"),             # LLaRA / iLoRA's selection
+])
+def test_select_on_changes_the_metric_the_checkpoint_monitors(tmp_path, select_on, method, expected):
+    from conftest import make_tiny_prepared
+    from recdistill.config import compose
+    from recdistill.recipes.teacher import train_teacher
+    from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+
+    prepared = make_tiny_prepared(tmp_path / "data" / "tiny")
+    student = write_student_checkpoint(tmp_path / "student.ckpt", make_student(), load_prepared(prepared))
+    cfg = compose("teacher", [
+        f"prepared={prepared}", f"paths.runs_dir={tmp_path / 'runs'}", f"paths.cache_dir={CACHE}",
+        "run.progress_bar=false", "llm=tiny-llama", f"teacher.student_checkpoint={student}", "train.batch_size=4",
+        "train.limit_train_batches=1", "train.limit_val_batches=1", "train.limit_test_batches=0",
+        "train.eval_batch_size=4", "teacher.data.train_positions=last", "teacher.eval.max_new_tokens=4",
+        f"teacher.eval.method={method}", f"teacher.eval.select_on={select_on}"])
+    seen = MonitorsSeen()
+    result = train_teacher(cfg, extra_callbacks=[seen])
+    assert seen.monitors == [expected]
+    assert seen.best_scores[0] is not None          # the metric was logged, so a checkpoint was selected on it
+    assert expected in result.metrics
+
+
+def test_select_on_is_checked_against_method_and_monitor():
+    from recdistill.config import compose
+    from recdistill.errors import ConfigError
+    from recdistill.recipes.teacher_settings import checkpoint_monitor
+
+    assert checkpoint_monitor(compose("teacher", ["teacher.eval.select_on=hr1_x_valid_ratio",
+                                                  "teacher.eval.method=both"])) == "val/gen_hr@1"
+    with pytest.raises(ConfigError, match="teacher.eval.method=generate or both"):
+        checkpoint_monitor(compose("teacher", ["teacher.eval.select_on=hr1_x_valid_ratio"]))
+    with pytest.raises(ConfigError, match="train.monitor=val/loss and teacher.eval.select_on"):
+        checkpoint_monitor(compose("teacher", ["teacher.eval.select_on=hr1_x_valid_ratio",
+                                               "teacher.eval.method=both", "train.monitor=val/loss"]))
+    with pytest.raises(ConfigError, match="teacher.eval.select_on='ndcg'.*likelihood_ndcg, hr1_x_valid_ratio"):
+        checkpoint_monitor(compose("teacher", ["teacher.eval.select_on=ndcg"]))

@@ -20,7 +20,7 @@ from recdistill.config import check_choice, check_positive
 from recdistill.errors import ConfigError
 from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.data import PromptSettings
-from recdistill.teacher.evaluation import TeacherEvalSettings
+from recdistill.teacher.evaluation import GENERATION_MONITOR, SELECTIONS, TeacherEvalSettings
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
 from recdistill.teacher.optim import TeacherOptimSettings
@@ -42,6 +42,7 @@ def validate_teacher_config(cfg: DictConfig) -> None:
     check_choice(cfg, "teacher.prompt.candidates", CANDIDATE_LISTINGS)
     check_positive(cfg, "teacher.data.length_bucket_batches", allow_zero=True)
     check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
+    checkpoint_monitor(cfg)
     teacher_spec(t)
     curriculum(t)
     _check_combinations(t)
@@ -72,13 +73,24 @@ def _check_combinations(t) -> None:
 
 
 def checkpoint_monitor(cfg) -> str:
-    """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
-    another candidate count would never be logged (the checkpoint would silently never be selected), so
-    it is an error."""
+    """``train.monitor``, with ``auto`` resolved by ``teacher.eval.select_on``: ``val/cand<N>_ndcg@10``
+    (likelihood_ndcg) or ``val/gen_hr@1`` (hr1_x_valid_ratio: LLaRA / iLoRA's selection, the hits over every
+    answer, i.e. HR@1 over valid answers x ValidRatio). A candidate metric named for another candidate count
+    would never be logged (the checkpoint would silently never be selected), so it is an error; so is a
+    selection whose metric validation does not compute, or an explicit monitor beside a non-default
+    ``select_on`` (one of the two would be ignored)."""
     n = int(cfg.teacher.prompt.num_candidates)
     monitor = str(cfg.train.monitor)
+    check_choice(cfg, "teacher.eval.select_on", SELECTIONS)
+    select_on = str(cfg.teacher.eval.select_on)
+    if select_on == "hr1_x_valid_ratio" and str(cfg.teacher.eval.method) == "likelihood":
+        raise ConfigError("teacher.eval.select_on=hr1_x_valid_ratio selects on generated answers, which "
+                          "teacher.eval.method=likelihood never produces; set teacher.eval.method=generate or both")
     if monitor == "auto":
-        return f"val/cand{n}_ndcg@10"
+        return GENERATION_MONITOR if select_on == "hr1_x_valid_ratio" else f"val/cand{n}_ndcg@10"
+    if select_on != "likelihood_ndcg" and monitor != GENERATION_MONITOR:
+        raise ConfigError(f"train.monitor={monitor} and teacher.eval.select_on={select_on} name different "
+                          f"selection metrics; leave train.monitor=auto (or set it to {GENERATION_MONITOR})")
     named = re.match(r"(?:val|test)/cand(\d+)_", monitor)
     if named and int(named.group(1)) != n:
         raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "

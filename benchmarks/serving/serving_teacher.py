@@ -30,8 +30,9 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
 
     from recdistill.config import compose
     from recdistill.recipes.teacher import load_trained_teacher, prompt_settings
+    from recdistill.recipes.teacher_settings import prompt_encoder
     from recdistill.student.checkpoint import load_student_for
-    from recdistill.teacher.build import build_encoder, build_teacher
+    from recdistill.teacher.build import build_teacher
     from recdistill.teacher.data import PromptCollator, PromptDataset, eval_samples
     from recdistill.evaluation.candidate_metrics import candidate_metrics, target_ranks
     from recdistill.teacher.scoring import score_candidates
@@ -48,7 +49,7 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
         prompt = OmegaConf.to_container(compose("teacher", []).teacher.prompt, resolve=True)
     teacher.eval()
     load_s = time.perf_counter() - start
-    encoder = build_encoder(loaded.tokenizer, data, prompt["file"])
+    encoder = prompt_encoder(loaded.tokenizer, data, prompt)
     settings = prompt_settings(prompt, int(teacher.student.max_len))
     users = data.users()[: args.teacher_users]
     ds = PromptDataset(eval_samples(data, "val", users), encoder, data.num_items, settings, "val", False)

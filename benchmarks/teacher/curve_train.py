@@ -138,7 +138,7 @@ class CurveRun:
         """``[users, C]`` likelihood scores of the fixed validation candidates."""
         from recdistill.teacher.candidate_protocol import CandidateProtocolSettings, teacher_scores
 
-        settings = CandidateProtocolSettings(template=0, batch_size=self.s.eval_batch_size, generate=False,
+        settings = CandidateProtocolSettings(template=0, template_seed=0, batch_size=self.s.eval_batch_size, generate=False,
                                              likelihood=True, max_new_tokens=64,
                                              candidate_batch_size=self.s.candidate_batch_size, score_norm="sum",
                                              kv_cache=True)

@@ -82,7 +82,7 @@ def main() -> int:
     sets = draw_candidate_sets(data, "val", CandidateProtocol(history_items=10, num_candidates=20, exclude="all",
                                                              draws=1, seed=0, limit_users=args.score_users),
                                draw=0) if args.score_users else None
-    score_settings = CandidateProtocolSettings(template=0, batch_size=8, generate=False, likelihood=True,
+    score_settings = CandidateProtocolSettings(template=0, template_seed=0, batch_size=8, generate=False, likelihood=True,
                                                max_new_tokens=64, candidate_batch_size=64, score_norm="sum",
                                                kv_cache=True)
 

@@ -27,6 +27,7 @@ DECLARED: dict[str, list] = {
     "efficiency.precision": ["str", "int"],
     "distill.kd.weight": ["float", "int", "auto"],
     "distill.ed.gamma": ["float", "int", "auto"],
+    "teacher.prompt.eval_template": ["int", "random"],
     # null = "not set" / "all" / "from the preset"
     "efficiency.gradient_clip_val": NUMBER_OR_NULL,
     "efficiency.batch_size_search.cpu_memory_mb": NUMBER_OR_NULL,

@@ -3,7 +3,8 @@
 Each user's validation or test target is put among ``num_candidates - 1`` negatives drawn uniformly,
 without replacement, from the items not in the history the prompt shows (the last ``history_items``
 items; LLaRA's ``negative_sampling`` excludes only those and the target) or, with ``exclude="all"``,
-from the items the user never touched. Draw ``d`` of user ``u`` on a split is seeded by
+from the items the user had not touched up to and including this split's target (a later split's target
+is not known then, so a validation set does not depend on the test item). Draw ``d`` of user ``u`` on a split is seeded by
 (seed, d, split, u), so the teacher and the student, which both call :func:`draw_candidate_sets`, score
 exactly the same sets, and any rerun draws them again identically.
 """
@@ -71,7 +72,7 @@ def draw_candidate_sets(data: PreparedData, split: str, protocol: CandidateProto
         if protocol.exclude == "shown":
             seen = history[-protocol.history_items:]
         else:
-            seen = np.append(data.train[int(user)], [data.val_target[int(user)], data.test_target[int(user)]])
+            seen = known_by(history, target)
         rng = np.random.default_rng([int(protocol.seed), int(draw), SPLIT_IDS[split], int(user)])
         rows.append(sample_candidates(rng, target, seen, data.num_items, int(protocol.num_candidates)))
         users.append(int(user)); histories.append(np.asarray(history, dtype=np.int64)); targets.append(target)
@@ -82,6 +83,13 @@ def draw_candidate_sets(data: PreparedData, split: str, protocol: CandidateProto
     target_index = np.argmax(candidates == targets_arr[:, None], axis=1)
     return CandidateSets(split, int(draw), np.array(users, dtype=np.int64), histories, targets_arr, candidates,
                          target_index, int(protocol.history_items))
+
+
+def known_by(history: np.ndarray, target: int) -> np.ndarray:
+    """Every item the user touched up to and including this split's target. Never a later split's target:
+    validation sets drawn knowing the test item could never hold it as a negative (a leak of the test split
+    into model selection)."""
+    return np.append(np.asarray(history, dtype=np.int64), int(target))
 
 
 def chance_metrics(num_candidates: int) -> dict[str, float]:

@@ -29,9 +29,8 @@ from recdistill.evaluation.teacher_check import sentence, teacher_check
 from recdistill.recipes.config import load_config
 from recdistill.recipes.lifecycle import prepared_data
 from recdistill.recipes.teacher import load_trained_teacher
-from recdistill.recipes.teacher_settings import cache_dir, prompt_settings
+from recdistill.recipes.teacher_settings import cache_dir, prompt_encoder, prompt_settings
 from recdistill.student.checkpoint import load_student_for
-from recdistill.teacher.build import build_encoder
 from recdistill.teacher.checkpoint import WEIGHTS
 
 
@@ -73,9 +72,7 @@ def llm_ranker(cfg: DictConfig, data, device: str | None = None) -> LLMRanker:
     teacher, loaded, saved, meta = load_trained_teacher(adapter, data, cache_dir(cfg))
     teacher.to(device or resolve_device(str(t.device)))
     check_positive(t, "export.listed_candidates")
-    # Adapters saved before teacher.prompt.candidates existed listed titles.
-    encoder = build_encoder(loaded.tokenizer, data, saved["prompt"]["file"],
-                            saved["prompt"].get("candidates", "titles"))
+    encoder = prompt_encoder(loaded.tokenizer, data, saved["prompt"])
     settings = prompt_settings(saved["prompt"], int(teacher.student.max_len))
     identity_src = {"adapter_sha256": sha256_file(adapter / WEIGHTS), "llm": meta["llm"], "prompt": saved["prompt"],
                     "listed": int(t.export.listed_candidates), "score_norm": str(t.eval.score_norm),

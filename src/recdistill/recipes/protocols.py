@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.errors import ConfigError
 from recdistill.evaluation.protocols import Protocol, protocol_to_run
 from recdistill.evaluation.protocols.llara import candidate_protocol, llara_settings, run_llara
+from recdistill.recipes.teacher_settings import eval_template_setting
 from recdistill.teacher.candidate_protocol import CandidateProtocolSettings, teacher_metrics
 
 TEACHER_PROTOCOLS = ("likelihood", "llara")
@@ -53,13 +54,14 @@ def run_teacher_protocol(cfg: DictConfig, teacher_cfg: DictConfig, teacher, enco
     """``<split>/llara_*`` metrics (teacher, student, chance; means and 95 % half-widths); the whole
     report, every draw included, goes to ``<run>/llara_protocol.json``."""
     e = teacher_cfg.eval
-    settings = CandidateProtocolSettings(template=int(teacher_cfg.prompt.eval_template),
+    settings = CandidateProtocolSettings(template=eval_template_setting(teacher_cfg.prompt.eval_template),
+                                         template_seed=int(teacher_cfg.prompt.seed),
                                          batch_size=int(cfg.train.eval_batch_size),
                                          generate=True, likelihood=str(e.method) != "generate",
                                          max_new_tokens=int(cfg.eval.candidates.max_new_tokens),
                                          candidate_batch_size=int(e.candidate_batch_size), score_norm=str(e.score_norm),
                                          kv_cache=bool(e.kv_cache))
     metrics, report = run_candidate_protocol(
-        cfg, data, teacher.student, teacher_fn=lambda sets: teacher_metrics(teacher, encoder, data.titles, sets, settings))
+        cfg, data, teacher.student, teacher_fn=lambda sets: teacher_metrics(teacher, encoder, encoder.titles, sets, settings))
     run.write_json("llara_protocol.json", report)
     return metrics

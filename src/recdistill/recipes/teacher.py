@@ -23,10 +23,11 @@ from recdistill.recipes.lifecycle import (RunResult, collect, efficiency, fit_ch
                                           optimizer_settings, prepared_data, records_run_state, refuse_resume, seed_run)
 from recdistill.recipes.protocols import run_teacher_protocol, wants_teacher_protocol
 from recdistill.recipes.teacher_settings import (announce_cpu_precision, cache_dir, checkpoint_monitor, curriculum,
-                                                 effective_llm_config, prompt_settings, teacher_eval_settings,
+                                                 effective_llm_config, prompt_encoder, prompt_settings,
+                                                 teacher_eval_settings,
                                                  teacher_optim_settings, teacher_spec, validate_teacher_config)
 from recdistill.student.checkpoint import load_student_for
-from recdistill.teacher.build import build_encoder, build_teacher
+from recdistill.teacher.build import build_teacher
 from recdistill.teacher.checkpoint import load_adapter_weights, read_adapter_meta, save_adapter
 from recdistill.teacher.data import TeacherDataModule, batch_token_counts
 from recdistill.teacher.model import TeacherSpec
@@ -81,14 +82,14 @@ def train_teacher(cfg: DictConfig, extra_callbacks: list | None = None) -> RunRe
     spec = teacher_spec(cfg.teacher)
     teacher, loaded = build_teacher(llm_cfg, spec, student, cache_dir(cfg),
                                     uniform_dropout=bool(cfg.efficiency.uniform_dropout))
-    encoder = build_encoder(loaded.tokenizer, data, cfg.teacher.prompt.file, str(cfg.teacher.prompt.candidates))
+    encoder = prompt_encoder(loaded.tokenizer, data, cfg.teacher.prompt)
     dm = _datamodule(cfg, data, encoder, student)
     run = open_run(cfg)
     report = dm.prompt_report()
     run.write_json("prompt_report.json", report)
     print(f"prompts: {json.dumps(report)}")
 
-    module = TeacherModule(teacher, encoder, data.titles, teacher_optim_settings(cfg), efficiency(cfg),
+    module = TeacherModule(teacher, encoder, encoder.titles, teacher_optim_settings(cfg), efficiency(cfg),
                            teacher_eval_settings(cfg.teacher.eval), int(cfg.teacher.prompt.num_candidates),
                            curriculum=curriculum(cfg.teacher))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples", warmup_steps=int(cfg.efficiency.measure_warmup_steps))
@@ -160,13 +161,11 @@ def evaluate_teacher(cfg: DictConfig, adapter: str | Path) -> RunResult:
     # Evaluation settings come from this command's config; prompts from the adapter (what it was trained on).
     teacher_cfg = OmegaConf.merge(OmegaConf.create(saved_teacher), {"eval": OmegaConf.to_container(cfg.teacher.eval),
                                                                     "data": OmegaConf.to_container(cfg.teacher.data)})
-    # Adapters saved before teacher.prompt.candidates existed listed titles.
-    encoder = build_encoder(loaded.tokenizer, data, teacher_cfg.prompt.file,
-                            str(teacher_cfg.prompt.get("candidates", "titles")))
+    encoder = prompt_encoder(loaded.tokenizer, data, teacher_cfg.prompt)
     run = open_run(cfg, f"{cfg.run.name}-eval")
     eval_cfg = OmegaConf.merge(cfg, {"teacher": teacher_cfg})
     dm = _datamodule(eval_cfg, data, encoder, teacher.student)
-    module = TeacherModule(teacher, encoder, data.titles, optimizer_settings(cfg), efficiency(cfg), evaluation,
+    module = TeacherModule(teacher, encoder, encoder.titles, optimizer_settings(cfg), efficiency(cfg), evaluation,
                            int(teacher_cfg.prompt.num_candidates))
     meter = StageMeter(items_fn=batch_token_counts, unit="samples")
     if wants_teacher_protocol(teacher_cfg):  # LLaRA / iLoRA's protocol in place of this toolkit's

@@ -19,12 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from recdistill.config import check_choice, check_positive
 from recdistill.errors import ConfigError
 from recdistill.teacher.curriculum import Curriculum
-from recdistill.teacher.data import PromptSettings
-from recdistill.teacher.evaluation import TeacherEvalSettings
+from recdistill.teacher.build import build_encoder
+from recdistill.teacher.data import EVAL_TEMPLATE_RANDOM, PromptSettings
+from recdistill.teacher.evaluation import GENERATION_MONITOR, SELECTIONS, TeacherEvalSettings
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
 from recdistill.teacher.optim import TeacherOptimSettings
-from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS
+from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS, TOKENIZATIONS, PromptEncoder
 
 
 def cache_dir(cfg: DictConfig) -> str:
@@ -42,6 +43,7 @@ def validate_teacher_config(cfg: DictConfig) -> None:
     check_choice(cfg, "teacher.prompt.candidates", CANDIDATE_LISTINGS)
     check_positive(cfg, "teacher.data.length_bucket_batches", allow_zero=True)
     check_choice(cfg, "teacher.eval.protocol", ("likelihood", "llara"))
+    checkpoint_monitor(cfg)
     teacher_spec(t)
     curriculum(t)
     _check_combinations(t)
@@ -72,13 +74,24 @@ def _check_combinations(t) -> None:
 
 
 def checkpoint_monitor(cfg) -> str:
-    """``train.monitor``, with ``auto`` resolved to ``val/cand<N>_ndcg@10``. A candidate metric named for
-    another candidate count would never be logged (the checkpoint would silently never be selected), so
-    it is an error."""
+    """``train.monitor``, with ``auto`` resolved by ``teacher.eval.select_on``: ``val/cand<N>_ndcg@10``
+    (likelihood_ndcg) or ``val/gen_hr@1`` (hr1_x_valid_ratio: LLaRA / iLoRA's selection, the hits over every
+    answer, i.e. HR@1 over valid answers x ValidRatio). A candidate metric named for another candidate count
+    would never be logged (the checkpoint would silently never be selected), so it is an error; so is a
+    selection whose metric validation does not compute, or an explicit monitor beside a non-default
+    ``select_on`` (one of the two would be ignored)."""
     n = int(cfg.teacher.prompt.num_candidates)
     monitor = str(cfg.train.monitor)
+    check_choice(cfg, "teacher.eval.select_on", SELECTIONS)
+    select_on = str(cfg.teacher.eval.select_on)
+    if select_on == "hr1_x_valid_ratio" and str(cfg.teacher.eval.method) == "likelihood":
+        raise ConfigError("teacher.eval.select_on=hr1_x_valid_ratio selects on generated answers, which "
+                          "teacher.eval.method=likelihood never produces; set teacher.eval.method=generate or both")
     if monitor == "auto":
-        return f"val/cand{n}_ndcg@10"
+        return GENERATION_MONITOR if select_on == "hr1_x_valid_ratio" else f"val/cand{n}_ndcg@10"
+    if select_on != "likelihood_ndcg" and monitor != GENERATION_MONITOR:
+        raise ConfigError(f"train.monitor={monitor} and teacher.eval.select_on={select_on} name different "
+                          f"selection metrics; leave train.monitor=auto (or set it to {GENERATION_MONITOR})")
     named = re.match(r"(?:val|test)/cand(\d+)_", monitor)
     if named and int(named.group(1)) != n:
         raise ConfigError(f"train.monitor={monitor} names metrics over {named.group(1)} candidates but "
@@ -133,6 +146,38 @@ def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
     return merged
 
 
+# What an adapter saved before a prompt option existed was trained with (not a second default: the YAML
+# holds the one default; this is the history of older adapters).
+BEFORE_THE_OPTION = {"candidates": "titles", "tokenize": "pieces", "rewrite_titles": False}
+
+
+def _prompt_option(prompt_cfg, key: str):
+    return prompt_cfg[key] if key in prompt_cfg else BEFORE_THE_OPTION[key]
+
+
+def eval_template_setting(value) -> int | str:
+    """``teacher.prompt.eval_template``: a template number (0-based) or ``random``."""
+    if value == EVAL_TEMPLATE_RANDOM:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"teacher.prompt.eval_template={value!r} is not valid; choose a template number "
+                          f"(0-based) or {EVAL_TEMPLATE_RANDOM}")
+    return value
+
+
+def _check_tokenization(prompt_cfg) -> str:
+    tokenize = _prompt_option(prompt_cfg, "tokenize")
+    if tokenize not in TOKENIZATIONS:
+        raise ConfigError(f"teacher.prompt.tokenize={tokenize!r} is not valid; choose one of: {', '.join(TOKENIZATIONS)}")
+    if tokenize == "whole_string" and prompt_cfg["max_tokens"] is not None:
+        raise ConfigError("teacher.prompt.tokenize=whole_string cannot cut prompts (LLaRA / iLoRA never do); set "
+                          "teacher.prompt.max_tokens=null or teacher.prompt.tokenize=pieces")
+    rewrite = _prompt_option(prompt_cfg, "rewrite_titles")
+    if not isinstance(rewrite, bool):
+        raise ConfigError(f"teacher.prompt.rewrite_titles={rewrite!r} is not valid; choose true or false")
+    return tokenize
+
+
 def prompt_settings(prompt_cfg, student_len: int) -> PromptSettings:
     """``teacher.prompt`` (a config node, or the plain dict an adapter saved) checked, with the student's
     ``max_len``."""
@@ -140,11 +185,20 @@ def prompt_settings(prompt_cfg, student_len: int) -> PromptSettings:
         value = prompt_cfg[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"teacher.prompt.{key}={value!r} is not valid; expected a number > 0")
+    _check_tokenization(prompt_cfg)
     return PromptSettings(history_items=int(prompt_cfg["history_items"]),
                           num_candidates=int(prompt_cfg["num_candidates"]),
                           max_tokens=None if prompt_cfg["max_tokens"] is None else int(prompt_cfg["max_tokens"]),
-                          eval_template=int(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
+                          eval_template=eval_template_setting(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
                           student_len=int(student_len))
+
+
+def prompt_encoder(tokenizer, data, prompt_cfg) -> PromptEncoder:
+    """The prompt encoder ``teacher.prompt`` describes (a config node, or the dict an adapter saved: options
+    it predates are read as it was trained, ``BEFORE_THE_OPTION``)."""
+    return build_encoder(tokenizer, data, prompt_cfg["file"], str(_prompt_option(prompt_cfg, "candidates")),
+                         tokenize=_check_tokenization(prompt_cfg),
+                         rewrite_titles=bool(_prompt_option(prompt_cfg, "rewrite_titles")))
 
 
 def teacher_eval_settings(eval_cfg) -> TeacherEvalSettings:

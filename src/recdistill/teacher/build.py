@@ -9,7 +9,7 @@ from pathlib import Path
 from recdistill.data.prepared import PreparedData
 from recdistill.teacher.llm import LLMSettings, LoadedLLM, load_llm
 from recdistill.teacher.model import ILoRATeacher, TeacherSpec
-from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
+from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates, published_title
 
 
 def build_teacher(llm: LLMSettings | dict, spec: TeacherSpec, student, cache: str, tokenizer=None,
@@ -25,8 +25,11 @@ def build_teacher(llm: LLMSettings | dict, spec: TeacherSpec, student, cache: st
 
 
 def build_encoder(tokenizer, data: PreparedData, template_file: str | Path | None,
-                  candidates: str = "titles") -> PromptEncoder:
+                  candidates: str = "titles", tokenize: str = "pieces", rewrite_titles: bool = False) -> PromptEncoder:
     """The prompt encoder over the dataset's titles with the templates of ``template_file`` (None: the
     package's; their history-only versions for ``candidates="none"``). ``candidates``: how prompts list
-    the candidates (``teacher.prompt.candidates``: titles | tokens | none)."""
-    return PromptEncoder(tokenizer, data.titles, load_templates(template_file, candidates), candidates)
+    the candidates (``teacher.prompt.candidates``: titles | tokens | none); ``tokenize``: pieces | whole_string
+    (``teacher.prompt.tokenize``); ``rewrite_titles``: "Matrix, The" written "The Matrix" as LLaRA / iLoRA
+    do (``teacher.prompt.rewrite_titles``; prompts, answers and the parsing of answers all use these titles)."""
+    titles = [published_title(t) for t in data.titles] if rewrite_titles else data.titles
+    return PromptEncoder(tokenizer, titles, load_templates(template_file, candidates), candidates, tokenize)

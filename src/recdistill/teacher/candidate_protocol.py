@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recdistill.evaluation.candidates import CandidateSets
+from recdistill.evaluation.candidates import SPLIT_IDS, CandidateSets
 from recdistill.evaluation.llara import generation_metrics
-from recdistill.teacher.data import PromptCollator
+from recdistill.teacher.data import PromptCollator, evaluation_template
 from recdistill.evaluation.candidate_metrics import candidate_metrics, target_ranks
 from recdistill.teacher.evaluation import generate_answers
 from recdistill.teacher.scoring import score
@@ -21,7 +21,8 @@ class CandidateProtocolSettings:
     """The teacher's side of the candidate protocol, read from the config by ``recipes/protocols.py``
     (``teacher.prompt``, ``teacher.eval``, ``eval.candidates``, ``train.eval_batch_size``)."""
 
-    template: int                   # the prompt template (0-based), as teacher.prompt.eval_template
+    template: int | str             # teacher.prompt.eval_template: a template (0-based) or "random"
+    template_seed: int              # teacher.prompt.seed: seeds the random template per (split, draw, user)
     batch_size: int                 # prompts per forward
     generate: bool                  # greedy generation, parsed the LLaRA way (ValidRatio, HR@1)
     likelihood: bool                # also rank the candidates by log P(title | prompt)
@@ -31,11 +32,14 @@ class CandidateProtocolSettings:
     kv_cache: bool                  # teacher.eval.kv_cache
 
 
-def _rows(sets: CandidateSets, encoder, template: int, student_len: int) -> list[dict]:
+def _rows(sets: CandidateSets, encoder, template: int | str, student_len: int, template_seed: int = 0) -> list[dict]:
     rows = []
+    split = SPLIT_IDS[sets.split]
     for i in range(len(sets.users)):
         target = int(sets.targets[i])
-        enc = encoder.encode(sets.shown(i), sets.candidates[i], template, target=target)
+        shown_template = evaluation_template(template, encoder.num_templates, template_seed, split, sets.draw,
+                                             int(sets.users[i]))
+        enc = encoder.encode(sets.shown(i), sets.candidates[i], shown_template, target=target)
         rows.append({"input_ids": enc.input_ids, "item_slots": enc.item_slots, "answer_start": enc.answer_start,
                      "student_seq": sets.histories[i][-student_len:], "candidates": sets.candidates[i],
                      "target": target, "target_index": int(sets.target_index[i]), "user": int(sets.users[i]),
@@ -48,7 +52,7 @@ def _length_sorted_batches(teacher, encoder, sets: CandidateSets, s: CandidatePr
     through the LLM); callers put the results back in the sets' order."""
     student_len = int(teacher.student.max_len)
     collate = PromptCollator(encoder.slot_id, student_len, with_prompts=True)
-    rows = _rows(sets, encoder, s.template, student_len)
+    rows = _rows(sets, encoder, s.template, student_len, s.template_seed)
     order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
     for start in range(0, len(rows), s.batch_size):
         index = order[start:start + s.batch_size]

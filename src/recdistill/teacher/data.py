@@ -4,7 +4,8 @@ A sample is (user, history, target). Training samples are the user's training po
 export format: position p shows items ``[:p]`` and asks for item ``p``); validation and test use the
 leave-one-out targets. Candidates are the target plus uniformly drawn unseen items: re-drawn each epoch
 in training (seeded by seed, epoch and sample), fixed in validation and test (seeded by seed, split and
-user). A template is drawn per training sample; evaluation always uses ``eval_template``.
+user). A template is drawn per training sample; evaluation uses ``eval_template`` (a number), or with
+``random`` one drawn per prompt, seeded (LLaRA / iLoRA draw one at random in evaluation too).
 
 All text is tokenized ahead by :class:`PromptEncoder`. History cuts in training are decided ahead too,
 against the longest possible candidate block, so the counts logged at setup are exact.
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from recdistill.data.prepared import PreparedData
-from recdistill.evaluation.candidates import sample_candidates
+from recdistill.evaluation.candidates import known_by, sample_candidates
 from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler
@@ -34,7 +35,7 @@ class Samples:
     histories: list[np.ndarray]       # full history before the target, oldest first
     targets: np.ndarray               # [S]
     positions: np.ndarray             # training position p (or -1 for val/test)
-    seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives
+    seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives (known by the target)
 
 
 def train_samples(data: PreparedData, positions: str, last_n: int, users=None) -> Samples:
@@ -59,7 +60,7 @@ def eval_samples(data: PreparedData, split: str, users=None) -> Samples:
         if len(history) == 0:
             continue
         out_u.append(int(user)); out_h.append(history); out_t.append(data.target(split, int(user)))
-    seen = [np.append(data.train[u], [data.val_target[u], data.test_target[u]]) for u in out_u]
+    seen = [known_by(h, t) for h, t in zip(out_h, out_t)]  # never a later split's target (no test leak into val)
     return Samples(np.array(out_u, dtype=np.int64), out_h, np.array(out_t, dtype=np.int64),
                    np.full(len(out_u), -1, dtype=np.int64), seen)
 
@@ -72,13 +73,24 @@ class PromptSettings:
     history_items: int                 # last N items shown
     num_candidates: int
     max_tokens: int | None             # None: no cut (lengths are still measured)
-    eval_template: int
+    eval_template: int | str           # a template number (0-based) or "random" (EVAL_TEMPLATE_RANDOM)
     seed: int
     student_len: int                   # history length fed to the student (its max_len)
 
 
 def _seed(*parts: int) -> np.random.Generator:
     return np.random.default_rng([int(p) & 0xFFFFFFFF for p in parts])
+
+
+EVAL_TEMPLATE_RANDOM = "random"
+
+
+def evaluation_template(eval_template: int | str, num_templates: int, seed: int, *key: int) -> int:
+    """The template of one evaluation prompt: ``eval_template``, or for ``random`` one drawn from a generator
+    seeded by ``seed`` and ``key`` (split, user, ...), so a rerun shows every prompt the same template."""
+    if eval_template != EVAL_TEMPLATE_RANDOM:
+        return int(eval_template)
+    return int(_seed(seed, 11, *key).integers(num_templates))
 
 
 class PromptDataset(Dataset):
@@ -91,7 +103,7 @@ class PromptDataset(Dataset):
         self.samples, self.encoder, self.num_items, self.s = samples, encoder, num_items, settings
         self.split, self.train = split, train
         self.epoch = 0
-        if not 0 <= settings.eval_template < encoder.num_templates:
+        if settings.eval_template != EVAL_TEMPLATE_RANDOM and not 0 <= settings.eval_template < encoder.num_templates:
             raise ConfigError(f"teacher.prompt.eval_template={settings.eval_template} is not valid; the template "
                               f"file holds {encoder.num_templates} templates (0-based)")
         self.history_keep = self._plan_cuts()
@@ -123,7 +135,7 @@ class PromptDataset(Dataset):
                 budget = int(self.s.max_tokens) - worst_fixed - worst_block - answer
             else:
                 cands = self.candidates(i)
-                budget = (int(self.s.max_tokens) - enc.fixed_length(self.s.eval_template)
+                budget = (int(self.s.max_tokens) - enc.fixed_length(self.template(i))
                           - enc.candidate_block_length(cands) - answer)
             if budget < 0:
                 raise ConfigError(f"teacher.prompt.max_tokens={self.s.max_tokens} leaves no room even without "
@@ -146,7 +158,8 @@ class PromptDataset(Dataset):
 
     def template(self, i: int) -> int:
         if not self.train:
-            return self.s.eval_template
+            return evaluation_template(self.s.eval_template, self.encoder.num_templates, self.s.seed,
+                                       SPLIT_IDS[self.split], int(self.samples.users[i]))
         rng = _seed(self.s.seed, 7, self.epoch, i)
         return int(rng.integers(self.encoder.num_templates))
 
@@ -162,8 +175,11 @@ class PromptDataset(Dataset):
                 "position": int(self.samples.positions[i])}
 
     def token_lengths(self) -> np.ndarray:
-        """Token lengths (prompt + answer) of every sample as encoded now, counted without encoding."""
+        """Token lengths (prompt + answer) of every sample as encoded now, counted without encoding (whole-string
+        prompts have to be encoded to be counted)."""
         enc = self.encoder
+        if enc.tokenize == "whole_string":
+            return self.lengths()
         out = np.empty(len(self), dtype=np.int64)
         for i in range(len(self)):
             history = self._shown_history(i)

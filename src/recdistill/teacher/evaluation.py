@@ -11,6 +11,10 @@ from recdistill.errors import ConfigError
 
 EVAL_METHODS = ("likelihood", "generate", "both")
 SCORE_NORMS = ("sum", "mean")
+# teacher.eval.select_on: the checkpoint kept is the best on the likelihood NDCG@10 over the candidates (ours)
+# or on HR@1 x ValidRatio of greedy answers (LLaRA / iLoRA's model selection).
+SELECTIONS = ("likelihood_ndcg", "hr1_x_valid_ratio")
+GENERATION_MONITOR = "val/gen_hr@1"   # hits over every answer = HR@1 over valid answers x ValidRatio
 
 
 @dataclass

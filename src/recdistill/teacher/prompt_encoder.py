@@ -11,10 +11,17 @@ it with the item id, so the model swaps in the projected student embedding throu
 Everything textual is tokenized here, once: each title, each piece of each template and the separators.
 Building a prompt afterwards only concatenates id lists, so DataLoader workers never tokenize.
 A prompt longer than ``max_tokens`` loses its oldest history items first; the caller counts the cuts.
+
+``tokenize="whole_string"`` is LLaRA / iLoRA's way instead: the prompt is written out as their string
+("title [HistoryEmb], title [HistoryEmb], ...") and tokenized whole with the tokenizer's special tokens
+(BOS for Llama-2), the placeholders being special tokens of a private copy of the tokenizer; their ids
+become slots as above, so the model's vocabulary is still untouched. That tokenizes every prompt when it
+is built (in the DataLoader) and cannot cut prompts ahead.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +41,24 @@ HISTORY_ONLY_TEMPLATES = "movie_history.txt"   # for candidates="none": no [Cans
 # (the projected item embeddings, no title text); none = not listed (history-only prompts: candidates are
 # scored as continuations of the prompt anyway).
 CANDIDATE_LISTINGS = ("titles", "tokens", "none")
+# How a prompt becomes token ids: pieces = title, template pieces and separators tokenized apart, no special
+# tokens (ours: tokenized once, cuttable); whole_string = LLaRA / iLoRA's string tokenized whole, BOS included.
+TOKENIZATIONS = ("pieces", "whole_string")
+# The placeholders LLaRA / iLoRA add to their tokenizer as special tokens; all four, so the text between them
+# splits exactly as in their tokenizer.
+PUBLISHED_SPECIAL_TOKENS = ("[PH]", HISTORY_EMB, CANDIDATE_EMB, "[ItemEmb]")
+_TRAILING_ARTICLE = re.compile(r"^(?P<head>.+?), (?P<article>The|An|A)(?P<tail> \(.*\))?$")
+
+
+def published_title(title: str) -> str:
+    """MovieLens' "Matrix, The" as LLaRA / iLoRA write it: "The Matrix" (also before an alternative title in
+    parentheses: "City of Lost Children, The (Cite des ...)" -> "The City of Lost Children (Cite des ...)").
+    Their code replaces the first of ", The" / ", A" / ", An" found anywhere in the title, which also mangles
+    titles such as "Affair to Remember, An" ("A Affair to Remembern"); only a trailing article moves here."""
+    match = _TRAILING_ARTICLE.match(title)
+    if match is None:
+        return title
+    return f"{match['article']} {match['head']}{match['tail'] or ''}"
 
 
 def load_templates(path: str | Path | None = None, candidates: str = "titles") -> list[str]:
@@ -94,11 +119,16 @@ class PromptEncoder:
         candidates: how candidates are listed, one of :data:`CANDIDATE_LISTINGS`.
     """
 
-    def __init__(self, tokenizer, titles: list[str], templates: list[str], candidates: str = "titles"):
+    def __init__(self, tokenizer, titles: list[str], templates: list[str], candidates: str = "titles",
+                 tokenize: str = "pieces"):
         if candidates not in CANDIDATE_LISTINGS:
             raise ConfigError(f"teacher.prompt.candidates={candidates!r} is not valid; choose one of: "
                               f"{', '.join(CANDIDATE_LISTINGS)}")
-        self.candidates = candidates
+        if tokenize not in TOKENIZATIONS:
+            raise ConfigError(f"teacher.prompt.tokenize={tokenize!r} is not valid; choose one of: "
+                              f"{', '.join(TOKENIZATIONS)}")
+        self.candidates, self.tokenize = candidates, tokenize
+        self.titles = list(titles)
         if tokenizer.pad_token_id is None:
             raise ConfigError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
         self.tokenizer = tokenizer
@@ -117,6 +147,15 @@ class PromptEncoder:
         self.separator = ids(",")
         self.templates = [self._split(t) for t in templates]
         self.title_lengths = np.array([len(x) for x in self.title_ids])
+        self._marked = self._with_placeholder_tokens(tokenizer) if tokenize == "whole_string" else None
+
+    @staticmethod
+    def _with_placeholder_tokens(tokenizer):
+        """A copy of the tokenizer that knows the placeholders as special tokens, as LLaRA / iLoRA's does. Only
+        this copy grows; the model's tokenizer and embeddings stay as they are."""
+        marked = copy.deepcopy(tokenizer)
+        marked.add_special_tokens({"additional_special_tokens": list(PUBLISHED_SPECIAL_TOKENS)})
+        return marked
 
     def _split(self, template: str) -> _Template:
         parts = re.split(r"(\[HistoryHere\]|\[CansHere\])", template)
@@ -192,6 +231,8 @@ class PromptEncoder:
         otherwise, with ``max_tokens``, the oldest history items are dropped until the prompt fits.
         """
         history = [int(x) for x in history]
+        if self.tokenize == "whole_string":
+            return self._encode_whole_string(history, candidates, template, target, max_tokens, history_keep)
         tpl = self.templates[template]
         cand_ids, cand_slots = self._candidate_block(candidates)
         answer = self.answer_ids(target) if target is not None else []
@@ -211,3 +252,42 @@ class PromptEncoder:
                  + [0] * len(tail))
         answer_start = len(ids)
         return EncodedPrompt(ids + answer, slots + [0] * len(answer), answer_start, keep, len(history) - keep)
+
+    def published_string(self, history, candidates, template: int) -> str:
+        """The prompt as LLaRA / iLoRA write it: each block joined by ", " as "title [HistoryEmb]"."""
+        text = self.templates_text[template]
+        shown = ", ".join(f"{self.titles[int(i)]} {HISTORY_EMB}" for i in history)
+        text = text.replace(HISTORY_MARK, shown)
+        if self.candidates == "titles":
+            text = text.replace(CANDIDATES_MARK, ", ".join(f"{self.titles[int(i)]} {CANDIDATE_EMB}" for i in candidates))
+        elif self.candidates == "tokens":
+            text = text.replace(CANDIDATES_MARK, ", ".join(CANDIDATE_EMB for _ in candidates))
+        return text
+
+    def _encode_whole_string(self, history: list[int], candidates, template: int, target, max_tokens,
+                             history_keep) -> EncodedPrompt:
+        if max_tokens is not None or (history_keep is not None and int(history_keep) < len(history)):
+            raise ConfigError("teacher.prompt.tokenize=whole_string cannot cut prompts (LLaRA / iLoRA never do); "
+                              "set teacher.prompt.max_tokens=null or teacher.prompt.tokenize=pieces")
+        ids = list(self._marked(self.published_string(history, candidates, template))["input_ids"])
+        ids, slots = self._placeholders_to_slots(ids, self._items_in_text_order(history, candidates, template))
+        answer = self.answer_ids(target) if target is not None else []
+        return EncodedPrompt(ids + answer, slots + [0] * len(answer), len(ids), len(history), 0)
+
+    def _items_in_text_order(self, history: list[int], candidates, template: int) -> list[int]:
+        listed = [] if self.candidates == "none" else [int(i) for i in candidates]
+        text = self.templates_text[template]
+        history_first = CANDIDATES_MARK not in text or text.index(HISTORY_MARK) < text.index(CANDIDATES_MARK)
+        return history + listed if history_first else listed + history
+
+    def _placeholders_to_slots(self, ids: list[int], items: list[int]) -> tuple[list[int], list[int]]:
+        """Each placeholder token becomes a slot (the pad id) marked with its item, in text order."""
+        placeholder_ids = set(self._marked.convert_tokens_to_ids([HISTORY_EMB, CANDIDATE_EMB]))
+        positions = [p for p, token in enumerate(ids) if token in placeholder_ids]
+        if len(positions) != len(items):
+            raise DataError(f"a prompt string holds {len(positions)} placeholders for {len(items)} items; an item "
+                            f"title or a template contains {HISTORY_EMB} or {CANDIDATE_EMB}")
+        slots = [0] * len(ids)
+        for position, item in zip(positions, items):
+            ids[position], slots[position] = self.slot_id, item
+        return ids, slots

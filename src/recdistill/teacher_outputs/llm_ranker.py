@@ -29,7 +29,7 @@ import torch
 from recdistill.engine.progress import progress as progress_report
 from recdistill.errors import ConfigError
 from recdistill.data.sequences import left_pad_batch
-from recdistill.teacher.data import PromptSettings, pad_left
+from recdistill.teacher.data import PromptSettings, evaluation_template, pad_left
 from recdistill.teacher.model import ILoRATeacher
 from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.teacher.scoring import score
@@ -88,8 +88,10 @@ class LLMRanker:
     def _batch(self, histories, sets) -> dict:
         prompts, slots = [], []
         for hist, cands in zip(histories, sets):
+            template = evaluation_template(self.s.eval_template, self.encoder.num_templates, self.s.seed,
+                                           _history_seed(hist))
             enc = self.encoder.encode(np.asarray(hist)[-self.s.history_items:], cands[: self.listed],
-                                      self.s.eval_template, max_tokens=self.s.max_tokens)
+                                      template, max_tokens=self.s.max_tokens)
             prompts.append(enc.input_ids); slots.append(enc.item_slots)
         width = max(len(p) for p in prompts)
         width_c = max(len(c) for c in sets)

@@ -15,7 +15,7 @@ from recdistill.data.prepared import load_prepared
 from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
 from recdistill.teacher.data import PromptDataset, eval_samples
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
-from test_teacher_fixtures import prompt_settings, tokenizer
+from teacher_fixtures import prompt_settings, tokenizer
 
 
 def _with_other_test_items(data):
@@ -66,7 +66,7 @@ def test_select_on_changes_the_metric_the_checkpoint_monitors(tmp_path, select_o
     from conftest import make_tiny_prepared
     from recdistill.config import compose
     from recdistill.recipes.teacher import train_teacher
-    from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+    from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
     prepared = make_tiny_prepared(tmp_path / "data" / "tiny")
     student = write_student_checkpoint(tmp_path / "student.ckpt", make_student(), load_prepared(prepared))
@@ -205,7 +205,7 @@ def test_a_teacher_trains_and_evaluates_on_their_prompts(tmp_path):
     from conftest import make_tiny_prepared
     from recdistill.config import compose
     from recdistill.recipes.teacher import train_teacher
-    from test_teacher_fixtures import CACHE, make_student, write_student_checkpoint
+    from teacher_fixtures import CACHE, make_student, write_student_checkpoint
 
     prepared = make_tiny_prepared(tmp_path / "data" / "tiny")
     student = write_student_checkpoint(tmp_path / "student.ckpt", make_student(), load_prepared(prepared))

@@ -31,8 +31,8 @@ def test_settings_round_trip_through_to_dict_and_keep_the_groups_shape():
     # a checkpoint written before the settings existed holds these same values in its config
     assert student.to_dict() == {"name": "sasrec", **OmegaConf.to_container(cfg.student)}
     sections = {key: OmegaConf.to_container(cfg.distill[key]) for key in ("kd", "ed", "dros")}
-    # the kd keys the recipe reads for the data (which positions, which negatives, which confidences)
-    recipe_keys = {"reliability", "negatives_avoid", "confidence"}
+    # the kd keys the recipe alone reads for the data (which negatives, which confidences)
+    recipe_keys = {"negatives_avoid", "confidence"}
     sections["kd"] = {key: value for key, value in sections["kd"].items() if key not in recipe_keys}
     assert distill.to_dict() == {**sections, "base_loss_scale": cfg.distill.base_loss_scale}
     assert distill.kd.top_k == 3 and distill.kd.lambda_ == 1.0 and distill.dros.enabled and distill.ed.tie == "untied"

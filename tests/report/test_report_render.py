@@ -149,3 +149,15 @@ def test_a_distilled_run_that_validation_gave_no_teacher_is_called_the_student_r
     text = render_report([student, distill], tmp_path / "out").markdown.read_text()
     assert "is the student trained again by the distillation stage" in text
     assert "Validation kept kd.weight=0, ed.gamma=0" in text and "stopped: behind the best arm" in text
+
+
+def test_the_headline_advice_follows_what_was_measured():
+    from recdistill.report.selection import advice
+
+    worse = {"users": 64, "teacher_minus_student": {"ndcg@10": -0.4, "ci95_low": -0.5, "ci95_high": -0.3}}
+    assert advice(worse, ["seed 0: the student alone", "seed 1: the student alone"], None).startswith(
+        "Use the student alone") and "train it longer" in advice(worse, ["seed 0: the student alone"], None)
+    assert advice(None, ["seed 0: kd.weight 0.8, ed.gamma 0"], (0.01, 0.002, 0.02)).startswith("Use the distilled")
+    within = advice(worse, ["seed 0: kd.weight 0.8, ed.gamma 0"], (0.01, -0.02, 0.03))
+    assert "within noise" in within and "never below the student on validation" in within
+    assert advice(None, ["seed 0: kd.weight 0.8, ed.gamma 0"], None).startswith("One seed")

@@ -15,7 +15,7 @@ from recdistill.report.html import markdown_to_html
 from recdistill.report.plots import plot_comparison, plot_run_curves
 from recdistill.report.runs import PipelineInfo, RunInfo, is_pipeline, load_pipeline, load_run, run_state
 from recdistill.report.buckets import baseline_groups, bucket_section
-from recdistill.report.selection import SELECTION_FILE, selection_lines
+from recdistill.report.selection import SELECTION_FILE, headline_lines, selection_lines
 from recdistill.report.seeds import group_by_kind, has_seed_groups, seed_of, seeds_section
 from recdistill.report.figures import cost_figure, headline_figure
 from recdistill.report.format import percent
@@ -143,6 +143,7 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
             figures["headline"], out, "Test NDCG@10 over the full catalogue: bar = mean, dots = seeds, error bar = 95 % "
             "interval of the mean over seeds (none with one seed). Models measured under another protocol (the "
             "teacher over its candidates) are not drawn; see their own table.")
+        parts += headline_lines(runs, *paired_distilled(groups))
     parts += ["## Runs", ""] + [_run_line(run) for run in runs] + [""]
     if baseline and compared:
         verdicts = [line for run in compared for line in _verdict(baseline, run)]
@@ -173,6 +174,25 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
               "Every cut-off and protocol, counts and chance levels (`*chance_*`), as recorded in each run's "
               "metrics.json.", "", metrics_table(runs, baseline, compared), ""]
     return "\n".join(parts)
+
+
+def paired_distilled(groups) -> tuple:
+    """(val, test) of the distilled group minus the student group, paired by seed, as (mean, low, high); None
+    when there are not two seeded groups to pair."""
+    from recdistill.report.aggregate import compare_paired
+
+    student = next((g for g in groups if g.runs[0].kind == "student" and len(g.runs) > 1), None)
+    distilled = next((g for g in groups if g.runs[0].kind == "distilled" and len(g.runs) > 1), None)
+    if student is None or distilled is None:
+        return None, None
+    out = []
+    for split in ("val", "test"):
+        key = f"{split}/ndcg@10"
+        if not set(student.values(key)) & set(distilled.values(key)):
+            return None, None
+        d = compare_paired(student.values(key), distilled.values(key)).difference
+        out.append((d.mean, d.low, d.high))
+    return tuple(out)
 
 
 def _default_out(paths: list[Path]) -> Path:

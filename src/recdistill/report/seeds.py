@@ -16,7 +16,11 @@ from recdistill.report.aggregate import ONE_SEED_NOTE, PairedComparison, compare
 from recdistill.report.runs import RunInfo
 from recdistill.report.tables import _fmt, _metric_sort_key, is_main_metric, markdown_table
 
-NOT_PART_OF_KIND = (("efficiency", "seed"), ("run",), ("paths",))
+NOT_PART_OF_KIND = (("efficiency", "seed"), ("run",), ("paths",),
+                    ("distill", "auto", "student_run"))   # each seed's own student run
+# A run chosen by the weight search (it holds weight_selection.json) is the search's result: the weights it
+# ended with are what validation chose for that seed, not settings that make it another kind of run.
+CHOSEN_BY_SEARCH = (("distill", "kd", "weight"), ("distill", "ed", "gamma"))
 
 
 def seed_of(run: RunInfo):
@@ -24,8 +28,11 @@ def seed_of(run: RunInfo):
 
 
 def kind_key(run: RunInfo) -> str:
+    from recdistill.report.selection import SELECTION_FILE
+
     config = copy.deepcopy(run.config)
-    for path in NOT_PART_OF_KIND:
+    chosen = CHOSEN_BY_SEARCH if (run.path / SELECTION_FILE).is_file() else ()
+    for path in NOT_PART_OF_KIND + chosen:
         node = config
         for part in path[:-1]:
             node = node.get(part) or {}

@@ -64,3 +64,69 @@ def selection_lines(runs: list[RunInfo]) -> list[str]:
                   "NDCG@10 kept (ties to the smaller weight); test is reported for that run only.", "",
                   markdown_table(["arm", "kd.weight", "ed.gamma", "val NDCG@10", "epochs", ""], rows), "", verdict, ""]
     return (["## Distillation: the teacher check and the weight chosen on validation", ""] + parts) if parts else []
+
+
+def _check_of(runs: list[RunInfo]) -> dict | None:
+    from pathlib import Path
+
+    from recdistill.teacher_outputs.format import MANIFEST
+
+    for run in runs:
+        folder = (run.config.get("distill") or {}).get("teacher_outputs")
+        manifest = Path(str(folder)) / MANIFEST if folder else None
+        if manifest is not None and manifest.is_file():
+            check = json.loads(manifest.read_text()).get("teacher_check")
+            if check:
+                return check
+    return None
+
+
+def headline_lines(runs: list[RunInfo], paired_val: tuple | None, paired_test: tuple | None) -> list[str]:
+    """The headline's account of distillation: the teacher check in one line, what validation chose per seed,
+    the distilled student against the student (paired over seeds when there are several), and a sentence a
+    user can act on. ``paired_*``: (mean, low, high) of distilled minus student, or None."""
+    from recdistill.evaluation.teacher_check import sentence
+
+    chosen = []
+    for run in runs:
+        path = run.path / SELECTION_FILE
+        if path.is_file():
+            sel = json.loads(path.read_text())
+            what = ("the student alone" if sel.get("chosen_arm") == "student alone"
+                    else f"kd.weight {sel['chosen_weight']:g}, ed.gamma {sel.get('chosen_gamma', 0.0):g}")
+            chosen.append(f"{run.label}: {what}")
+    check = _check_of(runs)
+    if not chosen and check is None:
+        return []
+    lines = []
+    if check is not None:
+        lines += [f"**Teacher check.** {sentence(check)}", ""]
+    if chosen:
+        lines += ["**Weights chosen on validation** (grids holding 0, the student alone an arm): "
+                  + "; ".join(chosen) + ".", ""]
+    if paired_val is not None and paired_test is not None:
+        (vm, vl, vh), (tm, tl, th) = paired_val, paired_test
+        lines += [f"**Distilled minus student, paired over seeds:** validation NDCG@10 {vm:+.4f} [{vl:+.4f}, {vh:+.4f}], "
+                  f"test {tm:+.4f} [{tl:+.4f}, {th:+.4f}] (95 % intervals).", ""]
+    lines += [f"**What to do.** {advice(check, chosen, paired_test)}", ""]
+    return lines
+
+
+def advice(check: dict | None, chosen: list[str], paired_test: tuple | None) -> str:
+    """One sentence a user can act on, from what was measured (never a claim the intervals do not carry)."""
+    worse = (check is not None and "teacher_minus_student" in check and check["users"] > 1
+             and check["teacher_minus_student"]["ci95_high"] < 0)
+    if chosen and all(c.endswith("the student alone") for c in chosen):
+        return ("Use the student alone: no weight of this teacher beat it on validation. "
+                + ("The teacher ranks below the student; train it longer (or on a GPU) before distilling again."
+                   if worse else "A stronger teacher, or more seeds, may change that."))
+    if paired_test is not None and paired_test[1] > 0:
+        return "Use the distilled student: it beats the student alone on test beyond seed-to-seed noise."
+    if paired_test is not None:
+        tail = (" The teacher ranks below the student, so a weight validation gives it may be noise; train the "
+                "teacher longer (or on a GPU) before expecting more from it." if worse
+                else " Run more seeds, or train a stronger teacher, to tell.")
+        return ("The distilled student is never below the student on validation (the student is an arm of the "
+                "search); on test the difference is within noise." + tail)
+    return ("One seed: run the pipeline with `--seeds 0,1,2` to see whether the difference is more than noise"
+            + ("; the teacher ranks below the student, so train it longer (or on a GPU) first." if worse else "."))

@@ -1,4 +1,5 @@
-"""The HTTP service: ``POST /recommend``, ``POST /recommend/batch``, ``GET /health``, ``GET /items/{id}``.
+"""The HTTP service: ``POST /recommend``, ``POST /recommend/batch``, ``GET /health``, ``GET /items/{id}``,
+``GET /metadata``, ``GET /metrics`` (Prometheus), ``POST /reload``.
 
 Built on FastAPI + uvicorn: a well-kept ASGI stack where pydantic checks every request body (a wrong type
 names the field), and uvicorn is a production server. LitServe was the other candidate; its strength is
@@ -15,13 +16,14 @@ import hmac
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from recdistill.errors import RecdistillError
+from recdistill.serve.observe import Metrics, Observe
 from recdistill.serve.recommend import top_k
 from recdistill.serve.scorers import pad_histories
 
@@ -114,16 +116,18 @@ class BodyLimit:
 
 def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_keys: list[str] | None = None,
               max_body_bytes: int = MAX_BODY_BYTES, max_batch_items: int = MAX_BATCH_ITEMS,
-              docs: bool = False) -> FastAPI:
+              docs: bool = False, access_log=None) -> FastAPI:
     """The app over a :class:`recdistill.serve.source.ServedModel`. ``reopen``: a function that opens the
     model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them).
     ``api_keys``: when given, every endpoint but ``/health`` needs one of them in the ``X-API-Key`` header.
-    ``docs``: FastAPI's interactive docs (they load their scripts from a CDN, so they are off by default)."""
+    ``docs``: FastAPI's interactive docs (they load their scripts from a CDN, so they are off by default).
+    ``access_log``: a logger that gets one JSON line per request (see :mod:`recdistill.serve.observe`)."""
     state = {"served": served, "nonfinite_errors": 0}
     max_k_setting = int(max_k)
     keys = [k.encode() for k in (api_keys or [])]
     app = FastAPI(title="recdistill", description="top-K recommendations from a trained SASRec",
                   docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    metrics = Metrics()
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.middleware("http")
@@ -136,6 +140,8 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
                                     status_code=401)
         return await call_next(request)
 
+    app.add_middleware(Observe, metrics=metrics, access_log=access_log)  # added last: outermost, sees every answer
+
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
         status, message = _validation_message(exc)
@@ -146,7 +152,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
         # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no endpoint {request.url.path}; see GET /health, GET /metadata, GET /items/{{id}}, POST /recommend, POST /recommend/batch, POST /reload"
+            message = f"no endpoint {request.url.path}; see GET /health, GET /metadata, GET /items/{{id}}, GET /metrics, POST /recommend, POST /recommend/batch, POST /reload"
         elif exc.status_code == 400:
             message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
         return JSONResponse({"error": message}, status_code=exc.status_code)
@@ -197,6 +203,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
             if not np.isfinite(scores[row, 1:]).all():
                 # a damaged model is an error, never a shorter or reordered list
                 state["nonfinite_errors"] += 1
+                metrics.nonfinite.inc()
                 raise BadRequest(500, "the model produced non-finite scores for this request (NaN or infinite): it "
                                       "is damaged; the operator must retrain or restore it")
             (ids, values), = top_k(scores[row:row + 1], [history], req.k, req.exclude_seen)
@@ -232,6 +239,12 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
         if problem:  # not ready: what is served is no longer what is on disk
             return JSONResponse({**body, "status": "stale", "problem": problem}, status_code=503)
         return body
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        # behind the API key like everything but /health: paths and error rates are the operator's business
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/metadata")
     def metadata() -> dict:

@@ -44,15 +44,33 @@ def write_rows(rows: list[dict], out: Path) -> None:
     from recdistill.engine.rundir import atomic_write_bytes, atomic_write_text
     from recdistill.serve.catalogue import as_frame
 
+    check_out(out)
     frame = as_frame(rows)
-    if out.suffix == ".parquet":
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write_bytes(out, buffer.getvalue())
-    elif out.suffix in (".jsonl", ".json"):
-        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
-    else:
+    try:
+        if out.suffix == ".parquet":
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            atomic_write_bytes(out, buffer.getvalue())
+        else:
+            atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+    except OSError as exc:  # the temporary file is removed; a file already at --out is left as it was
+        raise RecdistillError(f"cannot write --out {out}: {exc.strerror or exc}; choose a path you can write to") from None
+
+
+def check_out(out: Path) -> None:
+    """What is wrong with ``--out`` before any work is done: its suffix, a folder in its place, a parent
+    that is a file or cannot be written to."""
+    import os
+
+    if out.suffix not in (".parquet", ".jsonl", ".json"):
         raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+    if out.is_dir():
+        raise RecdistillError(f"--out {out} is a folder; give a file name, e.g. {out / 'recommendations.parquet'}")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise RecdistillError(f"--out {out}: {parent} is a file, not a folder; choose another path")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise RecdistillError(f"--out {out}: {parent} is not writable by you; choose another path")
 
 
 def print_table(rows: list[dict], max_users: int = 5, labels: list | None = None, k: int | None = None) -> None:
@@ -77,8 +95,8 @@ def recommend_command(args) -> int:
     from recdistill.serve.source import open_model
 
     out = Path(args.out).expanduser() if args.out else None
-    if out is not None and out.suffix not in (".parquet", ".jsonl", ".json"):
-        raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+    if out is not None:
+        check_out(out)
     served = open_model(args.model, args.data)
     labels, histories = _histories_requested(args, served)
     results = recommend_histories(served.scorer, served.max_len, histories, args.k,

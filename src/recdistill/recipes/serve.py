@@ -245,8 +245,7 @@ def serve_command(args) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if stopped is None:
-        print("error: a worker failed to start (its error is above); nothing is served", flush=True)
-        return 2
+        raise RecdistillError("a worker failed to start (its error is above); nothing is served")
     print(f"stopped{' on ' + stopped if stopped else ''}: open requests drained", flush=True)
     return 0
 

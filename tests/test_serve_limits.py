@@ -154,3 +154,9 @@ def test_serving_is_printed_after_binding_and_sigterm_drains_and_exits_zero(tiny
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_oversize_headers_are_refused(keyed):
+    status, body = _request(keyed, "GET", "/health", headers={"X-Big": "a" * 20_000})
+    assert status == 431 and "headers over 16384 bytes" in body["error"]
+    _good(keyed)

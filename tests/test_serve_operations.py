@@ -102,6 +102,16 @@ def test_idle_and_slow_connections_are_closed(tiny_recommenders):
             assert time.perf_counter() - start < 3
         status, good = call(base, "POST", "/recommend", {"user": 1, "k": 3})
         assert status == 200 and len(good["items"]) == 3
+        # headers over 16 KiB are refused, whether they arrive in one piece (431) or trickle in (h11's 400)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            got = s.recv(65536)
+            assert got.startswith(b"HTTP/1.1 431"), got
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000)
+            s.sendall(b"a" * 10_000)
+            assert s.recv(65536).startswith(b"HTTP/1.1 400")
+        assert call(base, "POST", "/recommend", {"user": 1, "k": 3}) == (status, good)
 
 
 def test_json_access_log_lines(tiny_recommenders, tmp_path):
@@ -163,3 +173,16 @@ def test_nonfinite_answers_are_counted(tiny_recommenders):
         assert call(base, "POST", "/recommend", {"history": [13]})[0] == 500
         assert call(base, "POST", "/recommend", {"history": [1, 2]})[0] == 200
         assert "recdistill_nonfinite_scores_total 1.0" in _metrics(base)
+
+
+def test_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch, capsys):
+    import os
+
+    from recdistill.cli import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    main([])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    main([])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -29,6 +29,7 @@ from recdistill.serve.scorers import pad_histories
 
 MAX_HISTORY = 10_000  # items accepted in one history (seen-item exclusion reads them all)
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a request body over this is refused before it is parsed (--max-body-bytes)
+MAX_HEADER_BYTES = 16 * 1024  # request headers in all (h11's limit for a head that arrives in pieces)
 MAX_BATCH_ITEMS = 100_000  # history items over all requests of one batch (--max-batch-items): a CPU-time cap
 Title = Annotated[str, StringConstraints(strict=True, max_length=500)]
 
@@ -68,7 +69,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 class BodyLimit:
     """ASGI middleware: a body longer than ``limit`` bytes is a 413 before anything parses it, whether its
-    Content-Length says so or it arrives chunked (counted as it is read). Written by hand: neither FastAPI
+    Content-Length says so or it arrives chunked (counted as it is read); headers over 16 KiB are a 431. Written by hand: neither FastAPI
     nor uvicorn has a body-size option."""
 
     def __init__(self, app, limit: int):
@@ -77,7 +78,12 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = scope.get("headers") or []
+        if sum(len(k) + len(v) + 4 for k, v in headers) > MAX_HEADER_BYTES:
+            # h11 refuses a longer head only when it arrives in pieces; one that came in a single read is refused here
+            return await self._refuse(send, 431, f"request headers over {MAX_HEADER_BYTES} bytes; send fewer or "
+                                                 "shorter headers")
+        declared = dict(headers).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
         received, refused = 0, False
@@ -106,10 +112,10 @@ class BodyLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, send):
-        body = JSONResponse({"error": f"request body over {self.limit} bytes; send fewer or shorter histories"},
-                            status_code=413).body
-        await send({"type": "http.response.start", "status": 413,
+    async def _refuse(self, send, status: int = 413, message: str | None = None):
+        message = message or f"request body over {self.limit} bytes; send fewer or shorter histories"
+        body = JSONResponse({"error": message}, status_code=status).body
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 

@@ -12,7 +12,7 @@ import asyncio
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-HEADER_LIMIT_BYTES = 16 * 1024  # h11's limit on a request head (request line + headers); more is a 400
+HEADER_LIMIT_BYTES = 16 * 1024  # h11's limit on a request head still arriving (a 400); see http_app.BodyLimit
 
 
 class DeadlineH11Protocol(H11Protocol):

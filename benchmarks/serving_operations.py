@@ -2,7 +2,7 @@
 key, and how long an oversize body takes to be refused. Writes ``serving_operations.json`` and the
 "Operations" section of ``serving.md`` (the rest of that file is ``benchmarks/serving.py``'s).
 
-    python benchmarks/serving_operations.py MODEL [--requests 1500] [--concurrency 8]
+    python benchmarks/serving_operations.py MODEL [--requests 1000] [--concurrency 8] [--rounds 5]
 
 MODEL: an ``export-model`` folder (ONNX) or a checkpoint. The load generator runs on the same machine, so
 on a small one it takes cores from the server: read the figures as a floor, and compare rows with each other.
@@ -43,15 +43,29 @@ def bodies_for(port: int) -> list[dict]:
     return [{"user": 1 + (i * 37) % users, "k": 10} for i in range(200)]
 
 
-def throughput(model: str, threads: int, flags: tuple, requests: int, concurrency: int, env=None, headers=None,
-               repeats: int = 3) -> dict:
-    with running_server(model, threads, flags, env) as port:
-        bodies = bodies_for(port)
-        load_test(port, bodies, concurrency, 200, headers=headers)  # warm-up: every worker up and loaded
-        runs = [load_test(port, bodies, concurrency, requests, headers=headers) for _ in range(repeats)]
-    best = max(runs, key=lambda r: r["requests_per_s"])
-    return {**best, "requests_per_s_runs": [r["requests_per_s"] for r in runs],
-            "lost_total": sum(r["lost"] for r in runs)}
+def interleaved_throughput(model: str, settings: dict, requests: int, concurrency: int, rounds: int) -> dict:
+    """Every setting's server runs at once (idle ones cost nothing); each round measures each setting once, in
+    a rotated order, so load from other jobs falls on all of them alike. The median round is reported."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        ports = {name: stack.enter_context(running_server(model, threads, flags, env))
+                 for name, (threads, flags, env, headers) in settings.items()}
+        bodies = bodies_for(next(iter(ports.values())))
+        for name, port in ports.items():  # warm-up: every worker up and loaded
+            load_test(port, bodies, concurrency, 200, headers=settings[name][3])
+        runs: dict[str, list[dict]] = {name: [] for name in settings}
+        names = list(settings)
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                runs[name].append(load_test(ports[name], bodies, concurrency, requests, headers=settings[name][3]))
+            print({n: [x["requests_per_s"] for x in v] for n, v in runs.items()}, flush=True)
+    out = {}
+    for name, measured in runs.items():
+        median = sorted(measured, key=lambda m: m["requests_per_s"])[len(measured) // 2]
+        out[name] = {**median, "requests_per_s_runs": [m["requests_per_s"] for m in measured],
+                     "lost_total": sum(m["lost"] for m in measured)}
+    return out
 
 
 def refusal_ms(port: int, size: int, chunked: bool, tries: int = 15) -> float:
@@ -87,7 +101,7 @@ def refusal_ms(port: int, size: int, chunked: bool, tries: int = 15) -> float:
 
 
 def render(r: dict) -> str:
-    rows = ["| setting | workers x threads | requests/s (best of 3) | runs | p50 ms | p99 ms | lost |", "|---|---|---|---|---|---|---|"]
+    rows = ["| setting | workers x threads | requests/s (median round) | every round | p50 ms | p99 ms | lost |", "|---|---|---|---|---|---|---|"]
     for name, m in r["throughput"].items():
         rows.append(f"| {name} | {m['layout']} | {m['requests_per_s']} | {m['requests_per_s_runs']} | {m['p50_ms']} | "
                     f"{m['p99_ms']} | {m['lost_total']} |")
@@ -97,7 +111,9 @@ def render(r: dict) -> str:
         f"Machine: {r['cpu']}, {r['cores']} cores, no GPU. Load average before / after: {r['load_before']} / "
         f"{r['load_after']}. {r['note']}", "",
         f"Model: `{r['model']}`. Load generator: {r['requests']} requests per run from {r['concurrency']} client "
-        "threads (one keep-alive connection each), on the same cores as the server.", "", *rows, "",
+        "threads (one keep-alive connection each), on the same cores as the server; the settings' servers run "
+        f"side by side and are measured in turn, {r['rounds']} rounds in rotated order, so other jobs' load falls "
+        "on all of them alike.", "", *rows, "",
         f"Refusing a body over the limit (2 MiB default; {r['body_mb']} MB sent): {refusals['content_length']} ms when "
         f"Content-Length announces it (answered before the body is read), {refusals['chunked']} ms when it is sent "
         "chunked (counted as it arrives, refused at the limit); median of 15.", "",
@@ -116,8 +132,9 @@ def write_section(md: Path, section: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
-    p.add_argument("--requests", type=int, default=1500)
+    p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args()
@@ -125,16 +142,15 @@ def main() -> int:
     load_before = [round(x, 2) for x in os.getloadavg()]
     plain = {"RECDISTILL_API_KEYS": ""}
     result = {"cpu": cpu_model(), "cores": cores, "model": args.model, "requests": args.requests,
-              "concurrency": args.concurrency, "load_before": load_before, "note": args.note, "throughput": {}}
+              "concurrency": args.concurrency, "rounds": args.rounds, "load_before": load_before, "note": args.note, "throughput": {}}
     settings = {
         "1 worker, no key": (cores, ("--workers", "1"), plain, None),
         "2 workers, no key": (max(1, cores // 2), ("--workers", "2"), plain, None),
         "1 worker, API key": (cores, ("--workers", "1"), {"RECDISTILL_API_KEYS": KEY}, {"X-API-Key": KEY}),
     }
+    measured = interleaved_throughput(args.model, settings, args.requests, args.concurrency, args.rounds)
     for name, (threads, flags, env, headers) in settings.items():
-        measured = throughput(args.model, threads, flags, args.requests, args.concurrency, env, headers)
-        result["throughput"][name] = {**measured, "layout": f"{flags[1]} x {threads}"}
-        print(name, measured["requests_per_s_runs"], flush=True)
+        result["throughput"][name] = {**measured[name], "layout": f"{flags[1]} x {threads}"}
     with running_server(args.model, cores, ("--workers", "1"), plain) as port:
         result["body_mb"] = 3
         result["refusal_ms"] = {"content_length": refusal_ms(port, 3_000_000, False),

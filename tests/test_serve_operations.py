@@ -41,11 +41,17 @@ def _metrics(base: str, headers=None) -> str:
         return resp.read().decode()
 
 
-def test_two_workers_answer_correctly_and_metrics_sum_over_them(tiny_recommenders, tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_two_workers_answer_correctly_and_metrics_sum_over_them(tiny_recommenders, tmp_path, backend):
+    from recdistill.cli import main
+
     model = tiny_recommenders["student"]
+    if backend == "onnxruntime":
+        assert main(["export-model", str(model), "--out", str(tmp_path / "onnx")]) == 0
+        model = tmp_path / "onnx"
     expected = {u: _expected(model, u, 4) for u in (1, 2, 3)}
     with serve_process(model, "--workers", "2", "--threads", "1", stderr_path=tmp_path / "err") as (base, proc, first):
-        assert "2 worker(s) x 1 thread(s)" in first
+        assert "2 worker(s) x 1 thread(s)" in first and f"({backend})" in first
         for _ in range(4):
             for user, ids in expected.items():
                 status, body = call(base, "POST", "/recommend", {"user": user, "k": 4})

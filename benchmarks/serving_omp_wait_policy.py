@@ -55,6 +55,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prepared", required=True)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     args = p.parse_args()
     load_before = [round(x, 2) for x in os.getloadavg()]
     rows = {}
@@ -64,13 +65,13 @@ def main() -> int:
                 rows[f"{policy or 'default (spin)'}, {together} at once"] = measure(args.prepared, policy, together,
                                                                                    Path(work))
                 print(rows, flush=True)
-    result = {"cores": len(os.sched_getaffinity(0)), "load_before": load_before,
+    result = {"cores": len(os.sched_getaffinity(0)), "load_before": load_before, "note": args.note,
               "load_after": [round(x, 2) for x in os.getloadavg()], "epoch_seconds": rows}
     out = Path(args.out)
     (out / "serving_omp_wait_policy.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Two recdistill processes on a small machine: OpenMP's wait policy", "",
              f"{result['cores']} cores; load average before / after: {load_before} / {result['load_after']}. "
-             "One student epoch on ml-100k (`epoch_0` of stages.json), seconds per run.", "",
+             "One student epoch on ml-100k (`epoch_0` of stages.json), seconds per run. " + args.note, "",
              "| OMP_WAIT_POLICY | runs at once | epoch seconds |", "|---|---|---|"]
     lines += [f"| {k.split(',')[0]} | {k.split(', ')[1].split()[0]} | {', '.join(f'{s:.2f}' for s in v)} |"
               for k, v in rows.items()]

@@ -127,7 +127,11 @@ def main() -> int:
     (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
     from benchmarks.serving.serving_report import render
 
-    (out / "serving.md").write_text(render(result))
+    md = out / "serving.md"
+    previous = md.read_text() if md.is_file() else ""
+    marker = "<!-- serving_operations"  # the section benchmarks/serving_operations.py writes is kept
+    tail = previous[previous.index(marker):] if marker in previous else ""
+    md.write_text(render(result) + ("\n" + tail if tail else ""))
     print(render(result))
     return 0
 

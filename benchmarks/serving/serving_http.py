@@ -23,11 +23,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(model: str, threads: int):
+def running_server(model: str, threads: int, flags: tuple = (), env: dict | None = None):
+    """``flags``: more ``serve`` flags (e.g. ``("--workers", "2")``); ``env``: more environment variables."""
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "recdistill", "serve", model, "--port", str(port),
-                             "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                             "--threads", str(threads), *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -53,7 +55,8 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
 
 
-def load_test(port: int, bodies: list[dict], concurrency: int, requests: int, timeout_s: float = 30.0) -> dict:
+def load_test(port: int, bodies: list[dict], concurrency: int, requests: int, timeout_s: float = 30.0,
+              headers: dict | None = None) -> dict:
     """Send ``requests`` POST /recommend requests (bodies used in turn) from ``concurrency`` threads."""
     latencies: list[float] = []
     lost: list[str] = []
@@ -70,7 +73,7 @@ def load_test(port: int, bodies: list[dict], concurrency: int, requests: int, ti
             payload = json.dumps(bodies[i % len(bodies)])
             start = time.perf_counter()
             try:
-                conn.request("POST", "/recommend", payload, {"Content-Type": "application/json"})
+                conn.request("POST", "/recommend", payload, {"Content-Type": "application/json", **(headers or {})})
                 response = conn.getresponse()
                 data = response.read()
                 ok = response.status == 200 and b'"items"' in data

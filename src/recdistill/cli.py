@@ -109,8 +109,8 @@ COMMANDS: tuple[Command, ...] = (
              arg("--data", default=None, help="prepared dataset folder (default: the one the checkpoint was trained on)"),
              arg("--batch-size", type=int, default=256), arg("--no-progress", action="store_true")), False),
     Command(("export-model",), "recdistill.recipes.serve:export_model_command",
-            "write a student or distilled checkpoint as a self-contained ONNX (or TorchScript) model",
-            (arg("checkpoint"), arg("--format", default="onnx", help="onnx (default) | torchscript"),
+            "write a student or distilled checkpoint as a self-contained ONNX model",
+            (arg("checkpoint"), arg("--format", default="onnx", help="onnx (the only one; TorchScript was dropped)"),
              arg("--out", default=None, help="output folder (default: <run>/checkpoints/<kind>-<format>)"),
              arg("--data", default=None, help="prepared dataset folder (default: the one it was trained on)")), False),
     Command(("add-items",), "recdistill.recipes.serve:add_items_command",
@@ -126,7 +126,13 @@ COMMANDS: tuple[Command, ...] = (
              arg("--max-k", type=int, default=100), arg("--max-batch", type=int, default=256),
              arg("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="larger bodies get 413 unread"),
              arg("--max-batch-items", type=int, default=100_000, help="history items per request, all histories"),
-             arg("--threads", type=int, default=None, help="ONNX Runtime intra-op threads"),
+             arg("--workers", type=int, default=1, help="worker processes (uvicorn's supervisor; default 1)"),
+             arg("--threads", type=int, default=None,
+                 help="torch / ONNX Runtime threads per worker (default: cores // workers, at least 1)"),
+             arg("--idle-timeout", type=float, default=5.0, metavar="SECONDS",
+                 help="close a connection idle this long, or whose request has not fully arrived (default 5)"),
+             arg("--access-log", choices=["json"], default=None,
+                 help="one JSON line per request on stderr (method, path, status, latency_ms, request_id)"),
              arg("--api-key-file", default=None, help="API keys, one per line (or RECDISTILL_API_KEYS); "
                  "clients send one in X-API-Key"),
              arg("--allow-unauthenticated", action="store_true", help="serve a network address without a key"),
@@ -193,6 +199,10 @@ def _load(target: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # before torch is first imported (commands import it lazily): OpenMP threads that wait by sleeping, not
+    # spinning, so two recdistill processes on a small machine do not steal each other's cores. A policy the
+    # user chose is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)

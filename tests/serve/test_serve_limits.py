@@ -154,3 +154,22 @@ def test_serving_is_printed_after_binding_and_sigterm_drains_and_exits_zero(tiny
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_oversize_headers_are_refused(keyed):
+    status, body = _request(keyed, "GET", "/health", headers={"X-Big": "a" * 20_000})
+    assert status == 431 and "headers over 16384 bytes" in body["error"]
+    _good(keyed)
+
+
+def test_the_bound_socket_answers_without_nagle_delays():
+    """asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets; a proto-0 socket made every keep-alive answer
+    after the first wait ~40 ms for a delayed ACK."""
+    from recdistill.recipes.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()

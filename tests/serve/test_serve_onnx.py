@@ -70,15 +70,19 @@ def test_refuses_a_folder_that_is_not_an_export(tiny_recommenders, tmp_path, cap
     assert (tmp_path / "keep.txt").read_text() == "mine"
     assert main(["export-model", str(tiny_recommenders["student"]), "--out", str(tmp_path / "x"),
                  "--format", "tflite"]) == 2
-    assert "choose one of: onnx, torchscript" in capsys.readouterr().err
+    assert "choose one of: onnx" in capsys.readouterr().err
 
 
-def test_torchscript_export(tiny_recommenders, tmp_path):
+def test_torchscript_is_refused_with_the_reason(tiny_recommenders, tmp_path, capsys):
+    """export-model no longer writes TorchScript (deprecated by PyTorch; recommend/serve never read it), and
+    an old TorchScript folder is a clear error, not a traceback."""
     assert main(["export-model", str(tiny_recommenders["student"]), "--out", str(tmp_path / "ts"),
-                 "--format", "torchscript"]) == 0
-    module = torch.jit.load(str(tmp_path / "ts" / "model.pt"))
-    rec = load_recommender(tiny_recommenders["student"])
-    padded, _ = pad_histories([[1, 2, 3], [7], [9, 10]], 8)  # traced at batch 2, run at 3
-    with torch.no_grad():
-        got = module(torch.from_numpy(padded)).numpy()
-    np.testing.assert_allclose(got[:, 1:], TorchScorer(rec.model)(padded)[:, 1:], atol=1e-5)
+                 "--format", "torchscript"]) == 2
+    assert "PyTorch has deprecated TorchScript" in capsys.readouterr().err and not (tmp_path / "ts").exists()
+    old = tmp_path / "old-ts"
+    old.mkdir()
+    (old / "model.pt").write_bytes(b"x")
+    (old / "model.json").write_text("{}")
+    for command in (["recommend", str(old), "--users", "1"], ["serve", str(old)]):
+        assert main(command) == 2
+        assert "is a TorchScript export" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from recdistill.errors import RecdistillError
+from recdistill.serve.auth import API_KEY_ENV, read_api_keys
 
 
 def _histories_requested(args, served) -> tuple[list, list]:
@@ -43,15 +44,33 @@ def write_rows(rows: list[dict], out: Path) -> None:
     from recdistill.engine.rundir import atomic_write_bytes, atomic_write_text
     from recdistill.serve.catalogue import as_frame
 
+    check_out(out)
     frame = as_frame(rows)
-    if out.suffix == ".parquet":
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        atomic_write_bytes(out, buffer.getvalue())
-    elif out.suffix in (".jsonl", ".json"):
-        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
-    else:
+    try:
+        if out.suffix == ".parquet":
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            atomic_write_bytes(out, buffer.getvalue())
+        else:
+            atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+    except OSError as exc:  # the temporary file is removed; a file already at --out is left as it was
+        raise RecdistillError(f"cannot write --out {out}: {exc.strerror or exc}; choose a path you can write to") from None
+
+
+def check_out(out: Path) -> None:
+    """What is wrong with ``--out`` before any work is done: its suffix, a folder in its place, a parent
+    that is a file or cannot be written to."""
+    import os
+
+    if out.suffix not in (".parquet", ".jsonl", ".json"):
         raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+    if out.is_dir():
+        raise RecdistillError(f"--out {out} is a folder; give a file name, e.g. {out / 'recommendations.parquet'}")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise RecdistillError(f"--out {out}: {parent} is a file, not a folder; choose another path")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise RecdistillError(f"--out {out}: {parent} is not writable by you; choose another path")
 
 
 def print_table(rows: list[dict], max_users: int = 5, labels: list | None = None, k: int | None = None) -> None:
@@ -76,8 +95,8 @@ def recommend_command(args) -> int:
     from recdistill.serve.source import open_model
 
     out = Path(args.out).expanduser() if args.out else None
-    if out is not None and out.suffix not in (".parquet", ".jsonl", ".json"):
-        raise RecdistillError(f"--out {out}: choose a .parquet or a .jsonl file")
+    if out is not None:
+        check_out(out)
     served = open_model(args.model, args.data)
     labels, histories = _histories_requested(args, served)
     results = recommend_histories(served.scorer, served.max_len, histories, args.k,
@@ -152,39 +171,17 @@ def add_items_command(args) -> int:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-API_KEY_ENV = "RECDISTILL_API_KEYS"
-
-
-def read_api_keys(path: str | None) -> list[str]:
-    """Keys from ``--api-key-file`` (one per line) or the RECDISTILL_API_KEYS environment variable (comma-
-    separated); never from the command line, where every user of the machine can read them."""
-    import os
-
-    if path:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise RecdistillError(f"--api-key-file {file} does not exist")
-        keys = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not keys:
-            raise RecdistillError(f"--api-key-file {file} holds no key (one per line)")
-    else:
-        keys = [k.strip() for k in os.environ.get(API_KEY_ENV, "").split(",") if k.strip()]
-    short = [k for k in keys if len(k) < 16]
-    if short:
-        raise RecdistillError(f"{len(short)} API key(s) shorter than 16 characters; use long random keys "
-                              "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    return keys
-
-
 def check_serve_args(args) -> list[str]:
     """Everything `serve` can refuse before it loads a model: numbers out of range, and a network address
     without an API key (unless --allow-unauthenticated). Returns the API keys."""
     if not 1 <= int(args.port) <= 65535:
         raise RecdistillError(f"--port {args.port} is out of range; expected 1..65535")
-    for name in ("max_k", "max_batch", "max_body_bytes", "max_batch_items"):
+    for name in ("max_k", "max_batch", "max_body_bytes", "max_batch_items", "workers", "threads"):
         value = getattr(args, name, 1)
         if value is not None and int(value) < 1:
             raise RecdistillError(f"--{name.replace('_', '-')} {value} is not valid; expected an integer >= 1")
+    if not 0 < float(getattr(args, "idle_timeout", 5)) <= 3600:
+        raise RecdistillError(f"--idle-timeout {args.idle_timeout} is not valid; expected seconds in (0, 3600]")
     keys = read_api_keys(getattr(args, "api_key_file", None))
     if args.host not in LOOPBACK and not keys and not getattr(args, "allow_unauthenticated", False):
         raise RecdistillError(f"--host {args.host} is reachable from the network and no API key is set; give "
@@ -197,7 +194,11 @@ def bind(host: str, port: int):
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is IPPROTO_TCP, and the
+    # connections accepted here inherit it. With proto 0 every keep-alive answer after the first waited
+    # ~40 ms for the client's delayed ACK (uvicorn writes the head and the body separately).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, int(port)))
@@ -210,38 +211,106 @@ def bind(host: str, port: int):
 
 
 def serve_command(args) -> int:
-    import signal
+    """Check the flags and the model here (so a mistake is one clear line before anything listens), bind
+    the port, then serve: in this process with one worker, under uvicorn's supervisor with several."""
+    import shutil
+    import tempfile
 
-    import uvicorn
-
-    from recdistill.serve.http_app import build_app
+    from recdistill.serve.app_factory import ServeSettings, default_threads
     from recdistill.serve.source import open_model
 
     keys = check_serve_args(args)
-    served = open_model(args.model, args.data, args.threads)
-    app = build_app(served, max_k=args.max_k, max_batch=args.max_batch,
-                    reopen=lambda: open_model(args.model, args.data, args.threads), api_keys=keys,
-                    max_body_bytes=args.max_body_bytes, max_batch_items=args.max_batch_items, docs=args.docs)
+    workers = int(args.workers)
+    threads = int(args.threads) if args.threads else default_threads(workers)
+    settings = ServeSettings(model=str(Path(args.model).expanduser().absolute()),
+                             data=str(Path(args.data).expanduser().absolute()) if args.data else None,
+                             threads=threads, max_k=args.max_k, max_batch=args.max_batch,
+                             max_body_bytes=args.max_body_bytes, max_batch_items=args.max_batch_items,
+                             docs=args.docs, access_log=args.access_log,
+                             api_key_file=str(Path(args.api_key_file).expanduser().absolute()) if args.api_key_file else None)
+    served = open_model(settings.model, settings.data, threads)
     sock = bind(args.host, args.port)
     where = "loopback only" if args.host in LOOPBACK else "reachable from the network"
     tls = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile} if args.ssl_certfile else {}
     scheme = "https" if tls else "http"
     auth = f"{len(keys)} API key(s)" if keys else "no API key"
     print(f"serving {served.kind} model {args.model} ({served.scorer.name}) on {scheme}://{args.host}:{args.port} "
-          f"({where}, {auth})", flush=True)
-    # uvicorn drains open requests on SIGTERM / SIGINT and returns; its header, idle and keep-alive timeouts
-    # close slow or idle connections
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5, **tls)
+          f"({where}, {auth}, {workers} worker(s) x {threads} thread(s), idle timeout {args.idle_timeout:g} s"
+          f"{', JSON access log on stderr' if args.access_log else ''})", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="recdistill-serve-"))  # private (0700): settings and metrics files
+    try:
+        if workers == 1:
+            from recdistill.serve.app_factory import app_from_settings
+
+            stopped = _serve_in_process(app_from_settings(settings, served), sock, args, tls)
+        else:
+            del served  # each worker opens its own copy; the parent only supervises
+            stopped = _serve_workers(settings, work, sock, args, tls, workers)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if stopped is None:
+        raise RecdistillError("a worker failed to start (its error is above); nothing is served")
+    print(f"stopped{' on ' + stopped if stopped else ''}: open requests drained", flush=True)
+    return 0
+
+
+def _uvicorn_config(app, args, tls: dict, **extra):
+    import uvicorn
+
+    from recdistill.serve.timeouts import HEADER_LIMIT_BYTES, DeadlineH11Protocol
+
+    # idle keep-alive connections, and requests that do not arrive complete, are closed after --idle-timeout
+    return uvicorn.Config(app, log_level="warning", access_log=False, http=DeadlineH11Protocol,
+                          timeout_keep_alive=float(args.idle_timeout), h11_max_incomplete_event_size=HEADER_LIMIT_BYTES,
+                          **tls, **extra)
+
+
+def _serve_in_process(app, sock, args, tls: dict) -> str:
+    import signal
+
+    import uvicorn
+
     # uvicorn handles SIGTERM / SIGINT itself, then restores these handlers and raises the signal again:
     # ours note it, so a stop asked for is a clean exit (0), not a death by signal
     received: list[int] = []
     previous = {sig: signal.signal(sig, lambda number, frame: received.append(number))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(_uvicorn_config(app, args, tls)).run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    names = "/".join(sorted({signal.Signals(n).name for n in received}))
-    print(f"stopped{' on ' + names if names else ''}: open requests drained", flush=True)
-    return 0
+    return "/".join(sorted({signal.Signals(n).name for n in received}))
+
+
+def _serve_workers(settings, work: Path, sock, args, tls: dict, workers: int) -> str | None:
+    """uvicorn's own supervisor: it starts the workers on the socket bound here, restarts one that dies,
+    and on SIGTERM / SIGINT stops them (each drains its open requests). Returns the signal's name, or None
+    when a worker could not start."""
+    import os
+
+    from uvicorn.supervisors import Multiprocess
+
+    from recdistill.serve.app_factory import SETTINGS_ENV, write_settings
+
+    class Supervisor(Multiprocess):
+        stopped_by = ""
+
+        def handle_int(self):
+            self.stopped_by = "SIGINT"
+            super().handle_int()
+
+        def handle_term(self):
+            self.stopped_by = "SIGTERM"
+            super().handle_term()
+
+    # the workers are fresh interpreters that inherit this environment: the settings file's name, and
+    # prometheus-client's multiprocess folder (read when it is imported, so set before they start)
+    os.environ[SETTINGS_ENV] = str(write_settings(settings, work))
+    metrics_dir = work / "metrics"
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    config = _uvicorn_config("recdistill.serve.app_factory:create_app", args, tls, factory=True, workers=workers)
+    supervisor = Supervisor(config, sockets=[sock])
+    supervisor.run()
+    return supervisor.stopped_by or None

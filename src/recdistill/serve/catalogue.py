@@ -8,6 +8,7 @@ the test targets): recommendations are for what comes after it, not a re-run of 
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,13 @@ import pyarrow.parquet as pq
 from recdistill.errors import RecdistillError
 
 ITEMS_FILE = "items.parquet"
+ID_PREFIX, TITLE_PREFIX = "id:", "title:"  # say which one a token is when it could be both (a film titled "187")
+
+
+def title_key(text: str) -> str:
+    """How titles are compared: NFC (a title typed in decomposed form, e.g. "Mise\u0301rables", matches) and
+    case ignored."""
+    return unicodedata.normalize("NFC", str(text)).casefold()
 USERS_FILE = "users.parquet"
 
 
@@ -40,23 +48,40 @@ class Catalogue:
         # the first item wins where two share a title; "Title (year)" tells them apart when the year is known
         self._by_title: dict[str, int] = {}
         for i in range(self.num_items, 0, -1):
-            self._by_title[str(self.titles[i]).casefold()] = i
+            self._by_title[title_key(self.titles[i])] = i
             if self.years is not None and self.years[i]:
-                self._by_title[f"{self.titles[i]} ({int(self.years[i])})".casefold()] = i
+                self._by_title[title_key(f"{self.titles[i]} ({int(self.years[i])})")] = i
 
     # -- input ----------------------------------------------------------------------------------------
     def item_id(self, token) -> int:
-        """An item id from an int id, a digit string, or a title (exact match, case ignored)."""
+        """An item id from an int id, a digit string, or a title (exact match after NFC, case ignored).
+        ``id:``/``title:`` prefixes say which; a bare token that is both an id and a title is refused."""
         if isinstance(token, (int, np.integer)) and not isinstance(token, bool):
             if 1 <= int(token) <= self.num_items:
                 return int(token)
             raise RecdistillError(f"unknown item id {int(token)}: item ids run from 1 to {self.num_items}")
-        text = str(token).strip()
+        text = unicodedata.normalize("NFC", str(token)).strip()
+        lowered = text.casefold()
+        if lowered.startswith(ID_PREFIX):
+            digits = text[len(ID_PREFIX):].strip()
+            if not digits.isdigit():
+                raise RecdistillError(f"{text!r}: after 'id:' give an item id (digits), e.g. id:187")
+            return self.item_id(int(digits))
+        if lowered.startswith(TITLE_PREFIX):
+            return self._by_title_or_error(text[len(TITLE_PREFIX):].strip())
         if text.isdigit():
+            as_title = self._by_title.get(title_key(text))
+            if as_title is not None and as_title != int(text):
+                raise RecdistillError(f"{text!r} is ambiguous: item id {int(text)} and the title of item {as_title}; "
+                                      f"write id:{text} or title:{text}")
             return self.item_id(int(text))
-        found = self._by_title.get(text.casefold())
+        return self._by_title_or_error(text)
+
+    def _by_title_or_error(self, text: str) -> int:
+        found = self._by_title.get(title_key(text))
         if found is None:
-            close = [str(t) for t in self.titles[1:] if text.casefold() in str(t).casefold()][:3] or \
+            key = title_key(text)
+            close = [str(t) for t in self.titles[1:] if key in title_key(t)][:3] or \
                 difflib.get_close_matches(text, [str(t) for t in self.titles[1:]], n=3)
             hint = f"; did you mean: {'; '.join(close)}" if close else ""
             raise RecdistillError(f"unknown item {text!r}: no item has that id or title{hint}")
@@ -111,11 +136,27 @@ class Catalogue:
 
 
 def read_history_file(path: str | Path) -> list[str]:
-    """A history from a file: one item (id or title) per line, oldest first; blank lines ignored."""
-    path = Path(path)
+    """A history from a file: one item (id or title) per line, oldest first; blank lines ignored. UTF-8,
+    with or without a byte-order mark; anything else is a clear error (guessing an encoding would turn
+    titles into different ones silently)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RecdistillError(f"--history-file {path} is a folder; give a text file with one item per line")
     if not path.is_file():
         raise RecdistillError(f"no history file at {path}")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecdistillError(f"cannot read --history-file {path}: {exc.strerror}") from None
+    if b"\x00" in raw:
+        raise RecdistillError(f"--history-file {path} is binary (it holds NUL bytes; UTF-16 is not read either); "
+                              "give a UTF-8 text file with one item id or title per line")
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a leading byte-order mark is dropped, not read as part of a title
+    except UnicodeDecodeError as exc:
+        raise RecdistillError(f"--history-file {path} is not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+                              f"convert it, e.g. `iconv -f latin1 -t utf-8 {path.name} > history-utf8.txt`") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def as_frame(rows: list[dict]) -> pd.DataFrame:

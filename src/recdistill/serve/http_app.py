@@ -1,4 +1,5 @@
-"""The HTTP service: ``POST /recommend``, ``POST /recommend/batch``, ``GET /health``, ``GET /items/{id}``.
+"""The HTTP service: ``POST /recommend``, ``POST /recommend/batch``, ``GET /health``, ``GET /items/{id}``,
+``GET /metadata``, ``GET /metrics`` (Prometheus), ``POST /reload``.
 
 Built on FastAPI + uvicorn: a well-kept ASGI stack where pydantic checks every request body (a wrong type
 names the field), and uvicorn is a production server. LitServe was the other candidate; its strength is
@@ -15,18 +16,20 @@ import hmac
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from recdistill.errors import RecdistillError
+from recdistill.serve.observe import Metrics, Observe
 from recdistill.serve.recommend import top_k
 from recdistill.serve.scorers import pad_histories
 
 MAX_HISTORY = 10_000  # items accepted in one history (seen-item exclusion reads them all)
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a request body over this is refused before it is parsed (--max-body-bytes)
+MAX_HEADER_BYTES = 16 * 1024  # request headers in all (h11's limit for a head that arrives in pieces)
 MAX_BATCH_ITEMS = 100_000  # history items over all requests of one batch (--max-batch-items): a CPU-time cap
 Title = Annotated[str, StringConstraints(strict=True, max_length=500)]
 
@@ -66,7 +69,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 class BodyLimit:
     """ASGI middleware: a body longer than ``limit`` bytes is a 413 before anything parses it, whether its
-    Content-Length says so or it arrives chunked (counted as it is read). Written by hand: neither FastAPI
+    Content-Length says so or it arrives chunked (counted as it is read); headers over 16 KiB are a 431. Written by hand: neither FastAPI
     nor uvicorn has a body-size option."""
 
     def __init__(self, app, limit: int):
@@ -75,7 +78,12 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = scope.get("headers") or []
+        if sum(len(k) + len(v) + 4 for k, v in headers) > MAX_HEADER_BYTES:
+            # h11 refuses a longer head only when it arrives in pieces; one that came in a single read is refused here
+            return await self._refuse(send, 431, f"request headers over {MAX_HEADER_BYTES} bytes; send fewer or "
+                                                 "shorter headers")
+        declared = dict(headers).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
         received, refused = 0, False
@@ -104,26 +112,28 @@ class BodyLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, send):
-        body = JSONResponse({"error": f"request body over {self.limit} bytes; send fewer or shorter histories"},
-                            status_code=413).body
-        await send({"type": "http.response.start", "status": 413,
+    async def _refuse(self, send, status: int = 413, message: str | None = None):
+        message = message or f"request body over {self.limit} bytes; send fewer or shorter histories"
+        body = JSONResponse({"error": message}, status_code=status).body
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 
 def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_keys: list[str] | None = None,
               max_body_bytes: int = MAX_BODY_BYTES, max_batch_items: int = MAX_BATCH_ITEMS,
-              docs: bool = False) -> FastAPI:
+              docs: bool = False, access_log=None) -> FastAPI:
     """The app over a :class:`recdistill.serve.source.ServedModel`. ``reopen``: a function that opens the
     model again from its files (``POST /reload``, e.g. after ``recdistill add-items`` rewrote them).
     ``api_keys``: when given, every endpoint but ``/health`` needs one of them in the ``X-API-Key`` header.
-    ``docs``: FastAPI's interactive docs (they load their scripts from a CDN, so they are off by default)."""
+    ``docs``: FastAPI's interactive docs (they load their scripts from a CDN, so they are off by default).
+    ``access_log``: a logger that gets one JSON line per request (see :mod:`recdistill.serve.observe`)."""
     state = {"served": served, "nonfinite_errors": 0}
     max_k_setting = int(max_k)
     keys = [k.encode() for k in (api_keys or [])]
     app = FastAPI(title="recdistill", description="top-K recommendations from a trained sequential recommender",
                   docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None)
+    metrics = Metrics()
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.middleware("http")
@@ -136,6 +146,8 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
                                     status_code=401)
         return await call_next(request)
 
+    app.add_middleware(Observe, metrics=metrics, access_log=access_log)  # added last: outermost, sees every answer
+
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
         status, message = _validation_message(exc)
@@ -146,7 +158,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
         # FastAPI's own 4xx (an unreadable body, an unknown path, a wrong method) in the same {"error": ...} shape
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"no endpoint {request.url.path}; see GET /health, GET /metadata, GET /items/{{id}}, POST /recommend, POST /recommend/batch, POST /reload"
+            message = f"no endpoint {request.url.path}; see GET /health, GET /metadata, GET /items/{{id}}, GET /metrics, POST /recommend, POST /recommend/batch, POST /reload"
         elif exc.status_code == 400:
             message = f"malformed body: {exc.detail} (send UTF-8 JSON)"
         return JSONResponse({"error": message}, status_code=exc.status_code)
@@ -197,6 +209,7 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
             if not np.isfinite(scores[row, 1:]).all():
                 # a damaged model is an error, never a shorter or reordered list
                 state["nonfinite_errors"] += 1
+                metrics.nonfinite.inc()
                 raise BadRequest(500, "the model produced non-finite scores for this request (NaN or infinite): it "
                                       "is damaged; the operator must retrain or restore it")
             (ids, values), = top_k(scores[row:row + 1], [history], req.k, req.exclude_seen)
@@ -232,6 +245,12 @@ def build_app(served, max_k: int = 100, max_batch: int = 256, reopen=None, api_k
         if problem:  # not ready: what is served is no longer what is on disk
             return JSONResponse({**body, "status": "stale", "problem": problem}, status_code=503)
         return body
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        # behind the API key like everything but /health: paths and error rates are the operator's business
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/metadata")
     def metadata() -> dict:

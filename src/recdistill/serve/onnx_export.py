@@ -20,12 +20,19 @@ from recdistill.errors import RecdistillError
 from recdistill.serve.catalogue import Catalogue
 from recdistill.serve.scorers import CatalogueScores
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx",)
 OPSET = 17
+# TorchScript was offered once; recommend and serve never read it. It is gone rather than half-supported:
+# PyTorch has deprecated TorchScript (torch.jit) in favour of torch.export, and ONNX already covers "run it
+# without recdistill" (ONNX Runtime, faster at batch 1), while a torch user can serve the checkpoint itself.
+TORCHSCRIPT_GONE = ("--format torchscript is no longer offered: PyTorch has deprecated TorchScript, and recommend / "
+                    "serve read ONNX exports and checkpoints; use --format onnx (the default), or serve the checkpoint")
 
 
 def export_model(model, catalogue: Catalogue, out_dir: str | Path, meta: dict, fmt: str = "onnx") -> Path:
     """Write ``out_dir`` (atomically: a failed export leaves any earlier folder as it was)."""
+    if fmt == "torchscript":
+        raise RecdistillError(TORCHSCRIPT_GONE)
     if fmt not in FORMATS:
         raise RecdistillError(f"--format {fmt!r} is not valid; choose one of: {', '.join(FORMATS)}")
     module = CatalogueScores(model).eval()
@@ -38,20 +45,13 @@ def export_model(model, catalogue: Catalogue, out_dir: str | Path, meta: dict, f
         raise RecdistillError(f"{out_dir} exists and is not an earlier `export-model` folder; choose a new --out")
     with atomic_folder(out_dir) as tmp:
         tmp = Path(tmp)
-        if fmt == "onnx":
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the length is fixed on purpose
-                # The TorchScript-based exporter: the dynamo one needs onnxscript and gains nothing here.
-                torch.onnx.export(module, (example,), str(tmp / "model.onnx"), input_names=["history"],
-                                  output_names=["scores"], dynamic_axes={"history": {0: "batch"}, "scores": {0: "batch"}},
-                                  opset_version=OPSET, dynamo=False)
-            file = "model.onnx"
-        else:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-                traced = torch.jit.trace(module, example)
-            traced.save(str(tmp / "model.pt"))
-            file = "model.pt"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the length is fixed on purpose
+            # The TorchScript-based exporter: the dynamo one needs onnxscript and gains nothing here.
+            torch.onnx.export(module, (example,), str(tmp / "model.onnx"), input_names=["history"],
+                              output_names=["scores"], dynamic_axes={"history": {0: "batch"}, "scores": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+        file = "model.onnx"
         catalogue.write(tmp)
         info = {**meta, "format": fmt, "file": file, "sha256": sha256_file(tmp / file), "created": time.strftime(
                     "%Y-%m-%dT%H:%M:%S%z"), "max_len": max_len, "num_items": catalogue.num_items,

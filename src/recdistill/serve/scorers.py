@@ -92,6 +92,10 @@ class OnnxScorer:
         except ValueError as exc:
             raise RecdistillError(f"{meta_file} is not valid JSON ({exc}); export the model again with "
                                   "`recdistill export-model`") from None
+        if not isinstance(self.meta, dict) or not all(isinstance(self.meta.get(k), int) and self.meta[k] > 0
+                                                      for k in ("max_len", "num_items")):
+            raise RecdistillError(f"{meta_file} is damaged (it must be an object with positive integers max_len and "
+                                  "num_items); export the model again with `recdistill export-model`")
         # models exported before the record existed have none and load as before
         self.sha256 = verify(path, self.meta.get("sha256"), "exported model")
         options = ort.SessionOptions()

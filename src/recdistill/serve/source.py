@@ -120,6 +120,15 @@ def open_onnx(path: str | Path, threads: int | None = None) -> ServedModel:
 def open_model(path: str | Path, data_dir: str | Path | None = None, threads: int | None = None) -> ServedModel:
     """A ``.onnx`` file or an ``export-model`` folder -> ONNX Runtime; anything else -> a checkpoint."""
     p = Path(path).expanduser()
+    if p.suffix == ".pt" or (p.is_dir() and (p / "model.pt").is_file() and not (p / "model.onnx").is_file()):
+        from recdistill.serve.onnx_export import TORCHSCRIPT_GONE
+
+        raise RecdistillError(f"{p} is a TorchScript export, which recommend and serve do not read "
+                              f"({TORCHSCRIPT_GONE.split(': ', 1)[1]}); export the checkpoint again with "
+                              "`recdistill export-model CKPT` (ONNX)")
+    if p.is_dir() and not (p / "model.onnx").is_file() and (p / "model.json").is_file():
+        raise RecdistillError(f"{p} has a model.json but no model.onnx; export the model again with "
+                              "`recdistill export-model`")
     if p.suffix == ".onnx" or (p.is_dir() and (p / "model.onnx").is_file()):
         if data_dir:
             raise RecdistillError("--data is for checkpoints; an exported model carries its item table")

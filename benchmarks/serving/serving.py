@@ -129,7 +129,7 @@ def main() -> int:
 
     md = out / "serving.md"
     previous = md.read_text() if md.is_file() else ""
-    marker = "<!-- serving_operations"  # the section benchmarks/serving_operations.py writes is kept
+    marker = "<!-- serving_operations"  # the section benchmarks/serving/serving_operations.py writes is kept
     tail = previous[previous.index(marker):] if marker in previous else ""
     md.write_text(render(result) + ("\n" + tail if tail else ""))
     print(render(result))

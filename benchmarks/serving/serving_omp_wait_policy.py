@@ -3,7 +3,7 @@ epoch on ml-100k alone and with a second one at the same time, with OpenMP's def
 spin while they wait for work, taking the cores the other process needs) and with OMP_WAIT_POLICY=PASSIVE
 (they sleep), which ``recdistill`` now sets unless the user chose a policy.
 
-    python benchmarks/serving_omp_wait_policy.py --prepared data/ml-100k
+    python benchmarks/serving/serving_omp_wait_policy.py --prepared data/ml-100k
 
 The runs call the training recipe directly (not ``recdistill.cli.main``, which would set PASSIVE), so
 "default" really is the library's default. The epoch time is the ``epoch_0`` record of each run's
@@ -54,7 +54,7 @@ def measure(prepared: str, policy: str | None, together: int, work: Path) -> lis
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prepared", required=True)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
     args = p.parse_args()
     load_before = [round(x, 2) for x in os.getloadavg()]

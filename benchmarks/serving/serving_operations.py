@@ -1,8 +1,8 @@
 """What running ``recdistill serve`` for users costs: requests/s with 1 and 2 workers, with and without an API
 key, and how long an oversize body takes to be refused. Writes ``serving_operations.json`` and the
-"Operations" section of ``serving.md`` (the rest of that file is ``benchmarks/serving.py``'s).
+"Operations" section of ``serving.md`` (the rest of that file is ``benchmarks/serving/serving.py``'s).
 
-    python benchmarks/serving_operations.py MODEL [--requests 1000] [--concurrency 8] [--rounds 5]
+    python benchmarks/serving/serving_operations.py MODEL [--requests 1000] [--concurrency 8] [--rounds 5]
 
 MODEL: an ``export-model`` folder (ONNX) or a checkpoint. The load generator runs on the same machine, so
 on a small one it takes cores from the server: read the figures as a floor, and compare rows with each other.
@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from serving_http import load_test, running_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.serving.serving_http import load_test, running_server  # noqa: E402
 
 KEY = "bench-" + "k" * 32
-SECTION = "<!-- serving_operations: written by benchmarks/serving_operations.py -->"
+SECTION = "<!-- serving_operations: written by benchmarks/serving/serving_operations.py -->"
 
 
 def cpu_model() -> str:
@@ -136,7 +136,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--note", default="", help="what else ran on the machine meanwhile")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     args = p.parse_args()
     cores = len(os.sched_getaffinity(0))
     load_before = [round(x, 2) for x in os.getloadavg()]

@@ -8,8 +8,6 @@ dataclass). The modules are found by listing the package, so nothing else names 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +16,7 @@ import pandas as pd
 
 from recdistill.data.files import Container
 from recdistill.data.settings import DatasetSettings
+from recdistill.engine.registry import Registry
 from recdistill.errors import ConfigError, DataError
 
 Frames = tuple[pd.DataFrame, "pd.DataFrame | None"]   # (interactions, items or None); see data/readers.py
@@ -48,45 +47,28 @@ class DatasetFormat:
         return source.container.digest(list(source.files))
 
 
-_FORMATS: dict[str, DatasetFormat] = {}
-_discovered = False
+_FORMATS: Registry[DatasetFormat] = Registry("dataset format", __name__.rsplit(".", 1)[0])
 
 
 def register(fmt: DatasetFormat) -> DatasetFormat:
-    if fmt.name in _FORMATS and _FORMATS[fmt.name] is not fmt:
-        raise ValueError(f"dataset format {fmt.name!r} is registered twice")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return _FORMATS.register(fmt.name, fmt)
 
 
 def unregister(name: str) -> None:
     """Remove a format (a test's made-up one)."""
-    _FORMATS.pop(name, None)
-
-
-def _discover() -> None:
-    """Import every module of this package once; each registers its format."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    package = __name__.rsplit(".", 1)[0]
-    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if module.name != "registry":
-            importlib.import_module(f"{package}.{module.name}")
+    _FORMATS.unregister(name)
 
 
 def known_formats() -> tuple[str, ...]:
-    _discover()
-    return tuple(sorted(_FORMATS))
+    return tuple(sorted(_FORMATS.entries()))
 
 
 def get_format(name) -> DatasetFormat:
     """The format called ``name``; a ConfigError naming the known ones otherwise."""
-    _discover()
-    if name not in _FORMATS:
+    formats = _FORMATS.entries()
+    if name not in formats:
         raise ConfigError(f"dataset.format={name!r} is not valid; choose one of: {', '.join(known_formats())}")
-    return _FORMATS[name]
+    return formats[name]
 
 
 def required_path(settings: DatasetSettings, what: str) -> str:

@@ -8,12 +8,11 @@ Protocols register themselves: every module of this package is imported on the f
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from recdistill.engine.registry import Registry
 from recdistill.errors import ConfigError
 
 RANKING_METRIC = r"(?:hr|ndcg|recall|mrr)@\d+"
@@ -56,39 +55,23 @@ class Protocol:
         return bool(m) and re.fullmatch(self.rows or self.metric, m["_rest"]) is not None
 
 
-_PROTOCOLS: dict[str, Protocol] = {}
-_discovered = False
-
-
-def _discover() -> None:
-    """Import every module of this package once; each registers its protocol."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    package = __name__.rsplit(".", 1)[0]
-    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        importlib.import_module(f"{package}.{module.name}")
+_PROTOCOLS: Registry[Protocol] = Registry("evaluation protocol", __name__.rsplit(".", 1)[0])
 
 
 def register(protocol: Protocol) -> Protocol:
-    """Add a protocol; a second protocol under a taken name is an error (two homes for one name)."""
-    _discover()
-    if protocol.name in _PROTOCOLS and _PROTOCOLS[protocol.name] is not protocol:
-        raise ValueError(f"evaluation protocol {protocol.name!r} is registered twice")
-    _PROTOCOLS[protocol.name] = protocol
-    return protocol
+    """Add a protocol (the package's own first, so a test's made-up one comes after them)."""
+    _PROTOCOLS.discover()
+    return _PROTOCOLS.register(protocol.name, protocol)
 
 
 def unregister(name: str) -> None:
     """Remove a protocol (tests that register one of their own clean up with this)."""
-    _PROTOCOLS.pop(name, None)
+    _PROTOCOLS.unregister(name)
 
 
 def registered() -> list[Protocol]:
     """Every protocol, in the report's order."""
-    _discover()
-    return sorted(_PROTOCOLS.values(), key=lambda p: (p.order, p.name))
+    return sorted(_PROTOCOLS.entries().values(), key=lambda p: (p.order, p.name))
 
 
 DEFAULT = "full"  # eval.protocol=full: the full-catalogue (and sampled) ranking, which every evaluation computes
@@ -105,7 +88,7 @@ def protocol_to_run(name: str) -> Protocol | None:
     if name not in choices:
         raise ConfigError(f"eval.protocol={name!r} is not valid; choose one of: {', '.join(choices)} "
                           "(the protocols of recdistill.evaluation.protocols that eval student runs)")
-    return None if name == DEFAULT else _PROTOCOLS[name]
+    return None if name == DEFAULT else _PROTOCOLS.entries()[name]
 
 
 def family_of(key: str) -> tuple[Protocol, str] | None:

@@ -12,7 +12,7 @@ from recdistill.recipes.distill_settings import distill_settings
 from recdistill.recipes.student_settings import ranking_eval_settings, student_settings
 from recdistill.student.checkpoint import load_recommender
 from recdistill.student.distilled import DistilledSASRec
-from recdistill.student.registry import STUDENTS, build_distilled_student, build_student
+from recdistill.student.registry import build_distilled_student, build_student, students
 from recdistill.student.sasrec import SASRec
 from recdistill.student.settings import RankingEvalSettings, StudentSettings
 
@@ -41,7 +41,7 @@ def test_settings_round_trip_through_to_dict_and_keep_the_groups_shape():
 def test_the_registry_builds_the_configured_student():
     cfg = distill_cfg("student.num_blocks=1", "distill.ed.gamma=0.5")
     student = student_settings(cfg)
-    assert student.name == str(cfg.choices.student) == "sasrec" and "sasrec" in STUDENTS
+    assert student.name == str(cfg.choices.student) == "sasrec" and "sasrec" in students()
     model = build_student(12, student)
     assert type(model) is SASRec and model.config["hidden_size"] == 16 and model.config["num_blocks"] == 1
     distilled = build_distilled_student(12, student, distill_settings(cfg).ed, torch.randn(13, 4))

@@ -22,6 +22,7 @@ from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
 from recdistill.student.gru4rec import check_count, check_dropout
 from recdistill.student.item_table import ItemTableRecommender
+from recdistill.student.registry import StudentModel, register
 
 
 class Caser(ItemTableRecommender):
@@ -110,3 +111,6 @@ class CaserSettings:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "filter_sizes": list(self.filter_sizes)}
+
+
+register(StudentModel("caser", Caser, CaserSettings))

@@ -18,6 +18,7 @@ from torch import nn
 from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
 from recdistill.student.item_table import ItemTableRecommender
+from recdistill.student.registry import StudentModel, register
 
 
 def shift_rows(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -83,3 +84,6 @@ def check_count(value, key: str) -> None:
 def check_dropout(value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 0.99:
         raise ConfigError(f"student.dropout={value!r} is not valid; expected a number in [0.0, 0.99]")
+
+
+register(StudentModel("gru4rec", GRU4Rec, GRU4RecSettings))

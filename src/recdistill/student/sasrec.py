@@ -23,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 from recdistill.errors import ConfigError
 from recdistill.layers.dropout import make_dropout
 from recdistill.student.item_table import ItemTableRecommender
+from recdistill.student.registry import StudentModel, register
 
 
 class CausalSelfAttention(nn.Module):
@@ -145,3 +146,6 @@ class SASRecSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+register(StudentModel("sasrec", SASRec, SASRecSettings))

@@ -22,7 +22,7 @@ SHARED_KEYS = ("max_len", "loss", "num_negatives", "negatives_from_history")
 @dataclass(frozen=True)
 class StudentSettings:
     """``name``: the ``student`` group's option (``student=sasrec``), a key of ``student/registry.py``'s
-    ``STUDENTS``; ``model``: that student's own settings (for sasrec a ``SASRecSettings``)."""
+    ``students()``; ``model``: that student's own settings (for sasrec a ``SASRecSettings``)."""
 
     name: str
     max_len: int

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from benchmarks.distill import distill_sasrec_teacher as gate  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import compare_paired  # noqa: E402
+from recdistill.report.aggregate import paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ARMS = {"dllm2rec": ["distill.ed.gamma=0"],
@@ -44,13 +44,8 @@ def gate_args(args) -> argparse.Namespace:
 
 
 def paired(base: dict, other: dict) -> dict:
-    out = {}
-    for split in SPLITS:
-        c = compare_paired({s: r["metrics"][f"{split}/ndcg@10"] for s, r in base.items()},
-                           {s: r["metrics"][f"{split}/ndcg@10"] for s, r in other.items()})
-        out[split] = {"mean": c.difference.mean, "ci95_low": c.difference.low, "ci95_high": c.difference.high,
-                      "differences": list(c.differences)}
-    return out
+    return {split: paired_interval({s: r["metrics"][f"{split}/ndcg@10"] for s, r in base.items()},
+                                   {s: r["metrics"][f"{split}/ndcg@10"] for s, r in other.items()}) for split in SPLITS}
 
 
 def main() -> int:

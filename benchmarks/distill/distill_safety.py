@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import compare_paired  # noqa: E402
+from recdistill.report.aggregate import paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPLITS = ("val", "test")
@@ -68,11 +68,8 @@ def seed_row(folder: Path, manifest: dict, seed: int) -> dict:
 def paired(rows: list[dict]) -> dict:
     out = {}
     for split in SPLITS:
-        c = compare_paired({r["seed"]: r[f"student_{split}/ndcg@10"] for r in rows},
-                           {r["seed"]: r[f"distilled_{split}/ndcg@10"] for r in rows})
-        d = c.difference
-        out[split] = {"mean": d.mean, "ci95_low": d.low, "ci95_high": d.high, "n": len(rows),
-                      "differences": list(c.differences)}
+        out[split] = {**paired_interval({r["seed"]: r[f"student_{split}/ndcg@10"] for r in rows},
+                                        {r["seed"]: r[f"distilled_{split}/ndcg@10"] for r in rows}), "n": len(rows)}
     return out
 
 

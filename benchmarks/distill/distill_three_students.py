@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from recdistill.config import compose  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import compare_paired  # noqa: E402
+from recdistill.report.aggregate import paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -76,9 +76,8 @@ def main() -> int:
         seeds = entry["seeds"]
         if len(seeds) > 1:
             for split in ("val", "test"):
-                c = compare_paired({s: r[f"alone_{split}"] for s, r in seeds.items()},
-                                   {s: r[f"distilled_{split}"] for s, r in seeds.items()}).difference
-                entry[f"paired_{split}"] = {"mean": c.mean, "ci95_low": c.low, "ci95_high": c.high}
+                entry[f"paired_{split}"] = paired_interval({s: r[f"alone_{split}"] for s, r in seeds.items()},
+                                                           {s: r[f"distilled_{split}"] for s, r in seeds.items()})
         save_student(out, name, entry)
     record = json.loads(out.read_text())   # with the other students another process may have written
     record.update({"measured_at": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "note": args.note,

@@ -104,5 +104,16 @@ def test_caser_over_every_position_equals_conv2d_on_each_window():
     seq[1, :11] = 0
     windows = torch.nn.functional.pad(seq, (4, 0))[:, torch.arange(12)[:, None] + torch.arange(5)[None]]
     with torch.no_grad():
-        reference = model.encode_windows_reference(windows.reshape(-1, 5)).view(3, 12, 16) * (seq > 0).unsqueeze(-1)
+        reference = conv2d_per_window(model, windows.reshape(-1, 5)).view(3, 12, 16) * (seq > 0).unsqueeze(-1)
         assert torch.allclose(model(seq), reference, atol=1e-6)
+
+
+def conv2d_per_window(model: Caser, windows: torch.Tensor) -> torch.Tensor:
+    """``[M, window]`` item ids -> ``[M, H]`` with ``nn.Conv2d`` on each window's image, as the paper and
+    DLLM2Rec's code compute it."""
+    F = torch.nn.functional
+    real = (windows > 0).unsqueeze(-1).to(model.item_embedding.weight.dtype)
+    image = (model.embed_inputs(windows) * real).unsqueeze(1)                  # [M, 1, window, H]
+    pooled = [F.relu(conv(image)).squeeze(3).amax(2) for conv in model.horizontal]
+    vertical = model.vertical(image).flatten(1)                                # [M, vertical_filters * H]
+    return F.relu(model.to_hidden(model.dropout(torch.cat([*pooled, vertical], 1))))

@@ -121,3 +121,11 @@ def compare_paired(baseline: Mapping, other: Mapping, confidence: float = CONFID
                                               n_resamples=np.inf, vectorized=True).pvalue)
     return PairedComparison(seeds, tuple(float(d) for d in diffs), summarize(diffs, confidence), t_p, sign_p,
                             int((diffs > 0).sum()))
+
+
+def paired_interval(baseline: Mapping, other: Mapping, confidence: float = CONFIDENCE) -> dict:
+    """``other`` minus ``baseline`` over the seeds both have, as the result files write it: mean, the 95 %
+    interval's ends and the per-seed differences."""
+    c = compare_paired(baseline, other, confidence)
+    return {"mean": c.difference.mean, "ci95_low": c.difference.low, "ci95_high": c.difference.high,
+            "differences": list(c.differences)}

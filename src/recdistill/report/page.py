@@ -179,7 +179,7 @@ def _build_markdown(title: str, runs: list[RunInfo], baseline: RunInfo | None, c
 def paired_distilled(groups) -> tuple:
     """(val, test) of the distilled group minus the student group, paired by seed, as (mean, low, high); None
     when there are not two seeded groups to pair."""
-    from recdistill.report.aggregate import compare_paired
+    from recdistill.report.aggregate import paired_interval
 
     student = next((g for g in groups if g.runs[0].kind == "student" and len(g.runs) > 1), None)
     distilled = next((g for g in groups if g.runs[0].kind == "distilled" and len(g.runs) > 1), None)
@@ -190,8 +190,8 @@ def paired_distilled(groups) -> tuple:
         key = f"{split}/ndcg@10"
         if not set(student.values(key)) & set(distilled.values(key)):
             return None, None
-        d = compare_paired(student.values(key), distilled.values(key)).difference
-        out.append((d.mean, d.low, d.high))
+        d = paired_interval(student.values(key), distilled.values(key))
+        out.append((d["mean"], d["ci95_low"], d["ci95_high"]))
     return tuple(out)
 
 

@@ -58,7 +58,8 @@ class Caser(ItemTableRecommender):
         """Every position's window at once. A span of ``h`` consecutive items gets the same horizontal score in
         every window that holds it, so each span is scored once per sequence and each window takes the max over
         its spans (a sliding max); the vertical filter is a 1-D convolution along the sequence. The same
-        function as :meth:`encode_windows_reference` on each window (a test checks it), about 8x faster here."""
+        function as ``nn.Conv2d`` on each window's image, the paper's form (``tests/student/test_three_students.py``
+        checks it); 5.8x faster per training batch here (0.83 against 0.14 s, batch 128 x 50, one thread)."""
         self.check_length(seq)
         batch, length = seq.shape
         real = (seq > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
@@ -74,15 +75,6 @@ class Caser(ItemTableRecommender):
         vertical = vertical.view(batch, self.hidden_size, filters, length).permute(0, 3, 2, 1).flatten(2)
         z = F.relu(self.to_hidden(self.dropout(torch.cat([*pooled, vertical], -1))))
         return z * real
-
-    def encode_windows_reference(self, windows: torch.Tensor) -> torch.Tensor:
-        """``[M, window]`` item ids (left-padded) -> ``[M, H]`` with ``nn.Conv2d`` on each window's image, as
-        the paper and DLLM2Rec's code compute it: the reference :meth:`forward` is tested against."""
-        real = (windows > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
-        image = (self.embed_inputs(windows) * real).unsqueeze(1)                  # [M, 1, window, H]
-        pooled = [F.relu(conv(image)).squeeze(3).amax(2) for conv in self.horizontal]
-        vertical = self.vertical(image).flatten(1)                                # [M, vertical_filters * H]
-        return F.relu(self.to_hidden(self.dropout(torch.cat([*pooled, vertical], 1))))
 
 
 @dataclass(frozen=True)

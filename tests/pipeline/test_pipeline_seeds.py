@@ -156,3 +156,21 @@ def test_smoke_pipeline_over_two_seeds_then_a_third(args, folder, capsys):
     assert _status(out)["teacher@seed0"].startswith("skipped")
     report = (pipeline / "report" / "report.md").read_text()
     assert "### distilled (seeds 0, 1, 2) against student (seeds 0, 1, 2), paired by seed" in report
+
+
+def test_a_profiles_own_seed_yields_to_the_seed_list(folder, cache_dir):
+    """The cpu profile pins efficiency.seed=0 for a single run; with --seeds the list decides each unit's seed
+    (the teacher takes the first), instead of refusing a seed the user never typed."""
+    from recdistill.config import compose
+    from recdistill.pipeline.runner import compose_stage, stage_overrides
+
+    assert main(["pipeline", "--profile", "cpu", "--seeds", "4,5", "pipeline.until=prepare",
+                 f"paths.runs_dir={folder / 'runs'}", f"paths.data_dir={folder / 'data'}",
+                 f"paths.cache_dir={cache_dir}"]) == 0
+    manifest = json.loads((folder / "runs" / "pipeline-cpu" / "manifest.json").read_text())
+    assert manifest["entries"] == ["prepare"]
+    cfg = compose("pipeline", ["profile=cpu", "pipeline.seeds=[4,5]"])
+    for stage, seed in (("student", 5), ("teacher", 4)):
+        upstream = {"prepare": {"data_dir": str(folder / "data")}, "student": {"checkpoint": "student.ckpt"}}
+        items = stage_overrides(stage, cfg, folder, [], {}, upstream, seed)
+        assert compose_stage(stage, items).efficiency.seed == seed

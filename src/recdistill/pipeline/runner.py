@@ -51,13 +51,14 @@ def _pipeline_config(args):
 
 
 def _seeds(cfg, common: list[str], per_stage: dict[str, list[str]]) -> list[int] | None:
-    """``pipeline.seeds`` checked; with a seed list, efficiency.seed given elsewhere would be ambiguous."""
+    """``pipeline.seeds`` checked; with a seed list, efficiency.seed given on the command line as well would be
+    ambiguous. A profile's own ``efficiency.seed`` (the cpu profile's seed 0) is a default that the seed list
+    replaces: each unit's seed comes after the profile's overrides (``stage_overrides``)."""
     seeds = to_plain(cfg.pipeline).get("seeds")
     if seeds is None:
         return None
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else check_seeds(seeds)
-    refuse_seed_override([*common, *(x for items in per_stage.values() for x in items),
-                          *(str(x) for stage in CONFIGURED_STAGES for x in (cfg.profile.get(stage) or []))])
+    refuse_seed_override([*common, *(x for items in per_stage.values() for x in items)])
     return seeds
 
 

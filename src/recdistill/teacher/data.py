@@ -25,6 +25,7 @@ from recdistill.evaluation.candidates import known_by, sample_candidates
 from recdistill.teacher.prompt_encoder import PromptEncoder
 from recdistill.errors import ConfigError
 from recdistill.teacher.buckets import LengthBucketSampler
+from recdistill.teacher.shuffle import EpochShuffle
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
@@ -292,8 +293,8 @@ class TeacherDataModule(L.LightningDataModule):
             sampler = LengthBucketSampler(self.train_set, self.train_batch_size, self.settings.seed,
                                           self.length_bucket_batches)
             return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.train_collate, **self.loader_kwargs)
-        gen = torch.Generator().manual_seed(self.settings.seed + epoch)
-        return DataLoader(self.train_set, batch_size=self.train_batch_size, shuffle=True, generator=gen,
+        return DataLoader(self.train_set, batch_size=self.train_batch_size,
+                          sampler=EpochShuffle(len(self.train_set), self.settings.seed, epoch),
                           collate_fn=self.train_collate, **self.loader_kwargs)
 
     def val_dataloader(self):

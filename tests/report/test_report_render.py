@@ -161,3 +161,29 @@ def test_the_headline_advice_follows_what_was_measured():
     within = advice(worse, ["seed 0: kd.weight 0.8, ed.gamma 0"], (0.01, -0.02, 0.03))
     assert "within noise" in within and "never below the student on validation" in within
     assert advice(None, ["seed 0: kd.weight 0.8, ed.gamma 0"], None).startswith("One seed")
+
+
+def test_the_weight_grid_is_paired_over_seeds(tmp_path):
+    """Three seeds' searches: each arm minus the student alone, paired by seed, with its interval; the arm
+    that leads on every seed by the same margin is called beyond noise, one that leads on average only is not."""
+    import json
+
+    paths = []
+    for seed, (alone, kd8, kd3) in enumerate([(0.10, 0.12, 0.09), (0.11, 0.13, 0.13), (0.12, 0.14, 0.11)]):
+        run = write_run(tmp_path, "distill", {"test/ndcg@10": kd8}, epochs=1, seed=seed)
+        curve = [{"arm": "student alone", "weight": 0.0, "gamma": 0.0, "val_ndcg@10": alone, "epochs": 3},
+                 {"weight": 0.3, "gamma": 0.0, "val_ndcg@10": kd3, "epochs": 2,
+                  **({"stopped_behind_at_epoch": 1} if seed == 0 else {})},
+                 {"weight": 0.8, "gamma": 0.0, "val_ndcg@10": kd8, "epochs": 3}]
+        (run / "weight_selection.json").write_text(json.dumps({"curve": curve, "chosen_weight": 0.8,
+                                                               "chosen_gamma": 0.0, "chosen_arm": "distilled"}))
+        paths.append(run)
+    text = render_report(paths, tmp_path / "out").markdown.read_text()
+    assert "### The weight grid over seeds" in text
+    row8 = next(line for line in text.splitlines() if line.startswith("| 0.8 | 0 | 3 |"))
+    assert "+0.0200 [+0.0200, +0.0200]" in row8 and "0 of 3" in row8
+    row3 = next(line for line in text.splitlines() if line.startswith("| 0.3 | 0 | 3 |"))
+    assert "+0.0000" in row3 and "1 of 3" in row3
+    assert "kd.weight 0.8, ed.gamma 0 beats the student alone on validation beyond seed-to-seed noise" in text
+    # one seed alone: no table (nothing to pair)
+    assert "The weight grid over seeds" not in render_report(paths[:1], tmp_path / "one").markdown.read_text()

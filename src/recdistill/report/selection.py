@@ -63,7 +63,62 @@ def selection_lines(runs: list[RunInfo]) -> list[str]:
                   "`distill.kd.weight=auto`: one distilled student per weight of the grid, the best validation "
                   "NDCG@10 kept (ties to the smaller weight); test is reported for that run only.", "",
                   markdown_table(["arm", "kd.weight", "ed.gamma", "val NDCG@10", "epochs", ""], rows), "", verdict, ""]
+    parts += curve_over_seeds_lines(runs)
     return (["## Distillation: the teacher check and the weight chosen on validation", ""] + parts) if parts else []
+
+
+def _arm_key(arm: dict) -> tuple[str, float, float]:
+    return arm.get("arm", "distilled"), float(arm["weight"]), float(arm.get("gamma", 0.0))
+
+
+def curve_over_seeds_lines(runs: list[RunInfo]) -> list[str]:
+    """Each arm of the weight grid against the grid's first arm (the student alone, or weights 0), paired by
+    seed over the seeds whose searches trained it: what one seed's choice cannot tell (is the best weight's
+    lead more than noise?). Each seed's own choice stays its model; this table only reads the curves."""
+    from recdistill.report.aggregate import paired_interval
+
+    first_label, base, arms, stopped = None, {}, {}, {}
+    for run in runs:
+        path = run.path / SELECTION_FILE
+        seed = (run.config.get("efficiency") or {}).get("seed")
+        if not path.is_file() or seed is None:
+            continue
+        curve = json.loads(path.read_text())["curve"]
+        first = curve[0]
+        first_label = ("the student alone" if first.get("arm") == "student alone"
+                       else f"kd.weight {first['weight']:g}, ed.gamma {first.get('gamma', 0.0):g}")
+        base[seed] = float(first["val_ndcg@10"])
+        for arm in curve[1:]:
+            arms.setdefault(_arm_key(arm), {})[seed] = float(arm["val_ndcg@10"])
+            stopped[_arm_key(arm)] = stopped.get(_arm_key(arm), 0) + (arm.get("stopped_behind_at_epoch") is not None)
+    if len(base) < 2:
+        return []
+    rows, best = [], None
+    for key, values in sorted(arms.items(), key=lambda kv: kv[0][1:]):
+        if len(values) < 2:
+            continue
+        diff = paired_interval(base, values)
+        rows.append([f"{key[1]:g}", f"{key[2]:g}", str(len(values)),
+                     f"{diff['mean']:+.4f} [{diff['ci95_low']:+.4f}, {diff['ci95_high']:+.4f}]",
+                     f"{stopped[key]} of {len(values)}"])
+        if best is None or diff["mean"] > best[1]["mean"]:
+            best = (key, diff)
+    if not rows:
+        return []
+    (_, kd, ed), diff = best
+    if diff["ci95_low"] > 0:
+        verdict = (f"Over seeds, kd.weight {kd:g}, ed.gamma {ed:g} beats {first_label} on validation beyond "
+                   "seed-to-seed noise.")
+    elif diff["mean"] > 0:
+        verdict = (f"Over seeds, kd.weight {kd:g}, ed.gamma {ed:g} leads {first_label} on validation by "
+                   f"{diff['mean']:+.4f}, within noise (its interval holds 0).")
+    else:
+        verdict = f"Over seeds, no arm leads {first_label} on validation."
+    return ["### The weight grid over seeds (validation, paired by seed)", "",
+            f"Each arm minus {first_label}, validation NDCG@10, mean over the seeds with its 95 % interval; "
+            "arms stopped early keep the best score they reached.", "",
+            markdown_table(["kd.weight", "ed.gamma", "seeds", "minus " + first_label, "stopped early"], rows), "",
+            verdict, ""]
 
 
 def _check_of(runs: list[RunInfo]) -> dict | None:

@@ -92,6 +92,24 @@ def test_cosine_warms_up_then_decays():
     assert lrs[-1] < 0.1
 
 
+def test_the_warmup_can_start_at_a_share_of_lr():
+    """iLoRA's scheduler warms up linearly from 1 % of lr (efficiency.warmup_start_ratio=0.01)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = build_scheduler(opt, "constant", 10, warmup_ratio=0.4, warmup_start_ratio=0.01)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:5] == pytest.approx([0.01, 0.2575, 0.505, 0.7525, 1.0]) and lrs[5] == 1.0
+    assert _lrs("constant", warmup=0.4)[0] == pytest.approx(0.25)    # the default: lr / warmup steps
+    with pytest.raises(ConfigError, match="warmup_start_ratio"):
+        from recdistill.config import compose
+        from recdistill.recipes.lifecycle import efficiency
+        efficiency(compose("student", ["efficiency.warmup_start_ratio=2"]))
+
+
 def test_constant_and_onecycle_and_bad_kind():
     assert _lrs("constant", warmup=0.0) == [1.0] * 10
     one = _lrs("onecycle", steps=20, warmup=0.3)

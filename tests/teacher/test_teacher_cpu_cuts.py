@@ -108,9 +108,9 @@ def test_datamodule_uses_the_bucket_sampler_when_asked(tiny_prepared):
     data = load_prepared(tiny_prepared)
     s = prompt_settings()
     plain = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1, limit_users=None,
-                              length_bucket_batches=0)
+                              length_bucket_batches=0, min_history=1)
     bucketed = TeacherDataModule(data, _encoder("titles"), s, 4, 4, {}, train_positions="all", last_n=1,
-                                 limit_users=None, length_bucket_batches=5)
+                                 limit_users=None, length_bucket_batches=5, min_history=1)
     assert not isinstance(plain.train_dataloader().batch_sampler, LengthBucketSampler)
     loader = bucketed.train_dataloader()
     assert isinstance(loader.batch_sampler, LengthBucketSampler)

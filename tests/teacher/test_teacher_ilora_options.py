@@ -109,6 +109,27 @@ def test_optimizer_groups_follow_ilora():
         optim_settings(lr=1e-3, router_lr_scale=0)
 
 
+def test_coupled_weight_decay_is_adam_with_l2_in_the_gradient():
+    """train.weight_decay_form=coupled: iLoRA's torch.optim.Adam, whose decay enters the gradient (and so is
+    normalised by Adam: a parameter with no loss gradient moves by about lr), where AdamW shrinks it by
+    lr x decay x value."""
+    teacher = build("linear")
+    assert type(build_teacher_optimizer(teacher, optim_settings())) is torch.optim.AdamW
+    coupled = build_teacher_optimizer(teacher, optim_settings(weight_decay_form="coupled"))
+    assert type(coupled) is torch.optim.Adam
+    moved = {}
+    for form in ("decoupled", "coupled"):
+        p = torch.nn.Parameter(torch.full((3,), 2.0))
+        opt = build_teacher_optimizer(teacher, optim_settings(weight_decay_form=form))
+        opt = type(opt)([{"params": [p], "lr": 0.1, "weight_decay": 0.01}])
+        p.grad = torch.zeros(3)
+        opt.step()
+        moved[form] = float(2.0 - p[0])
+    assert moved["decoupled"] == pytest.approx(0.1 * 0.01 * 2.0, rel=1e-4) and moved["coupled"] == pytest.approx(0.1, rel=1e-3)
+    with pytest.raises(ConfigError, match="weight_decay_form"):
+        optim_settings(weight_decay_form="l2")
+
+
 def test_curriculum_share_grows_to_one_and_the_draw_is_seeded():
     c = make_curriculum("llara", seed=3)
     shares = [c.hybrid_share(s, 100) for s in range(100)]
@@ -122,6 +143,19 @@ def test_curriculum_share_grows_to_one_and_the_draw_is_seeded():
     assert 0.25 < mask.float().mean() < 0.35                        # share 0.30
     with pytest.raises(ConfigError, match="teacher.curriculum"):
         make_curriculum("linear")
+
+
+def test_a_batch_curriculum_draws_once_per_step():
+    """teacher.curriculum_unit=batch (LLaRA's collate): a whole batch is hybrid or text-only, seeded by the
+    step, hybrid on about the share of the steps."""
+    c = make_curriculum("llara", seed=3, unit="batch")
+    users, positions = list(range(1, 9)), [5] * 8
+    masks = [c.hybrid_mask(users, positions, epoch=0, step=s, total_steps=10_000) for s in range(2999, 3999)]
+    assert all(bool(m.all()) or not bool(m.any()) for m in masks)           # all or nothing
+    assert 0.25 < sum(bool(m.all()) for m in masks) / len(masks) < 0.45     # share 0.30 to 0.40
+    assert torch.equal(masks[7], make_curriculum("llara", seed=3, unit="batch").hybrid_mask(users, positions, 0, 3006, 10_000))
+    with pytest.raises(ConfigError, match="teacher.curriculum_unit"):
+        make_curriculum("llara", unit="step")
 
 
 def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen(train_batch):
@@ -158,7 +192,9 @@ def test_paper_profile_sets_iloras_recipe_for_the_teacher():
     assert (spec.mode, spec.gate, spec.gate_window, spec.lora.r, spec.lora.num_experts) == ("ilora", "conv", 10, 8, 4)
     opt = teacher_optim_settings(cfg)
     assert (opt.lr, opt.router_lr_scale, opt.bridge_weight_decay, opt.weight_decay) == (8e-4, 0.3, 1e-5, 0.0)
-    assert curriculum(cfg.teacher).kind == "llara"
+    assert opt.weight_decay_form == "coupled" and cfg.efficiency.warmup_start_ratio == 0.01
+    assert (curriculum(cfg.teacher).kind, curriculum(cfg.teacher).unit) == ("llara", "batch")
+    assert cfg.teacher.data.min_history == 3 and cfg.teacher.eval.min_new_tokens == 1
 
 
 def test_settings_that_would_be_ignored_together_are_refused():
@@ -172,3 +208,16 @@ def test_settings_that_would_be_ignored_together_are_refused():
     with pytest.raises(ConfigError, match="curriculum=llara with teacher.prompt.candidates=tokens"):
         validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens"]))
     validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens", "teacher.curriculum=none"]))
+
+
+def test_min_history_keeps_only_prompts_with_that_many_items(tmp_path):
+    """teacher.data.min_history=3 (LLaRA / iLoRA's len_seq >= 3): no training prompt shows fewer items."""
+    from conftest import make_tiny_prepared
+
+    data = load_prepared(make_tiny_prepared(tmp_path / "tiny"))
+    every = train_samples(data, "all", 1)
+    three = train_samples(data, "all", 1, min_history=3)
+    assert min(len(h) for h in every.histories) == 1 and min(len(h) for h in three.histories) == 3
+    assert len(every.users) - len(three.users) == sum(min(2, len(data.train[int(u)]) - 1) for u in data.users())
+    with pytest.raises(ConfigError, match="teacher.data.min_history"):
+        train_samples(data, "all", 1, min_history=0)

@@ -155,3 +155,23 @@ def test_local_model_folder_loads(tmp_path):
     loaded = load_llm(llm_cfg(source=str(tmp_path / "m")), CACHE)
     ids = torch.tensor([[5, 6, 7]])
     torch.testing.assert_close(loaded.model(ids).logits, model(ids).logits)
+
+
+def test_min_new_tokens_keeps_eos_out_of_the_first_tokens(val_batch):
+    """teacher.eval.min_new_tokens=1 (LLaRA / iLoRA's generate): a model whose first choice is EOS answers
+    something instead of nothing."""
+    from recdistill.teacher.evaluation import TeacherEvalSettings, generate_answers
+
+    batch, enc = val_batch
+    teacher, _ = make_teacher("ilora")
+    eos = enc.tokenizer.eos_token_id
+    head = teacher.llm.get_output_embeddings()  # a Linear without bias: give it one that makes EOS first
+    bias = torch.zeros(head.out_features)
+    bias[eos] = 1e4
+    head.bias = torch.nn.Parameter(bias, requires_grad=False)
+    teacher.eval()
+    plain = generate_answers(teacher, batch, enc.tokenizer, 4)
+    forced = generate_answers(teacher, batch, enc.tokenizer, 4, min_new_tokens=2)
+    assert plain == ["", ""] and all(text for text in forced)
+    with pytest.raises(ConfigError, match="teacher.eval.min_new_tokens"):
+        TeacherEvalSettings("generate", "sum", 8, max_new_tokens=4, kv_cache=True, min_new_tokens=5)

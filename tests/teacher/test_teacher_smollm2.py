@@ -36,9 +36,11 @@ def test_smollm2_trains_a_few_steps_and_scores_candidates(tiny_prepared):
     assert tok.decode(next_token).strip() == "Paris"
     encoder = PromptEncoder(tok, data.titles, load_templates())
     dm = TeacherDataModule(data, encoder, prompt_settings(), 2, 2, {"num_workers": 0},
-                           train_positions="last", last_n=1, limit_users=4, length_bucket_batches=0)
-    eff = OmegaConf.create({"fused_adamw": False, "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0})
+                           train_positions="last", last_n=1, limit_users=4, length_bucket_batches=0, min_history=1)
+    eff = OmegaConf.create({"fused_adamw": False, "scheduler": "cosine", "warmup_ratio": 0.0, "min_lr_ratio": 0.0,
+                           "warmup_start_ratio": None})
     evaluation = TeacherEvalSettings(method="likelihood", score_norm="sum", candidate_batch_size=20, max_new_tokens=8,
+                                     min_new_tokens=0,
                                      kv_cache=True)
     module = TeacherModule(teacher, encoder, data.titles, optim_settings(fused=False), eff, evaluation, num_candidates=20)
     before = {k: v.clone() for k, v in teacher.trainable_state_dict().items()}

@@ -30,6 +30,7 @@ DECLARED: dict[str, list] = {
     "teacher.prompt.eval_template": ["int", "random"],
     # null = "not set" / "all" / "from the preset"
     "efficiency.gradient_clip_val": NUMBER_OR_NULL,
+    "efficiency.warmup_start_ratio": NUMBER_OR_NULL,
     "efficiency.batch_size_search.cpu_memory_mb": NUMBER_OR_NULL,
     "train.limit_train_batches": NUMBER_OR_NULL,
     "train.limit_val_batches": NUMBER_OR_NULL,

@@ -49,9 +49,11 @@ def build_scheduler(
     warmup_ratio: float = 0.0,
     min_lr_ratio: float = 0.0,
     max_lr: float | None = None,
+    warmup_start_ratio: float | None = None,
 ):
     """A per-step schedule: ``cosine`` (linear warmup, cosine decay to ``min_lr_ratio``), ``onecycle``
-    (torch's OneCycleLR) or ``constant`` (linear warmup, then flat)."""
+    (torch's OneCycleLR) or ``constant`` (linear warmup, then flat). The warmup climbs from lr / warmup
+    steps; with ``warmup_start_ratio`` it starts at that share of lr instead (iLoRA / LAVIS: 8e-6 of 8e-4)."""
     if kind not in SCHEDULERS:
         raise ConfigError(f"efficiency.scheduler={kind!r} is not valid; choose one of: {', '.join(SCHEDULERS)}")
     total_steps = max(1, int(total_steps))
@@ -63,6 +65,8 @@ def build_scheduler(
 
     def factor(step: int) -> float:
         if warmup > 0 and step < warmup:
+            if warmup_start_ratio is not None:
+                return warmup_start_ratio + (1.0 - warmup_start_ratio) * step / warmup
             return (step + 1) / warmup
         if kind == "constant":
             return 1.0
@@ -91,6 +95,7 @@ def configure_optimizers(lightning_module, optim: OptimizerSettings, eff: Effici
     if total is None or not math.isfinite(total):
         total = 1000
     scheduler = build_scheduler(
-        optimizer, str(eff.scheduler), int(total), float(eff.warmup_ratio), float(eff.min_lr_ratio)
+        optimizer, str(eff.scheduler), int(total), float(eff.warmup_ratio), float(eff.min_lr_ratio),
+        warmup_start_ratio=eff.warmup_start_ratio
     )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

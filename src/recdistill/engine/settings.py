@@ -27,6 +27,7 @@ class Efficiency:
     compile: bool | str
     scheduler: str
     warmup_ratio: float
+    warmup_start_ratio: float | None
     min_lr_ratio: float
     num_workers: int
     pin_memory: bool | str
@@ -44,6 +45,9 @@ class Efficiency:
         if str(self.precision) not in PRECISIONS:
             raise ConfigError(f"efficiency.precision={self.precision!r} is not valid; choose one of: "
                               f"{', '.join(PRECISIONS)}")
+        if self.warmup_start_ratio is not None and not 0.0 <= float(self.warmup_start_ratio) <= 1.0:
+            raise ConfigError(f"efficiency.warmup_start_ratio={self.warmup_start_ratio} is not valid; expected a "
+                              "share of lr in [0, 1], or null for lr / warmup steps")
 
     @classmethod
     def from_dict(cls, values: dict) -> "Efficiency":

@@ -42,7 +42,8 @@ def _datamodule(cfg: DictConfig, data, encoder, student) -> TeacherDataModule:
                              int(cfg.train.eval_batch_size), dataloader_kwargs(efficiency(cfg), accelerator),
                              train_positions=str(t.data.train_positions), last_n=int(t.data.last_n),
                              limit_users=None if t.data.limit_users is None else int(t.data.limit_users),
-                             length_bucket_batches=int(t.data.length_bucket_batches))
+                             length_bucket_batches=int(t.data.length_bucket_batches),
+                             min_history=int(t.data.min_history))
 
 
 def _steps_summary(records: list[dict]) -> dict:

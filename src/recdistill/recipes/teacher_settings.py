@@ -119,12 +119,13 @@ def teacher_optim_settings(cfg: DictConfig) -> TeacherOptimSettings:
     return TeacherOptimSettings(lr=float(t.lr), weight_decay=float(t.weight_decay),
                                 bridge_weight_decay=float(t.bridge_weight_decay),
                                 router_lr_scale=float(t.router_lr_scale), betas=tuple(t.betas),
-                                fused=cfg.efficiency.fused_adamw)
+                                fused=cfg.efficiency.fused_adamw, weight_decay_form=str(t.weight_decay_form))
 
 
 def curriculum(teacher_cfg: DictConfig) -> Curriculum:
     """LLaRA's curriculum (or none), seeded by ``teacher.prompt.seed``."""
-    return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp))
+    return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp),
+                      str(teacher_cfg.curriculum_unit))
 
 
 def announce_cpu_precision(cfg: DictConfig) -> None:
@@ -205,4 +206,5 @@ def teacher_eval_settings(eval_cfg) -> TeacherEvalSettings:
     """``teacher.eval``: how ``train teacher`` and ``eval teacher`` score validation and test prompts."""
     return TeacherEvalSettings(method=str(eval_cfg.method), score_norm=str(eval_cfg.score_norm),
                                candidate_batch_size=int(eval_cfg.candidate_batch_size),
-                               max_new_tokens=int(eval_cfg.max_new_tokens), kv_cache=bool(eval_cfg.kv_cache))
+                               max_new_tokens=int(eval_cfg.max_new_tokens), kv_cache=bool(eval_cfg.kv_cache),
+                               min_new_tokens=int(eval_cfg.min_new_tokens))

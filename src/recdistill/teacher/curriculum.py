@@ -8,6 +8,8 @@ below the share ``min(1, step / (ramp x total_steps))``. A text-only sample keep
 the plain pad token (our ``[PH]``): its item embedding is not swapped in, so the projector gets no
 gradient from it, and a batch with no hybrid sample leaves the projector untouched (no gradient, so
 AdamW skips it, weight decay included). The gate still reads the student, as in iLoRA.
+``teacher.curriculum_unit=batch`` draws once per optimizer step instead (seeded by (seed, e, step)), so a
+whole batch is hybrid or text-only, as their collate function does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from recdistill.errors import ConfigError
 
 CURRICULA = ("none", "llara")
+UNITS = ("sample", "batch")
 
 
 @dataclass
@@ -30,10 +33,13 @@ class Curriculum:
     kind: str        # none = every prompt hybrid from the first step; llara = the growing share
     seed: int
     ramp: float      # the share reaches 1 after this fraction of the optimizer steps (LLaRA: the whole run)
+    unit: str        # sample = one draw per prompt; batch = one per step, the whole batch alike (LLaRA's code)
 
     def __post_init__(self):
         if self.kind not in CURRICULA:
             raise ConfigError(f"teacher.curriculum={self.kind!r} is not valid; choose one of: {', '.join(CURRICULA)}")
+        if self.unit not in UNITS:
+            raise ConfigError(f"teacher.curriculum_unit={self.unit!r} is not valid; choose one of: {', '.join(UNITS)}")
         if not 0.0 < float(self.ramp) <= 1.0:
             raise ConfigError(f"teacher.curriculum_ramp={self.ramp} is not valid; expected in (0, 1]")
 
@@ -48,6 +54,9 @@ class Curriculum:
         share = self.hybrid_share(step, total_steps)
         if share >= 1.0:
             return torch.ones(len(users), dtype=torch.bool)
+        if self.unit == "batch":
+            hybrid = np.random.default_rng([int(self.seed), 11, int(epoch), int(step)]).random() < share
+            return torch.full((len(users),), bool(hybrid), dtype=torch.bool)
         draws = [np.random.default_rng([int(self.seed), 11, int(epoch), int(u) & 0xFFFFFFFF,
                                         int(p) & 0xFFFFFFFF]).random() for u, p in zip(users, positions)]
         return torch.tensor(draws) < share

@@ -39,14 +39,17 @@ class Samples:
     seen: list[np.ndarray] = field(default_factory=list)  # items never drawn as negatives (known by the target)
 
 
-def train_samples(data: PreparedData, positions: str, last_n: int, users=None) -> Samples:
-    """Every training position ``p >= 1`` of each user (``all``) or the last ``last_n`` (``last``)."""
+def train_samples(data: PreparedData, positions: str, last_n: int, users=None, min_history: int = 1) -> Samples:
+    """Every training position ``p >= min_history`` of each user (``all``) or the last ``last_n`` of them
+    (``last``). ``min_history``: ``teacher.data.min_history`` (LLaRA / iLoRA keep samples with at least 3)."""
     if positions not in ("all", "last"):
         raise ConfigError(f"teacher.data.train_positions={positions!r} is not valid; choose all or last")
+    if int(min_history) < 1:
+        raise ConfigError(f"teacher.data.min_history={min_history} is not valid; expected an integer >= 1")
     out_u, out_h, out_t, out_p, out_s = [], [], [], [], []
     for user in (users if users is not None else data.users()):
         seq = data.train[int(user)]
-        first = 1 if positions == "all" else max(1, len(seq) - int(last_n))
+        first = max(int(min_history), 1 if positions == "all" else len(seq) - int(last_n))
         for p in range(first, len(seq)):
             out_u.append(int(user)); out_h.append(seq[:p]); out_t.append(int(seq[p])); out_p.append(p)
             out_s.append(seq)  # the whole training sequence counts as seen
@@ -254,9 +257,9 @@ def batch_token_counts(batch: dict) -> dict:
 class TeacherDataModule(L.LightningDataModule):
     def __init__(self, data: PreparedData, encoder: PromptEncoder, settings: PromptSettings, train_batch_size: int,
                  eval_batch_size: int, loader_kwargs: dict, *, train_positions: str, last_n: int,
-                 limit_users: int | None, length_bucket_batches: int):
-        """``train_positions``, ``last_n``, ``limit_users``, ``length_bucket_batches``: ``teacher.data``
-        (defaults: ``config/conf/teacher/ilora.yaml``)."""
+                 limit_users: int | None, length_bucket_batches: int, min_history: int):
+        """``train_positions``, ``last_n``, ``limit_users``, ``length_bucket_batches``, ``min_history``:
+        ``teacher.data`` (defaults: ``config/conf/teacher/ilora.yaml``)."""
         super().__init__()
         self.length_bucket_batches = int(length_bucket_batches)
         self.data, self.encoder, self.settings = data, encoder, settings
@@ -267,7 +270,7 @@ class TeacherDataModule(L.LightningDataModule):
             users = users[: int(limit_users)]
         self.users = users
         num_items = data.num_items
-        self.train_set = PromptDataset(train_samples(data, train_positions, last_n, users), encoder, num_items,
+        self.train_set = PromptDataset(train_samples(data, train_positions, last_n, users, min_history), encoder, num_items,
                                        settings, "train", train=True)
         self.val_set = PromptDataset(eval_samples(data, "val", users), encoder, num_items, settings, "val", train=False)
         self.test_set = PromptDataset(eval_samples(data, "test", users), encoder, num_items, settings, "test", train=False)

@@ -51,7 +51,8 @@ class TeacherModule(L.LightningModule):
         self.num_candidates = num_candidates
         if isinstance(optim, OptimizerSettings):
             optim = TeacherOptimSettings(optim.lr, optim.weight_decay, bridge_weight_decay=optim.weight_decay,
-                                         router_lr_scale=1.0, betas=tuple(optim.betas), fused=eff.fused_adamw)
+                                         router_lr_scale=1.0, betas=tuple(optim.betas), fused=eff.fused_adamw,
+                                         weight_decay_form="decoupled")
         self.optim = optim
         self.curriculum = curriculum
         # Checkpoints hold only the trained tensors (see on_save_checkpoint), so loading must not be strict.
@@ -84,7 +85,8 @@ class TeacherModule(L.LightningModule):
     def configure_optimizers(self):
         optimizer = build_teacher_optimizer(self.teacher, self.optim)
         scheduler = build_scheduler(optimizer, str(self.eff.scheduler), self._total_steps(),
-                                    float(self.eff.warmup_ratio), float(self.eff.min_lr_ratio))
+                                    float(self.eff.warmup_ratio), float(self.eff.min_lr_ratio),
+                                    warmup_start_ratio=self.eff.warmup_start_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -104,7 +106,7 @@ class TeacherModule(L.LightningModule):
             ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
             acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))
         if e.generate:
-            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, e.max_new_tokens)
+            texts = generate_answers(self.teacher, batch, self.encoder.tokenizer, e.max_new_tokens, e.min_new_tokens)
             cands = [[self.titles[int(c)] for c in row] for row in batch["candidates"].tolist()]
             targets = [self.titles[int(t)] for t in batch["target"].tolist()]
             acc["gen"].extend(zip(batch["user"].tolist(), texts, cands, targets))

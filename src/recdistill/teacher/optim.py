@@ -1,4 +1,5 @@
-"""The teacher's optimizer: AdamW with iLoRA's three parameter groups.
+"""The teacher's optimizer: AdamW (or iLoRA's Adam with coupled L2, ``train.weight_decay_form=coupled``) with
+iLoRA's three parameter groups.
 
 iLoRA trains the projector at the learning rate with weight decay 1e-5, the router (gate) at 0.3 x the
 learning rate with the same decay, and the LoRA experts at the learning rate without decay. The schedule
@@ -13,6 +14,8 @@ import torch
 
 from recdistill.errors import ConfigError
 
+DECAY_FORMS = ("decoupled", "coupled")
+
 
 @dataclass
 class TeacherOptimSettings:
@@ -25,8 +28,12 @@ class TeacherOptimSettings:
     router_lr_scale: float             # the gate's learning rate = lr x this
     betas: tuple[float, float]
     fused: bool | str                  # auto = fused when every parameter is on CUDA
+    weight_decay_form: str             # decoupled (AdamW) | coupled (Adam, L2 in the gradient: iLoRA's)
 
     def __post_init__(self):
+        if self.weight_decay_form not in DECAY_FORMS:
+            raise ConfigError(f"train.weight_decay_form={self.weight_decay_form!r} is not valid; choose one of: "
+                              f"{', '.join(DECAY_FORMS)}")
         for name in ("lr", "router_lr_scale"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)} is not valid; expected > 0")
@@ -47,10 +54,11 @@ def param_groups(teacher, s: TeacherOptimSettings) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def build_teacher_optimizer(teacher, s: TeacherOptimSettings) -> torch.optim.AdamW:
+def build_teacher_optimizer(teacher, s: TeacherOptimSettings) -> torch.optim.Optimizer:
     groups = param_groups(teacher, s)
     if not groups:
         raise ConfigError("the teacher has no trainable parameters")
     params = [p for g in groups for p in g["params"]]
     fused = all(p.is_cuda for p in params) if s.fused == "auto" else bool(s.fused)
-    return torch.optim.AdamW(groups, lr=s.lr, betas=tuple(s.betas), fused=fused)
+    adam = torch.optim.Adam if s.weight_decay_form == "coupled" else torch.optim.AdamW
+    return adam(groups, lr=s.lr, betas=tuple(s.betas), fused=fused)

@@ -191,3 +191,14 @@ def test_the_student_alone_is_an_arm_and_wins_against_a_random_teacher(setting, 
         assert result.run_dir != student.run_dir and (result.run_dir / "weight_selection.json").is_file()
         text = render_report([result.run_dir], tmp_path / "report").markdown.read_text()
         assert "Validation kept the student alone" in text
+
+
+def test_a_kept_student_alone_is_printed_as_such(tmp_path, capsys):
+    """The pipeline prints the distill stage's result; when validation kept the student alone its metrics are
+    the student's (no teacher coverage) and the line says so (found by the cpu profile, seeds 0-2)."""
+    from recdistill.recipes.distill import print_distilled
+    from recdistill.recipes.lifecycle import RunResult
+
+    metrics = {"val/ndcg@10": 0.12, "test/ndcg@10": 0.1, "student_alone": 1.0}
+    print_distilled(RunResult(tmp_path, metrics, [], {"best_checkpoint": "student.ckpt"}, {"teacher": None}))
+    assert "validation kept the student alone" in capsys.readouterr().out

@@ -194,6 +194,10 @@ def _train_distill_once(cfg: DictConfig, extra_callbacks: list | None = None) ->
 
 
 def print_distilled(result: RunResult) -> None:
+    if result.metrics.get("student_alone"):  # the weight search kept the student run: no teacher in it
+        print_ranking_result(result, "validation kept the student alone (no weight of the teacher beat it); "
+                             "metrics of the student's best checkpoint")
+        return
     print_ranking_result(result, f"distilled student trained (teacher outputs cover "
                          f"{percent(result.metrics['teacher_coverage'])} of the training targets); metrics of the best checkpoint")
 

@@ -4,6 +4,10 @@ paired difference over seeds with its 95 % interval; also what the weight search
 
     python benchmarks/distill/distill_safety.py --profile demo --seeds 0 1 2 [--work runs/distill_safety]
 
+With ``--no-pipeline --distill-run SEED=RUN ...`` it reads a finished pipeline and, for the seeds named, a
+distillation run made outside it with the distill stage's own overrides (how the cpu profile's seeds 1 and 2
+were finished after the stage crashed on seed 0, see its results entry).
+
 Runs ``recdistill pipeline --profile <profile> --seeds ...`` (resumable: a rerun skips what is done), reads
 its manifest, and merges one entry per profile into ``benchmarks/results/distill_safety.json`` (``paired`` ->
 profile -> ``val`` / ``test`` -> ``mean``, ``ci95_low``, ``ci95_high``) and rewrites
@@ -39,9 +43,9 @@ def fit_seconds(run: Path) -> float:
     return sum(s["seconds"] for s in stages if s["stage"].startswith(("epoch_", "validation_")))
 
 
-def seed_row(folder: Path, manifest: dict, seed: int) -> dict:
+def seed_row(folder: Path, manifest: dict, seed: int, distill_runs: dict[int, Path]) -> dict:
     student = folder / manifest["stages"][f"student@seed{seed}"]["outputs"]["run"]
-    distill = folder / manifest["stages"][f"distill@seed{seed}"]["outputs"]["run"]
+    distill = distill_runs.get(seed) or folder / manifest["stages"][f"distill@seed{seed}"]["outputs"]["run"]
     alone, distilled = (json.loads((p / "metrics.json").read_text()) for p in (student, distill))
     selection_file = distill / "weight_selection.json"
     selection = json.loads(selection_file.read_text()) if selection_file.is_file() else {}
@@ -109,7 +113,12 @@ def main() -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "distill_safety"))
     parser.add_argument("--note", default="", help="what else ran on the machine")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--distill-run", action="append", default=[], metavar="SEED=RUN",
+                        help="a seed's distillation run made outside the pipeline (same overrides as its "
+                             "distill stage), read instead of the manifest's entry; with --no-pipeline")
+    parser.add_argument("--no-pipeline", action="store_true", help="read the finished pipeline, do not run it")
     args = parser.parse_args()
+    distill_runs = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.distill_run)}
 
     work = Path(args.work).resolve() / args.profile
     work.mkdir(parents=True, exist_ok=True)
@@ -117,10 +126,11 @@ def main() -> int:
     cmd = [sys.executable, "-m", "recdistill", "pipeline", "--profile", args.profile, "--seeds",
            ",".join(map(str, args.seeds)), f"paths.runs_dir={work / 'runs'}", f"paths.data_dir={work / 'data'}"]
     print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=work, env=dict(os.environ))
+    if not args.no_pipeline:
+        subprocess.run(cmd, check=True, cwd=work, env=dict(os.environ))
     folder = next(p.parent for p in (work / "runs").glob("pipeline-*/manifest.json"))
     manifest = json.loads((folder / "manifest.json").read_text())
-    rows = [seed_row(folder, manifest, seed) for seed in args.seeds]
+    rows = [seed_row(folder, manifest, seed, distill_runs) for seed in args.seeds]
     users = json.loads((Path(manifest["stages"]["prepare"]["outputs"]["data"]) / "stats.json").read_text())["users"]
 
     out = Path(args.out)
@@ -128,7 +138,8 @@ def main() -> int:
     record = json.loads(result_file.read_text()) if result_file.is_file() else {"profiles": {}, "paired": {}}
     record["profiles"][args.profile] = {"measured_at": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
                                         "note": args.note, "users": users, "pipeline": str(folder),
-                                        "wall_seconds": round(time.time() - started, 1), "seeds": rows}
+                                        "wall_seconds": round(time.time() - started, 1), "seeds": rows,
+                                        "distill_runs_outside_the_pipeline": {str(k): str(v) for k, v in distill_runs.items()}}
     record["paired"][args.profile] = paired(rows)
     record.get("not_measured", {}).pop(args.profile, None)
     atomic_write_json(result_file, record)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from benchmarks.distill import distill_sasrec_teacher as gate  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import paired_interval  # noqa: E402
+from recdistill.report.aggregate import interval_text, paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ARMS = {"dllm2rec": ["distill.ed.gamma=0"],
@@ -95,8 +95,7 @@ def main() -> int:
                      + (f"{100 * sum(kept) / len(kept):.1f} % of training targets" if kept else "–") + " |")
     lines += ["", "Paired differences over seeds (95 % t interval):", ""]
     for name, c in comparisons.items():
-        lines.append(f"- {name}: val {c['val']['mean']:+.4f} [{c['val']['ci95_low']:+.4f}, {c['val']['ci95_high']:+.4f}], "
-                     f"test {c['test']['mean']:+.4f} [{c['test']['ci95_low']:+.4f}, {c['test']['ci95_high']:+.4f}]")
+        lines.append(f"- {name}: val {interval_text(c['val'])}, test {interval_text(c['test'])}")
     atomic_write_text(out / "distill_reliability.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

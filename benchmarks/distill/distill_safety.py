@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import paired_interval  # noqa: E402
+from recdistill.report.aggregate import interval_text, paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPLITS = ("val", "test")
@@ -98,9 +98,8 @@ def markdown(record: dict) -> str:
             lines.append(f"| {r['seed']} | {r['student_val/ndcg@10']:.4f} | {r['distilled_val/ndcg@10']:.4f} | "
                          f"{r['student_test/ndcg@10']:.4f} | {r['distilled_test/ndcg@10']:.4f} | {chosen} | {cost} |")
         p = record["paired"][name]
-        lines += ["", f"Paired difference, distilled minus alone: val {p['val']['mean']:+.4f} "
-                      f"[{p['val']['ci95_low']:+.4f}, {p['val']['ci95_high']:+.4f}], test {p['test']['mean']:+.4f} "
-                      f"[{p['test']['ci95_low']:+.4f}, {p['test']['ci95_high']:+.4f}] (n = {p['val']['n']}).", ""]
+        lines += ["", f"Paired difference, distilled minus alone: val {interval_text(p['val'])}, "
+                      f"test {interval_text(p['test'])} (n = {p['val']['n']}).", ""]
     for name, why in record.get("not_measured", {}).items():
         lines += [f"## Profile `{name}`: not measured", "", why, ""]
     return "\n".join(lines) + "\n"

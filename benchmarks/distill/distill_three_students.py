@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common.machine import describe as machine  # noqa: E402
 from recdistill.config import compose  # noqa: E402
 from recdistill.engine import atomic_write_json, atomic_write_text  # noqa: E402
-from recdistill.report.aggregate import paired_interval  # noqa: E402
+from recdistill.report.aggregate import interval_text, paired_interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -97,8 +97,7 @@ def main() -> int:
     for name, entry in record["students"].items():
         if "paired_val" in entry:
             v, t = entry["paired_val"], entry["paired_test"]
-            lines.append(f"- {name}, distilled minus alone over seeds: val {v['mean']:+.4f} [{v['ci95_low']:+.4f}, "
-                         f"{v['ci95_high']:+.4f}], test {t['mean']:+.4f} [{t['ci95_low']:+.4f}, {t['ci95_high']:+.4f}]")
+            lines.append(f"- {name}, distilled minus alone over seeds: val {interval_text(v)}, test {interval_text(t)}")
     atomic_write_text(RESULTS / "distill_three_students.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -123,6 +123,11 @@ def compare_paired(baseline: Mapping, other: Mapping, confidence: float = CONFID
                             int((diffs > 0).sum()))
 
 
+def interval_text(d: dict) -> str:
+    """A :func:`paired_interval` result as the reports write it: ``+0.0045 [-0.0062, +0.0153]``."""
+    return f"{d['mean']:+.4f} [{d['ci95_low']:+.4f}, {d['ci95_high']:+.4f}]"
+
+
 def paired_interval(baseline: Mapping, other: Mapping, confidence: float = CONFIDENCE) -> dict:
     """``other`` minus ``baseline`` over the seeds both have, as the result files write it: mean, the 95 %
     interval's ends and the per-seed differences."""

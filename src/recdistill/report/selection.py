@@ -75,7 +75,7 @@ def curve_over_seeds_lines(runs: list[RunInfo]) -> list[str]:
     """Each arm of the weight grid against the grid's first arm (the student alone, or weights 0), paired by
     seed over the seeds whose searches trained it: what one seed's choice cannot tell (is the best weight's
     lead more than noise?). Each seed's own choice stays its model; this table only reads the curves."""
-    from recdistill.report.aggregate import paired_interval
+    from recdistill.report.aggregate import interval_text, paired_interval
 
     first_label, base, arms, stopped = None, {}, {}, {}
     for run in runs:
@@ -99,7 +99,7 @@ def curve_over_seeds_lines(runs: list[RunInfo]) -> list[str]:
             continue
         diff = paired_interval(base, values)
         rows.append([f"{key[1]:g}", f"{key[2]:g}", str(len(values)),
-                     f"{diff['mean']:+.4f} [{diff['ci95_low']:+.4f}, {diff['ci95_high']:+.4f}]",
+                     interval_text(diff),
                      f"{stopped[key]} of {len(values)}"])
         if best is None or diff["mean"] > best[1]["mean"]:
             best = (key, diff)

@@ -141,7 +141,7 @@ class CurveRun:
         settings = CandidateProtocolSettings(template=0, template_seed=0, batch_size=self.s.eval_batch_size, generate=False,
                                              likelihood=True, max_new_tokens=64,
                                              candidate_batch_size=self.s.candidate_batch_size, score_norm="sum",
-                                             kv_cache=True)
+                                             kv_cache=True, min_new_tokens=0)
         with self.autocast():
             return teacher_scores(self.teacher, self.encoder, self.val_sets, settings).float()
 

@@ -84,7 +84,7 @@ def main() -> int:
                                draw=0) if args.score_users else None
     score_settings = CandidateProtocolSettings(template=0, template_seed=0, batch_size=8, generate=False, likelihood=True,
                                                max_new_tokens=64, candidate_batch_size=64, score_norm="sum",
-                                               kv_cache=True)
+                                               kv_cache=True, min_new_tokens=0)
 
     def autocast(arm):
         if arm in ("bf16-mixed", "bf16-base"):

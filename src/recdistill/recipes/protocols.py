@@ -60,7 +60,7 @@ def run_teacher_protocol(cfg: DictConfig, teacher_cfg: DictConfig, teacher, enco
                                          generate=True, likelihood=str(e.method) != "generate",
                                          max_new_tokens=int(cfg.eval.candidates.max_new_tokens),
                                          candidate_batch_size=int(e.candidate_batch_size), score_norm=str(e.score_norm),
-                                         kv_cache=bool(e.kv_cache))
+                                         kv_cache=bool(e.kv_cache), min_new_tokens=int(e.min_new_tokens))
     metrics, report = run_candidate_protocol(
         cfg, data, teacher.student, teacher_fn=lambda sets: teacher_metrics(teacher, encoder, encoder.titles, sets, settings))
     run.write_json("llara_protocol.json", report)

@@ -30,6 +30,7 @@ class CandidateProtocolSettings:
     candidate_batch_size: int       # teacher.eval.candidate_batch_size
     score_norm: str                 # teacher.eval.score_norm
     kv_cache: bool                  # teacher.eval.kv_cache
+    min_new_tokens: int             # teacher.eval.min_new_tokens (LLaRA / iLoRA's generate: 1)
 
 
 def _rows(sets: CandidateSets, encoder, template: int | str, student_len: int, template_seed: int = 0) -> list[dict]:
@@ -77,7 +78,7 @@ def teacher_answers(teacher, encoder, sets: CandidateSets, s: CandidateProtocolS
     teacher.eval()
     texts: list[str] = [""] * len(sets.users)
     for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
-        for i, text in zip(index, generate_answers(teacher, batch, encoder.tokenizer, s.max_new_tokens)):
+        for i, text in zip(index, generate_answers(teacher, batch, encoder.tokenizer, s.max_new_tokens, s.min_new_tokens)):
             texts[int(i)] = text
     return texts
 

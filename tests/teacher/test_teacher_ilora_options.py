@@ -13,6 +13,7 @@ from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
 from recdistill.errors import ConfigError
 from recdistill.teacher.checkpoint import load_adapter_weights, save_adapter
 from recdistill.teacher.data import PromptCollator, PromptDataset, train_samples
+from recdistill.teacher.model import TEXT_ONLY_SLOT
 from recdistill.teacher.molora.gate import ConvGate, LinearGate
 from recdistill.teacher.optim import build_teacher_optimizer, param_groups
 from teacher_fixtures import (CACHE, llm_cfg, make_curriculum, make_student, molora_config, optim_settings,
@@ -161,7 +162,9 @@ def test_a_batch_curriculum_draws_once_per_step():
 def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen(train_batch):
     c = make_curriculum("llara", seed=0)
     text_batch, mask = c.apply(train_batch, epoch=0, step=0, total_steps=10_000)   # share 1e-4
-    assert not mask.any() and int(text_batch["item_slots"].count_nonzero()) == 0
+    assert not mask.any() and int((text_batch["item_slots"] > 0).count_nonzero()) == 0
+    marked = text_batch["item_slots"] == TEXT_ONLY_SLOT                             # the slots, marked text-only
+    assert torch.equal(marked, train_batch["item_slots"] > 0)
     assert int(train_batch["item_slots"].count_nonzero()) > 0                      # the input is untouched
     teacher = build("linear").train()
     opt = build_teacher_optimizer(teacher, optim_settings(lr=1e-2, bridge_weight_decay=0.1))
@@ -181,6 +184,47 @@ def test_text_only_samples_keep_no_item_embedding_and_leave_the_projector_frozen
     assert not all(torch.equal(a, p) for a, p in zip(projector, teacher.projector.parameters()))
 
 
+def test_text_only_slots_show_the_pad_token_or_their_fixed_placeholder_row(train_batch):
+    """teacher.curriculum_placeholder: pad (ours) leaves the pad token's embedding in a text-only slot;
+    random_row shows LLaRA's [PH]: one fixed row, N(0, initializer_range^2), the same after a restart."""
+    teacher = build("linear").eval()
+    text_batch, _ = make_curriculum("llara").apply(train_batch, epoch=0, step=0, total_steps=10_000)
+    slots, ids = text_batch["item_slots"], text_batch["input_ids"]
+    marked = slots == TEXT_ONLY_SLOT
+    pad_row = teacher.embedding_layer.weight[int(ids[marked][0])]
+    assert torch.equal(teacher.embed(ids, slots)[marked], pad_row.expand(int(marked.sum()), -1))
+    c = make_curriculum("llara", placeholder="random_row")
+    size, std = teacher.base_config.hidden_size, teacher.base_config.initializer_range
+    row = c.text_only_row(size, std)
+    assert torch.equal(row, make_curriculum("llara", placeholder="random_row").text_only_row(size, std))  # resumable
+    assert not torch.equal(row, make_curriculum("llara", seed=5).text_only_row(size, std))
+    assert 0.5 * std < float(row.std()) < 1.5 * std
+    teacher.use_text_only_row(row)
+    shown = teacher.embed(ids, slots)
+    assert torch.equal(shown[marked], row.expand(int(marked.sum()), -1))
+    assert torch.equal(shown[~marked], teacher.embedding_layer(ids)[~marked])        # every other token as before
+    hybrid = teacher.embed(train_batch["input_ids"], train_batch["item_slots"])      # hybrid prompts: items
+    assert not torch.equal(hybrid[marked], row.expand(int(marked.sum()), -1))
+    with pytest.raises(ConfigError, match="teacher.curriculum_placeholder"):
+        make_curriculum("llara", placeholder="ph")
+
+
+def test_an_epoch_counter_restarts_the_share_every_epoch_as_their_code_runs():
+    """teacher.curriculum_counter=epoch: the share restarts at each epoch and ends it at 1 / epochs (LLaRA's
+    workers each count their own collate calls from 1 again); run (ours) grows it to 1 over the run."""
+    run, epoch = make_curriculum("llara"), make_curriculum("llara", counter="epoch")
+    total, per_epoch = 500, 100                                                    # 5 epochs of 100 steps
+    assert run.hybrid_share(299, total, 2, per_epoch) == pytest.approx(0.6)
+    assert epoch.hybrid_share(299, total, 2, per_epoch) == pytest.approx(0.2)     # the end of epoch 3: 1 / 5
+    assert epoch.hybrid_share(300, total, 3, per_epoch) == pytest.approx(1 / 500)  # epoch 4 starts again
+    assert epoch.hybrid_share(0, total, 0, per_epoch) == run.hybrid_share(0, total, 0, per_epoch)
+    users, positions = list(range(1, 201)), [4] * 200
+    late = epoch.hybrid_mask(users, positions, epoch=4, step=499, total_steps=total, steps_per_epoch=per_epoch)
+    assert 0.1 < late.float().mean() < 0.3                                          # share 0.2, not 1
+    with pytest.raises(ConfigError, match="teacher.curriculum_counter"):
+        make_curriculum("llara", counter="worker")
+
+
 def test_paper_profile_sets_iloras_recipe_for_the_teacher():
     from recdistill.recipes.teacher_settings import curriculum, teacher_optim_settings, teacher_spec
 
@@ -193,7 +237,9 @@ def test_paper_profile_sets_iloras_recipe_for_the_teacher():
     opt = teacher_optim_settings(cfg)
     assert (opt.lr, opt.router_lr_scale, opt.bridge_weight_decay, opt.weight_decay) == (8e-4, 0.3, 1e-5, 0.0)
     assert opt.weight_decay_form == "coupled" and cfg.efficiency.warmup_start_ratio == 0.01
-    assert (curriculum(cfg.teacher).kind, curriculum(cfg.teacher).unit) == ("llara", "batch")
+    c = curriculum(cfg.teacher)
+    assert (c.kind, c.unit, c.counter, c.placeholder) == ("llara", "batch", "epoch", "random_row")
+    assert cfg.teacher.prompt.answer_form == "published" and cfg.teacher.prompt.template_unit == "batch"
     assert cfg.teacher.data.min_history == 3 and cfg.teacher.eval.min_new_tokens == 1
 
 

@@ -12,6 +12,7 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from recdistill.data.prepared import load_prepared
+from recdistill.errors import ConfigError
 from recdistill.evaluation.candidates import CandidateProtocol, draw_candidate_sets
 from recdistill.teacher.data import PromptDataset, eval_samples
 from recdistill.teacher.prompt_encoder import PromptEncoder, load_templates
@@ -137,6 +138,84 @@ def test_whole_string_gives_the_ids_of_their_string_with_a_llama_tokenizer(tiny_
     assert pieces.input_ids[0] != llama.bos_token_id                            # ours: no BOS (the default)
 
 
+def test_published_answer_is_their_tokenized_pair(tiny_prepared):
+    """teacher.prompt.answer_form=published: prompt and answer are the ids of their (prompt, title + "\n") pair
+    with a Llama tokenizer (a second BOS before the title, a newline after it, no EOS), and candidates are
+    scored as that continuation."""
+    data = load_prepared(tiny_prepared)
+    llama = llama_style(tokenizer())
+    theirs = copy.deepcopy(llama)
+    theirs.add_special_tokens({"additional_special_tokens": ["[PH]", "[HistoryEmb]", "[CansEmb]", "[ItemEmb]"]})
+    placeholders = set(theirs.convert_tokens_to_ids(["[HistoryEmb]", "[CansEmb]"]))
+    templates = load_templates()
+    enc = PromptEncoder(llama, data.titles, templates, tokenize="whole_string", answer_form="published")
+    history, candidates = [3, 1, 4], [2, 6, 7, 5]
+    ours = enc.encode(history, candidates, 1, target=7)
+    pair = theirs(their_string(templates[1], data.titles, history, candidates), data.titles[7] + "\n")["input_ids"]
+    assert ours.input_ids == [enc.slot_id if t in placeholders else t for t in pair]
+    answer = ours.input_ids[ours.answer_start:]
+    assert answer[0] == llama.bos_token_id and llama.eos_token_id not in answer
+    assert answer[1:] == llama(data.titles[7] + "\n", add_special_tokens=False)["input_ids"]
+    assert enc.answers[7] == answer
+    default = PromptEncoder(llama, data.titles, templates, tokenize="whole_string")
+    assert default.answers[7][-1] == llama.eos_token_id and default.answers[7][0] != llama.bos_token_id
+    with pytest.raises(ConfigError, match="answer_form=published follows their whole prompt string"):
+        PromptEncoder(llama, data.titles, templates, answer_form="published")
+
+
+def test_scoring_sums_the_published_answer(tiny_prepared):
+    """Scoring a candidate under answer_form=published is log P(<s> title\n | prompt): the encoder's answers,
+    checked against the whole sequence run once."""
+    import torch
+
+    from recdistill.teacher.data import PromptCollator
+    from recdistill.teacher.scoring import score_candidates, score_full
+    from teacher_fixtures import make_student
+    from test_teacher_ilora_options import build
+
+    data = load_prepared(tiny_prepared)
+    enc = PromptEncoder(llama_style(tokenizer()), data.titles, load_templates(), tokenize="whole_string",
+                        answer_form="published")
+    ds = PromptDataset(eval_samples(data, "val"), enc, data.num_items, prompt_settings(num_candidates=5), "val",
+                       train=False)
+    batch = PromptCollator(enc.slot_id, 10, with_prompts=True)([ds[i] for i in range(3)])
+    teacher = build("linear", student=make_student()).eval()
+    fast = score_candidates(teacher, batch, enc.answers, None, enc.slot_id, chunk_size=4)
+    assert torch.allclose(fast, score_full(teacher, batch, enc.answers, None, enc.slot_id), atol=1e-4)
+    with_eos = score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id, chunk_size=4)
+    assert not torch.allclose(fast, with_eos)
+
+
+def test_a_batch_template_is_one_template_per_training_batch(tiny_prepared):
+    """teacher.prompt.template_unit=batch: DataLoader batches hold one template each (their collate function
+    draws one per batch), seeded; sample (ours) mixes templates inside a batch."""
+    from torch.utils.data import DataLoader
+
+    from recdistill.teacher.data import train_samples
+
+    data = load_prepared(tiny_prepared)
+    enc = PromptEncoder(tokenizer(), data.titles, load_templates())
+
+    def templates_seen(unit):
+        ds = PromptDataset(train_samples(data, "all", 1), enc, data.num_items, prompt_settings(template_unit=unit),
+                           "train", train=True)
+        loader = DataLoader(ds, batch_size=6, shuffle=False, collate_fn=lambda rows: rows)
+        out, start = [], 0
+        for rows in loader:   # which template each row was built with, found by building it with each
+            out.append([next(t for t in range(enc.num_templates) if ds._prompt(start + k, t)["input_ids"] == r["input_ids"])
+                        for k, r in enumerate(rows)])
+            start += len(rows)
+        return out
+
+    batches = templates_seen("batch")
+    assert all(len(set(b)) == 1 for b in batches) and len({b[0] for b in batches}) > 1
+    assert batches == templates_seen("batch")                          # seeded
+    assert any(len(set(b)) > 1 for b in templates_seen("sample"))
+    with pytest.raises(ConfigError, match="teacher.prompt.template_unit"):
+        PromptDataset(train_samples(data, "all", 1), enc, data.num_items, prompt_settings(template_unit="step"),
+                      "train", train=True)
+
+
 def test_random_evaluation_templates_are_drawn_per_prompt_and_seeded(tiny_prepared):
     from recdistill.evaluation.candidates import CandidateProtocol
     from recdistill.teacher.candidate_protocol import _rows
@@ -188,6 +267,11 @@ def test_rewritten_titles_reach_prompts_and_answers(tiny_prepared):
     ("teacher.prompt.tokenize=words", "teacher.prompt.tokenize='words' is not valid; choose one of: pieces, whole_string"),
     ("teacher.prompt.eval_template=any", "teacher.prompt.eval_template='any' is not valid"),
     ("teacher.prompt.rewrite_titles=maybe", "teacher.prompt.rewrite_titles='maybe' is not valid"),
+    ("teacher.prompt.answer_form=published", "answer_form=published follows their whole prompt string"),
+    ("teacher.prompt.answer_form=newline", "teacher.prompt.answer_form='newline' is not valid"),
+    ("teacher.prompt.template_unit=step", "teacher.prompt.template_unit='step' is not valid"),
+    ("teacher.curriculum_counter=worker", "teacher.curriculum_counter='worker' is not valid"),
+    ("teacher.curriculum_placeholder=ph", "teacher.curriculum_placeholder='ph' is not valid"),
 ])
 def test_prompt_options_are_checked(override, message):
     from recdistill.config import compose
@@ -215,6 +299,12 @@ def test_a_teacher_trains_and_evaluates_on_their_prompts(tmp_path):
         "train.limit_train_batches=1", "train.limit_val_batches=1", "train.limit_test_batches=1",
         "train.eval_batch_size=4", "teacher.data.train_positions=last", "teacher.data.length_bucket_batches=2",
         "teacher.prompt.tokenize=whole_string", "teacher.prompt.eval_template=random",
-        "teacher.prompt.rewrite_titles=true"])
+        "teacher.prompt.rewrite_titles=true", "teacher.prompt.answer_form=published",
+        "teacher.prompt.template_unit=batch", "teacher.curriculum_counter=epoch",
+        "teacher.curriculum_placeholder=random_row"])
     result = train_teacher(cfg)
     assert 0.0 <= result.metrics["test/cand20_ndcg@10"] <= 1.0
+    from recdistill.teacher.checkpoint import read_adapter_meta
+
+    saved = read_adapter_meta(result.artefacts["adapter"])["teacher"]["prompt"]
+    assert (saved["answer_form"], saved["template_unit"]) == ("published", "batch")   # export reads them back

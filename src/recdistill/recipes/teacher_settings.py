@@ -20,12 +20,12 @@ from recdistill.config import check_choice, check_positive
 from recdistill.errors import ConfigError
 from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.build import build_encoder
-from recdistill.teacher.data import EVAL_TEMPLATE_RANDOM, PromptSettings
+from recdistill.teacher.data import EVAL_TEMPLATE_RANDOM, TEMPLATE_UNITS, PromptSettings
 from recdistill.teacher.evaluation import GENERATION_MONITOR, SELECTIONS, TeacherEvalSettings
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
 from recdistill.teacher.optim import TeacherOptimSettings
-from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS, TOKENIZATIONS, PromptEncoder
+from recdistill.teacher.prompt_encoder import CANDIDATE_LISTINGS, TOKENIZATIONS, PromptEncoder, check_answer_form
 
 
 def cache_dir(cfg: DictConfig) -> str:
@@ -125,7 +125,8 @@ def teacher_optim_settings(cfg: DictConfig) -> TeacherOptimSettings:
 def curriculum(teacher_cfg: DictConfig) -> Curriculum:
     """LLaRA's curriculum (or none), seeded by ``teacher.prompt.seed``."""
     return Curriculum(str(teacher_cfg.curriculum), int(teacher_cfg.prompt.seed), float(teacher_cfg.curriculum_ramp),
-                      str(teacher_cfg.curriculum_unit))
+                      str(teacher_cfg.curriculum_unit), counter=str(teacher_cfg.curriculum_counter),
+                      placeholder=str(teacher_cfg.curriculum_placeholder))
 
 
 def announce_cpu_precision(cfg: DictConfig) -> None:
@@ -149,7 +150,8 @@ def effective_llm_config(llm_cfg: DictConfig, eff: DictConfig | None) -> dict:
 
 # What an adapter saved before a prompt option existed was trained with (not a second default: the YAML
 # holds the one default; this is the history of older adapters).
-BEFORE_THE_OPTION = {"candidates": "titles", "tokenize": "pieces", "rewrite_titles": False}
+BEFORE_THE_OPTION = {"candidates": "titles", "tokenize": "pieces", "rewrite_titles": False, "answer_form": "eos",
+                     "template_unit": "sample"}
 
 
 def _prompt_option(prompt_cfg, key: str):
@@ -176,6 +178,10 @@ def _check_tokenization(prompt_cfg) -> str:
     rewrite = _prompt_option(prompt_cfg, "rewrite_titles")
     if not isinstance(rewrite, bool):
         raise ConfigError(f"teacher.prompt.rewrite_titles={rewrite!r} is not valid; choose true or false")
+    check_answer_form(_prompt_option(prompt_cfg, "answer_form"), tokenize)
+    unit = _prompt_option(prompt_cfg, "template_unit")
+    if unit not in TEMPLATE_UNITS:
+        raise ConfigError(f"teacher.prompt.template_unit={unit!r} is not valid; choose one of: {', '.join(TEMPLATE_UNITS)}")
     return tokenize
 
 
@@ -191,7 +197,7 @@ def prompt_settings(prompt_cfg, student_len: int) -> PromptSettings:
                           num_candidates=int(prompt_cfg["num_candidates"]),
                           max_tokens=None if prompt_cfg["max_tokens"] is None else int(prompt_cfg["max_tokens"]),
                           eval_template=eval_template_setting(prompt_cfg["eval_template"]), seed=int(prompt_cfg["seed"]),
-                          student_len=int(student_len))
+                          student_len=int(student_len), template_unit=str(_prompt_option(prompt_cfg, "template_unit")))
 
 
 def prompt_encoder(tokenizer, data, prompt_cfg) -> PromptEncoder:
@@ -199,7 +205,8 @@ def prompt_encoder(tokenizer, data, prompt_cfg) -> PromptEncoder:
     it predates are read as it was trained, ``BEFORE_THE_OPTION``)."""
     return build_encoder(tokenizer, data, prompt_cfg["file"], str(_prompt_option(prompt_cfg, "candidates")),
                          tokenize=_check_tokenization(prompt_cfg),
-                         rewrite_titles=bool(_prompt_option(prompt_cfg, "rewrite_titles")))
+                         rewrite_titles=bool(_prompt_option(prompt_cfg, "rewrite_titles")),
+                         answer_form=str(_prompt_option(prompt_cfg, "answer_form")))
 
 
 def teacher_eval_settings(eval_cfg) -> TeacherEvalSettings:

@@ -25,11 +25,14 @@ def build_teacher(llm: LLMSettings | dict, spec: TeacherSpec, student, cache: st
 
 
 def build_encoder(tokenizer, data: PreparedData, template_file: str | Path | None,
-                  candidates: str = "titles", tokenize: str = "pieces", rewrite_titles: bool = False) -> PromptEncoder:
+                  candidates: str = "titles", tokenize: str = "pieces", rewrite_titles: bool = False,
+                  answer_form: str = "eos") -> PromptEncoder:
     """The prompt encoder over the dataset's titles with the templates of ``template_file`` (None: the
     package's; their history-only versions for ``candidates="none"``). ``candidates``: how prompts list
     the candidates (``teacher.prompt.candidates``: titles | tokens | none); ``tokenize``: pieces | whole_string
     (``teacher.prompt.tokenize``); ``rewrite_titles``: "Matrix, The" written "The Matrix" as LLaRA / iLoRA
-    do (``teacher.prompt.rewrite_titles``; prompts, answers and the parsing of answers all use these titles)."""
+    do (``teacher.prompt.rewrite_titles``; prompts, answers and the parsing of answers all use these titles);
+    ``answer_form``: eos | published (``teacher.prompt.answer_form``)."""
     titles = [published_title(t) for t in data.titles] if rewrite_titles else data.titles
-    return PromptEncoder(tokenizer, titles, load_templates(template_file, candidates), candidates, tokenize)
+    return PromptEncoder(tokenizer, titles, load_templates(template_file, candidates), candidates, tokenize,
+                         answer_form)

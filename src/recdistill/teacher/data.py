@@ -4,8 +4,9 @@ A sample is (user, history, target). Training samples are the user's training po
 export format: position p shows items ``[:p]`` and asks for item ``p``); validation and test use the
 leave-one-out targets. Candidates are the target plus uniformly drawn unseen items: re-drawn each epoch
 in training (seeded by seed, epoch and sample), fixed in validation and test (seeded by seed, split and
-user). A template is drawn per training sample; evaluation uses ``eval_template`` (a number), or with
-``random`` one drawn per prompt, seeded (LLaRA / iLoRA draw one at random in evaluation too).
+user). A template is drawn per training sample (``template_unit=batch``: one per training batch, as LLaRA /
+iLoRA's collate function draws it); evaluation uses ``eval_template`` (a number), or with ``random`` one
+drawn per prompt, seeded (LLaRA / iLoRA draw one at random in evaluation too).
 
 All text is tokenized ahead by :class:`PromptEncoder`. History cuts in training are decided ahead too,
 against the longest possible candidate block, so the counts logged at setup are exact.
@@ -80,6 +81,10 @@ class PromptSettings:
     eval_template: int | str           # a template number (0-based) or "random" (EVAL_TEMPLATE_RANDOM)
     seed: int
     student_len: int                   # history length fed to the student (its max_len)
+    template_unit: str                 # training: sample = a template drawn per prompt; batch = one per batch
+
+
+TEMPLATE_UNITS = ("sample", "batch")
 
 
 def _seed(*parts: int) -> np.random.Generator:
@@ -107,6 +112,9 @@ class PromptDataset(Dataset):
         self.samples, self.encoder, self.num_items, self.s = samples, encoder, num_items, settings
         self.split, self.train = split, train
         self.epoch = 0
+        if settings.template_unit not in TEMPLATE_UNITS:
+            raise ConfigError(f"teacher.prompt.template_unit={settings.template_unit!r} is not valid; choose one of: "
+                              f"{', '.join(TEMPLATE_UNITS)}")
         if settings.eval_template != EVAL_TEMPLATE_RANDOM and not 0 <= settings.eval_template < encoder.num_templates:
             raise ConfigError(f"teacher.prompt.eval_template={settings.eval_template} is not valid; the template "
                               f"file holds {encoder.num_templates} templates (0-based)")
@@ -167,10 +175,25 @@ class PromptDataset(Dataset):
         rng = _seed(self.s.seed, 7, self.epoch, i)
         return int(rng.integers(self.encoder.num_templates))
 
+    def batch_template(self, indices: list[int]) -> int:
+        """The one template of a training batch (``template_unit=batch``), seeded by the epoch and the batch's
+        sample indices, so a rerun draws the same."""
+        return int(_seed(self.s.seed, 8, self.epoch, len(indices), *indices).integers(self.encoder.num_templates))
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A whole batch (PyTorch's DataLoader calls this with a batch's indices when it exists)."""
+        if self.train and self.s.template_unit == "batch":
+            template = self.batch_template(list(indices))
+            return [self._prompt(i, template) for i in indices]
+        return [self[i] for i in indices]
+
     def __getitem__(self, i: int) -> dict:
+        return self._prompt(i, self.template(i))
+
+    def _prompt(self, i: int, template: int) -> dict:
         cands = self.candidates(i)
         target = int(self.samples.targets[i])
-        enc = self.encoder.encode(self._shown_history(i), cands, self.template(i), target=target,
+        enc = self.encoder.encode(self._shown_history(i), cands, template, target=target,
                                   history_keep=int(self.history_keep[i]))
         student_seq = self.samples.histories[i][-self.s.student_len:]
         return {"input_ids": enc.input_ids, "item_slots": enc.item_slots, "answer_start": enc.answer_start,

@@ -2,7 +2,8 @@
 student, and the trained projector and gate.
 
 Placeholder slots (``item_slots > 0``) get the projected student embedding of their item in place of
-the token embedding, through ``inputs_embeds``: the LLM's code is not changed.
+the token embedding, through ``inputs_embeds``: the LLM's code is not changed. The curriculum's text-only
+slots (``TEXT_ONLY_SLOT``) keep the pad token's embedding, or a fixed row given by :meth:`use_text_only_row`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from recdistill.teacher.molora import GateState, MoLoRAConfig, inject_molora
 from recdistill.teacher.molora.gate import GATES, build_gate
 
 MODES = ("ilora", "lora")
+TEXT_ONLY_SLOT = -1  # an item slot of a text-only prompt (LLaRA's [PH]): no item embedding goes there
 
 
 @dataclass
@@ -105,6 +107,12 @@ class ILoRATeacher(nn.Module):
             self.projector.requires_grad_(False)
         if self.gate is not None:
             self.gate.to(device)
+        self.text_only_row: torch.Tensor | None = None
+
+    def use_text_only_row(self, row: torch.Tensor | None) -> None:
+        """What text-only slots show: ``row`` (``[hidden]``, never trained, never saved: the curriculum draws
+        it again from its seed) or, with None, the pad token's embedding."""
+        self.text_only_row = None if row is None else row.to(self.embedding_layer.weight.device)
 
     # -- structure ------------------------------------------------------------------------------------
     @property
@@ -136,6 +144,11 @@ class ILoRATeacher(nn.Module):
     def embed(self, input_ids: torch.Tensor, item_slots: torch.Tensor) -> torch.Tensor:
         """Token embeddings with every placeholder slot replaced by its projected item embedding."""
         embeds = self.embedding_layer(input_ids)
+        if self.text_only_row is not None:
+            text_only = item_slots == TEXT_ONLY_SLOT
+            if text_only.any():
+                embeds = embeds.clone()
+                embeds[text_only] = self.text_only_row.to(embeds.dtype)
         mask = item_slots > 0
         if mask.any():
             with torch.no_grad():

@@ -69,13 +69,22 @@ class TeacherModule(L.LightningModule):
         total = self.trainer.estimated_stepping_batches
         return int(total) if total is not None and math.isfinite(total) else 1000
 
+    def _steps_per_epoch(self, total: int) -> int:
+        epochs = self.trainer.max_epochs
+        return max(1, total // int(epochs)) if epochs is not None and int(epochs) > 0 else total
+
     def on_train_start(self):
         self._steps_in_run = self._total_steps()  # Lightning recomputes the estimate on every access
+        if self.curriculum is not None and self.curriculum.kind != "none" and self.curriculum.placeholder == "random_row":
+            config = self.teacher.base_config
+            self.teacher.use_text_only_row(self.curriculum.text_only_row(
+                config.hidden_size, float(getattr(config, "initializer_range", 0.02))))
 
     def training_step(self, batch, batch_idx):
         if self.curriculum is not None and self.curriculum.kind != "none":
             total = getattr(self, "_steps_in_run", None) or self._total_steps()
-            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total)
+            batch, hybrid = self.curriculum.apply(batch, self.current_epoch, self.global_step, total,
+                                                  self._steps_per_epoch(total))
             self.log("train/hybrid_share", hybrid.float().mean(), on_step=True, on_epoch=True, batch_size=len(hybrid))
         out = self.teacher(batch["input_ids"], batch["attention_mask"], batch["item_slots"], batch["student_seq"],
                            labels=batch["labels"])
@@ -101,7 +110,7 @@ class TeacherModule(L.LightningModule):
                             labels=batch["labels"]).loss
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
         if e.likelihood:
-            scores = score(self.teacher, batch, self.encoder.title_ids, self.encoder.eos_id,
+            scores = score(self.teacher, batch, self.encoder.answers, None,
                            self.encoder.slot_id, e.candidate_batch_size, e.score_norm, kv_cache=e.kv_cache)
             ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
             acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))

@@ -17,6 +17,11 @@ A prompt longer than ``max_tokens`` loses its oldest history items first; the ca
 (BOS for Llama-2), the placeholders being special tokens of a private copy of the tokenizer; their ids
 become slots as above, so the model's vocabulary is still untouched. That tokenizes every prompt when it
 is built (in the DataLoader) and cannot cut prompts ahead.
+
+``answer_form="published"`` (with ``whole_string``) is their training answer too: the pair (prompt, title +
+"\n") encoded by the tokenizer as a pair, so the answer is the pair's second segment (for Llama-2
+``<s> title\n``: a second BOS and a newline, no EOS); candidates are then scored as that continuation.
+Ours (``eos``) is the title and EOS: generation never sees a second BOS, and stops at EOS.
 """
 
 from __future__ import annotations
@@ -44,10 +49,24 @@ CANDIDATE_LISTINGS = ("titles", "tokens", "none")
 # How a prompt becomes token ids: pieces = title, template pieces and separators tokenized apart, no special
 # tokens (ours: tokenized once, cuttable); whole_string = LLaRA / iLoRA's string tokenized whole, BOS included.
 TOKENIZATIONS = ("pieces", "whole_string")
+# What follows the prompt in training and in scoring: eos = title + EOS (ours); published = LLaRA / iLoRA's
+# (prompt, title + "\n") pair's second segment as the tokenizer writes it.
+ANSWER_FORMS = ("eos", "published")
+PUBLISHED_TERMINATOR = "\n"
 # The placeholders LLaRA / iLoRA add to their tokenizer as special tokens; all four, so the text between them
 # splits exactly as in their tokenizer.
 PUBLISHED_SPECIAL_TOKENS = ("[PH]", HISTORY_EMB, CANDIDATE_EMB, "[ItemEmb]")
 _TRAILING_ARTICLE = re.compile(r"^(?P<head>.+?), (?P<article>The|An|A)(?P<tail> \(.*\))?$")
+
+
+def check_answer_form(answer_form: str, tokenize: str) -> None:
+    """``teacher.prompt.answer_form`` is known and, when published, comes with the whole-string prompt."""
+    if answer_form not in ANSWER_FORMS:
+        raise ConfigError(f"teacher.prompt.answer_form={answer_form!r} is not valid; choose one of: "
+                          f"{', '.join(ANSWER_FORMS)}")
+    if answer_form == "published" and tokenize != "whole_string":
+        raise ConfigError("teacher.prompt.answer_form=published follows their whole prompt string; set "
+                          "teacher.prompt.tokenize=whole_string too, or teacher.prompt.answer_form=eos")
 
 
 def published_title(title: str) -> str:
@@ -120,14 +139,15 @@ class PromptEncoder:
     """
 
     def __init__(self, tokenizer, titles: list[str], templates: list[str], candidates: str = "titles",
-                 tokenize: str = "pieces"):
+                 tokenize: str = "pieces", answer_form: str = "eos"):
         if candidates not in CANDIDATE_LISTINGS:
             raise ConfigError(f"teacher.prompt.candidates={candidates!r} is not valid; choose one of: "
                               f"{', '.join(CANDIDATE_LISTINGS)}")
         if tokenize not in TOKENIZATIONS:
             raise ConfigError(f"teacher.prompt.tokenize={tokenize!r} is not valid; choose one of: "
                               f"{', '.join(TOKENIZATIONS)}")
-        self.candidates, self.tokenize = candidates, tokenize
+        check_answer_form(answer_form, tokenize)
+        self.candidates, self.tokenize, self.answer_form = candidates, tokenize, answer_form
         self.titles = list(titles)
         if tokenizer.pad_token_id is None:
             raise ConfigError("the tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token")
@@ -148,6 +168,25 @@ class PromptEncoder:
         self.templates = [self._split(t) for t in templates]
         self.title_lengths = np.array([len(x) for x in self.title_ids])
         self._marked = self._with_placeholder_tokens(tokenizer) if tokenize == "whole_string" else None
+        # Each item's answer: what training learns after the prompt and what scoring sums log-probabilities of.
+        self.answers: list[list[int]] = ([[]] + [x + [self.eos_id] for x in self.title_ids[1:]] if answer_form == "eos"
+                                         else self._published_answers(tokenizer, titles))
+
+    @staticmethod
+    def _published_answers(tokenizer, titles: list[str]) -> list[list[int]]:
+        """The second segment of the pair (any text, title + "\n") as the tokenizer encodes pairs, with its
+        special tokens: LLaRA / iLoRA's training answer. Read off a pair with a one-word first segment."""
+        first = list(tokenizer("x")["input_ids"])
+        pairs = tokenizer(["x"] * (len(titles) - 1), [t + PUBLISHED_TERMINATOR for t in titles[1:]])["input_ids"]
+        answers = [[]]
+        for ids in pairs:
+            ids = list(ids)
+            if ids[:len(first)] != first:
+                raise ConfigError("teacher.prompt.answer_form=published: this tokenizer encodes a pair's first "
+                                  "segment differently from the segment alone, so the answer cannot be read off "
+                                  "the pair; use teacher.prompt.answer_form=eos")
+            answers.append(ids[len(first):])
+        return answers
 
     @staticmethod
     def _with_placeholder_tokens(tokenizer):
@@ -214,7 +253,7 @@ class PromptEncoder:
         return sum(len(p) for p in self.templates[template].before)
 
     def answer_ids(self, target: int) -> list[int]:
-        return self.title_ids[int(target)] + [self.eos_id]
+        return list(self.answers[int(target)])
 
     def fit_history(self, history, budget: int) -> int:
         """How many of the newest history items fit in ``budget`` tokens."""

@@ -1,4 +1,5 @@
-"""Candidate scoring by likelihood: log P(title + EOS | prompt) for every candidate.
+"""Candidate scoring by likelihood: log P(answer | prompt) for every candidate (the answer: title + EOS, or
+the encoder's published form, `PromptEncoder.answers`).
 
 The hot path of evaluation and export. The prompts of a batch (left-padded so they end together) run
 once with ``use_cache=True``; their key/value cache is then reused for every candidate, candidates of
@@ -20,9 +21,11 @@ from recdistill.teacher.model import ILoRATeacher
 NORMS = ("sum", "mean")
 
 
-def _continuations(title_ids: list[list[int]], candidates: torch.Tensor, eos_id: int, pad_id: int):
-    """Right-padded continuation ids ``[R, Lc]`` (title + EOS) and their mask, R = B * C rows."""
-    rows = [title_ids[int(c)] + [eos_id] for c in candidates.reshape(-1).tolist()]
+def _continuations(title_ids: list[list[int]], candidates: torch.Tensor, eos_id: int | None, pad_id: int):
+    """Right-padded continuation ids ``[R, Lc]`` (title + EOS; with ``eos_id`` None each item's ids as given,
+    e.g. the encoder's ``answers``) and their mask, R = B * C rows."""
+    end = [] if eos_id is None else [eos_id]
+    rows = [title_ids[int(c)] + end for c in candidates.reshape(-1).tolist()]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

@@ -41,7 +41,7 @@ ARMS = {
     "ours (defaults)": [],
     "negative term log σ(1 − s)": ["distill.kd.negative_term=published"],
     "negatives outside the input window (50 items here)": ["distill.kd.negatives_avoid=window"],
-    "untied LLM-embedding table": ["distill.ed.tie=untied"],
+    "teacher embedding on the input only, untied output table": ["distill.ed.tie=untied"],
     "raw teacher embeddings (no standardising)": ["distill.ed.normalize=none"],
     "DROS, per-sample weights (ours)": ["distill.dros.enabled=true"],
     "DROS, their broadcast ranking form": ["distill.dros.enabled=true", "distill.dros.ranking_form=published"],
@@ -114,6 +114,16 @@ def summary(args) -> dict:
         lines.append(f"| {label} | `{' '.join(ARMS[label]) or 'none'}` | {', '.join(map(str, d['seeds']))} "
                      f"| {d['mean_sd']['val/ndcg@10'][0]:.4f} | {d['mean_sd']['test/ndcg@10'][0]:.4f} | {cells[0]} "
                      f"| {cells[1]} | {vs_alone} | {sum(d['seconds']) / 60 / len(d['seconds']):.1f} |")
+    dros = [arms["DROS, per-sample weights (ours)"], arms["DROS, their broadcast ranking form"]]
+    if set(dros[0]) & set(dros[1]):   # the two DROS forms against each other, both with DROS on
+        lines.append("")
+        for split in ("val", "test"):
+            key = f"{split}/ndcg@10"
+            paired = paired_interval({s: r["metrics"][key] for s, r in dros[0].items()},
+                                     {s: r["metrics"][key] for s, r in dros[1].items()})
+            out[f"dros_published_minus_per_sample_{split}"] = paired
+            lines.append(f"- DROS in the ranking term, their broadcast form minus ours (both with DROS on), {key}: "
+                         + (interval_text(paired) if len(paired["differences"]) > 1 else f"{paired['mean']:+.4f} (one seed)"))
     t = out["teacher"]
     md = ["# DLLM2Rec's published forms against ours, one at a time", "",
           f"{out['time']}. ML-100K (943 users), leave-one-out, full-catalogue NDCG@10 with seen items excluded; every "

@@ -57,7 +57,7 @@ def teacher_cost_and_quality(args, data, served_rec) -> dict:
     batches = [collate([ds[i] for i in range(s, min(s + args.teacher_batch, len(ds)))])
                for s in range(0, len(ds), args.teacher_batch)]
     start, cpu = time.perf_counter(), time.process_time()
-    scores = torch.cat([score_candidates(teacher, b, encoder.title_ids, encoder.eos_id, encoder.slot_id, 40)
+    scores = torch.cat([score_candidates(teacher, b, encoder.answers, encoder.slot_id, 40)
                         for b in batches])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     target_index = torch.cat([b["target_index"] for b in batches])

@@ -25,8 +25,8 @@ need numpy 2, so both are held back too:
 
 The defaults are our budget (batch 5120 = our 19 steps per epoch, 200 epochs, patience 10). RecBole trains
 every prefix as its own 50-item sample, about 40x the positions of our windows per epoch, so that budget
-takes well over 10 hours for 9 runs on the 2-core VM; the recorded run used ``--batch-size 256 --epochs 15
---patience 3 --seeds 0`` (its results file says so). Each run's record goes to
+takes well over 10 hours for 9 runs on the 2-core VM; the recorded runs used ``--batch-size 256 --epochs 15
+--patience 3``, seed 0 first and seeds 1 and 2 in a later call (its results file says how each ran). Each run's record goes to
 ``<work>/runs/<model>_seed<k>_e<epochs>_b<batch>_p<patience>.json``; a rerun skips finished runs (resume),
 and the results gather every finished run of the same budget, so seeds can be added by later calls.
 Writes ``benchmarks/results/recbole_peers.{json,md}``.

@@ -59,7 +59,7 @@ def main() -> int:
 
     def run(fn):
         start = time.perf_counter()
-        out = [fn(teacher, b, enc.title_ids, enc.eos_id, enc.slot_id, args.chunk_size) for b in batches]
+        out = [fn(teacher, b, enc.answers, enc.slot_id, args.chunk_size) for b in batches]
         return time.perf_counter() - start, torch.cat(out)
 
     run(score_candidates) if args.llm == "tiny-llama" else None  # warm-up for the tiny model only

@@ -108,6 +108,8 @@ def test_the_warmup_can_start_at_a_share_of_lr():
         from recdistill.config import compose
         from recdistill.recipes.lifecycle import efficiency
         efficiency(compose("student", ["efficiency.warmup_start_ratio=2"]))
+    with pytest.raises(ConfigError, match="warmup_start_ratio=0.01 has no effect with efficiency.warmup_ratio=0.0"):
+        efficiency(compose("student", ["efficiency.warmup_start_ratio=0.01"]))   # no warmup to start
 
 
 def test_constant_and_onecycle_and_bad_kind():

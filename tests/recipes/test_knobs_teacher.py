@@ -50,7 +50,7 @@ def _layer_inputs(teacher, run):
 def test_candidate_batch_size_sets_the_forwards_and_the_prompt_runs_once(scoring_setup, candidate_batch_size):
     teacher, batch, enc = scoring_setup
     chunk = compose("teacher", [f"teacher.eval.candidate_batch_size={candidate_batch_size}"]).teacher.eval.candidate_batch_size
-    shapes = _layer_inputs(teacher, lambda: score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id,
+    shapes = _layer_inputs(teacher, lambda: score_candidates(teacher, batch, enc.answers, enc.slot_id,
                                                              chunk_size=int(chunk)))
     bsz, num_c = batch["candidates"].shape
     prompt_width = batch["prompt_ids"].shape[1]
@@ -63,9 +63,9 @@ def test_candidate_batch_size_sets_the_forwards_and_the_prompt_runs_once(scoring
 def test_without_cache_reuse_every_candidate_reruns_its_prompt(scoring_setup):
     teacher, batch, enc = scoring_setup
     prompt_width = batch["prompt_ids"].shape[1]
-    cached = _layer_inputs(teacher, lambda: score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id,
+    cached = _layer_inputs(teacher, lambda: score_candidates(teacher, batch, enc.answers, enc.slot_id,
                                                              chunk_size=64))
-    full = _layer_inputs(teacher, lambda: score_full(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id,
+    full = _layer_inputs(teacher, lambda: score_full(teacher, batch, enc.answers, enc.slot_id,
                                                      chunk_size=64))
     tokens = lambda shapes: sum(r * t for r, t in shapes)  # noqa: E731
     bsz, num_c = batch["candidates"].shape
@@ -78,7 +78,7 @@ def test_kv_cache_knob_switches_between_cache_reuse_and_full_prompts(scoring_set
     prompt_width = batch["prompt_ids"].shape[1]
     for value, reruns_prompt in (("true", False), ("false", True)):
         knob = compose("teacher", [f"teacher.eval.kv_cache={value}"]).teacher.eval.kv_cache
-        shapes = _layer_inputs(teacher, lambda: score(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id,
+        shapes = _layer_inputs(teacher, lambda: score(teacher, batch, enc.answers, enc.slot_id,
                                                       chunk_size=64, kv_cache=knob))
         # with the cache the prompt runs once and later forwards see titles only; without it, every
         # forward carries a whole prompt

@@ -254,6 +254,8 @@ def test_settings_that_would_be_ignored_together_are_refused():
     with pytest.raises(ConfigError, match="curriculum=llara with teacher.prompt.candidates=tokens"):
         validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens"]))
     validate_teacher_config(compose("teacher", ["teacher.prompt.candidates=tokens", "teacher.curriculum=none"]))
+    with pytest.raises(ConfigError, match="teacher.curriculum_counter=epoch have no effect with teacher.curriculum=none"):
+        validate_teacher_config(compose("teacher", ["teacher.curriculum=none", "teacher.curriculum_counter=epoch"]))
 
 
 def test_min_history_keeps_only_prompts_with_that_many_items(tmp_path):

@@ -91,8 +91,8 @@ def test_kv_cache_scoring_equals_full_prompt_scoring(val_batch, mode):
     batch, enc = val_batch
     teacher, _ = make_teacher(mode)
     for norm in ("sum", "mean") if mode == "ilora" else ("sum",):
-        fast = score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id, chunk_size=13, norm=norm)
-        slow = score_full(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id, chunk_size=20, norm=norm)
+        fast = score_candidates(teacher, batch, enc.answers, enc.slot_id, chunk_size=13, norm=norm)
+        slow = score_full(teacher, batch, enc.answers, enc.slot_id, chunk_size=20, norm=norm)
         assert fast.shape == (2, 20)
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
 
@@ -100,11 +100,11 @@ def test_kv_cache_scoring_equals_full_prompt_scoring(val_batch, mode):
 def test_one_prompt_alone_scores_like_in_a_padded_batch(val_batch):
     batch, enc = val_batch
     teacher, _ = make_teacher("ilora")
-    together = score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id)
+    together = score_candidates(teacher, batch, enc.answers, enc.slot_id)
     row = 1
     width = int(batch["prompt_mask"][row].sum())
     single = {k: (v[row: row + 1, -width:] if k.startswith("prompt_") else v[row: row + 1]) for k, v in batch.items()}
-    alone = score_candidates(teacher, single, enc.title_ids, enc.eos_id, enc.slot_id)
+    alone = score_candidates(teacher, single, enc.answers, enc.slot_id)
     torch.testing.assert_close(alone[0], together[row], rtol=1e-4, atol=1e-4)
 
 

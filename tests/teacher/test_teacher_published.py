@@ -46,6 +46,16 @@ def test_validation_candidates_do_not_depend_on_the_test_item(tiny_prepared):
         assert not (set(t.candidates[i].tolist()) - {int(t.targets[i])}) & set(t.histories[i].tolist())
 
 
+class TextOnlyRowSeen(Callback):
+    """Records, at the end of fit, the row the model shows in text-only slots (None: the pad embedding)."""
+
+    def __init__(self):
+        self.row, self.hidden = None, None
+
+    def on_fit_end(self, trainer, module):
+        self.row, self.hidden = module.teacher.text_only_row, module.teacher.base_config.hidden_size
+
+
 class MonitorsSeen(Callback):
     """Records, at the start of fit, what each checkpoint callback monitors, and at the end the best score."""
 
@@ -180,9 +190,9 @@ def test_scoring_sums_the_published_answer(tiny_prepared):
                        train=False)
     batch = PromptCollator(enc.slot_id, 10, with_prompts=True)([ds[i] for i in range(3)])
     teacher = build("linear", student=make_student()).eval()
-    fast = score_candidates(teacher, batch, enc.answers, None, enc.slot_id, chunk_size=4)
-    assert torch.allclose(fast, score_full(teacher, batch, enc.answers, None, enc.slot_id), atol=1e-4)
-    with_eos = score_candidates(teacher, batch, enc.title_ids, enc.eos_id, enc.slot_id, chunk_size=4)
+    fast = score_candidates(teacher, batch, enc.answers, enc.slot_id, chunk_size=4)
+    assert torch.allclose(fast, score_full(teacher, batch, enc.answers, enc.slot_id), atol=1e-4)
+    with_eos = score_candidates(teacher, batch, [t + [enc.eos_id] for t in enc.title_ids], enc.slot_id, chunk_size=4)
     assert not torch.allclose(fast, with_eos)
 
 
@@ -302,7 +312,9 @@ def test_a_teacher_trains_and_evaluates_on_their_prompts(tmp_path):
         "teacher.prompt.rewrite_titles=true", "teacher.prompt.answer_form=published",
         "teacher.prompt.template_unit=batch", "teacher.curriculum_counter=epoch",
         "teacher.curriculum_placeholder=random_row"])
-    result = train_teacher(cfg)
+    seen = TextOnlyRowSeen()
+    result = train_teacher(cfg, extra_callbacks=[seen])
+    assert seen.row is not None and seen.row.shape == (seen.hidden,)     # the option reached the trained model
     assert 0.0 <= result.metrics["test/cand20_ndcg@10"] <= 1.0
     from recdistill.teacher.checkpoint import read_adapter_meta
 

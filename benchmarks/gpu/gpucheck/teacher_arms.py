@@ -149,11 +149,12 @@ def inference_batch(ctx: Context) -> list[dict]:
     candidates = 20
     teacher = make_teacher(build_llm(shape, ctx.base_dtype, "sdpa", ctx.device), ctx.device).eval()
     batch, titles = _scoring_batch(ctx, shape, prompts, seq, candidates)
+    answers = [t + [2] for t in titles]  # each title and EOS (id 2)
     rows, first = [], None
     for chunk in (64, 256):
         def step():
             with ctx.autocast():
-                step.scores = score_candidates(teacher, batch, titles, eos_id=2, pad_id=0, chunk_size=chunk)
+                step.scores = score_candidates(teacher, batch, answers, pad_id=0, chunk_size=chunk)
 
         row = timed_steps(step, ctx, warmup=1, max_steps=5)
         first = step.scores if first is None else first

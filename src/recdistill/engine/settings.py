@@ -48,6 +48,11 @@ class Efficiency:
         if self.warmup_start_ratio is not None and not 0.0 <= float(self.warmup_start_ratio) <= 1.0:
             raise ConfigError(f"efficiency.warmup_start_ratio={self.warmup_start_ratio} is not valid; expected a "
                               "share of lr in [0, 1], or null for lr / warmup steps")
+        if self.warmup_start_ratio is not None and (float(self.warmup_ratio) == 0 or self.scheduler == "onecycle"):
+            raise ConfigError(f"efficiency.warmup_start_ratio={self.warmup_start_ratio} has no effect with "
+                              f"efficiency.warmup_ratio={self.warmup_ratio} and efficiency.scheduler={self.scheduler} "
+                              "(it sets where a linear warmup starts); set a warmup_ratio with the cosine or constant "
+                              "scheduler, or leave it null")
 
     @classmethod
     def from_dict(cls, values: dict) -> "Efficiency":

@@ -20,7 +20,7 @@ from recdistill.config import check_choice, check_positive
 from recdistill.errors import ConfigError
 from recdistill.teacher.curriculum import Curriculum
 from recdistill.teacher.build import build_encoder
-from recdistill.teacher.data import EVAL_TEMPLATE_RANDOM, TEMPLATE_UNITS, PromptSettings
+from recdistill.teacher.data import EVAL_TEMPLATE_RANDOM, PromptSettings
 from recdistill.teacher.evaluation import GENERATION_MONITOR, SELECTIONS, TeacherEvalSettings
 from recdistill.teacher.model import MODES, TeacherSpec
 from recdistill.teacher.molora import MoLoRAConfig
@@ -65,6 +65,11 @@ def _check_combinations(t) -> None:
         raise ConfigError(f"teacher.gate={t.gate} / teacher.gate_window={t.gate_window} have no effect with "
                           "teacher.mode=lora (one plain LoRA has no gate); use teacher=ilora for a gated mixture, "
                           "or leave teacher.gate=linear and teacher.gate_window=null")
+    schedule = {"curriculum_unit": "sample", "curriculum_counter": "run", "curriculum_placeholder": "pad"}
+    changed = [f"teacher.{k}={t[k]}" for k, plain in schedule.items() if str(t[k]) != plain]
+    if str(t.curriculum) == "none" and changed:
+        raise ConfigError(f"{', '.join(changed)} have no effect with teacher.curriculum=none (every prompt is "
+                          "hybrid from the first step); use teacher.curriculum=llara, or leave them out")
     if str(t.curriculum) == "llara" and str(t.prompt.candidates) == "tokens":
         # A text-only prompt drops every item embedding, so a tokens-only listing would show no candidate.
         raise ConfigError("teacher.curriculum=llara with teacher.prompt.candidates=tokens leaves the text-only "
@@ -179,9 +184,6 @@ def _check_tokenization(prompt_cfg) -> str:
     if not isinstance(rewrite, bool):
         raise ConfigError(f"teacher.prompt.rewrite_titles={rewrite!r} is not valid; choose true or false")
     check_answer_form(_prompt_option(prompt_cfg, "answer_form"), tokenize)
-    unit = _prompt_option(prompt_cfg, "template_unit")
-    if unit not in TEMPLATE_UNITS:
-        raise ConfigError(f"teacher.prompt.template_unit={unit!r} is not valid; choose one of: {', '.join(TEMPLATE_UNITS)}")
     return tokenize
 
 

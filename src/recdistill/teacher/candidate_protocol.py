@@ -67,7 +67,7 @@ def teacher_scores(teacher, encoder, sets: CandidateSets, s: CandidateProtocolSe
     teacher.eval()
     out = torch.empty(sets.candidates.shape, dtype=torch.float32)
     for index, batch in _length_sorted_batches(teacher, encoder, sets, s):
-        out[torch.from_numpy(index)] = score(teacher, batch, encoder.answers, None, encoder.slot_id,
+        out[torch.from_numpy(index)] = score(teacher, batch, encoder.answers, encoder.slot_id,
                                              s.candidate_batch_size, s.score_norm, kv_cache=s.kv_cache).float().cpu()
     return out
 

@@ -83,6 +83,11 @@ class PromptSettings:
     student_len: int                   # history length fed to the student (its max_len)
     template_unit: str                 # training: sample = a template drawn per prompt; batch = one per batch
 
+    def __post_init__(self):
+        if self.template_unit not in TEMPLATE_UNITS:
+            raise ConfigError(f"teacher.prompt.template_unit={self.template_unit!r} is not valid; choose one of: "
+                              f"{', '.join(TEMPLATE_UNITS)}")
+
 
 TEMPLATE_UNITS = ("sample", "batch")
 
@@ -112,9 +117,6 @@ class PromptDataset(Dataset):
         self.samples, self.encoder, self.num_items, self.s = samples, encoder, num_items, settings
         self.split, self.train = split, train
         self.epoch = 0
-        if settings.template_unit not in TEMPLATE_UNITS:
-            raise ConfigError(f"teacher.prompt.template_unit={settings.template_unit!r} is not valid; choose one of: "
-                              f"{', '.join(TEMPLATE_UNITS)}")
         if settings.eval_template != EVAL_TEMPLATE_RANDOM and not 0 <= settings.eval_template < encoder.num_templates:
             raise ConfigError(f"teacher.prompt.eval_template={settings.eval_template} is not valid; the template "
                               f"file holds {encoder.num_templates} templates (0-based)")

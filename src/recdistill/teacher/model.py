@@ -144,11 +144,8 @@ class ILoRATeacher(nn.Module):
     def embed(self, input_ids: torch.Tensor, item_slots: torch.Tensor) -> torch.Tensor:
         """Token embeddings with every placeholder slot replaced by its projected item embedding."""
         embeds = self.embedding_layer(input_ids)
-        if self.text_only_row is not None:
-            text_only = item_slots == TEXT_ONLY_SLOT
-            if text_only.any():
-                embeds = embeds.clone()
-                embeds[text_only] = self.text_only_row.to(embeds.dtype)
+        if self.text_only_row is not None:  # a where, not a branch on .any(): no host sync per step on a GPU
+            embeds = torch.where((item_slots == TEXT_ONLY_SLOT)[..., None], self.text_only_row.to(embeds.dtype), embeds)
         mask = item_slots > 0
         if mask.any():
             with torch.no_grad():

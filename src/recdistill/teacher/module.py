@@ -110,7 +110,7 @@ class TeacherModule(L.LightningModule):
                             labels=batch["labels"]).loss
         self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["input_ids"]))
         if e.likelihood:
-            scores = score(self.teacher, batch, self.encoder.answers, None,
+            scores = score(self.teacher, batch, self.encoder.answers,
                            self.encoder.slot_id, e.candidate_batch_size, e.score_norm, kv_cache=e.kv_cache)
             ranks = target_ranks(scores, batch["target_index"].to(scores.device)).cpu()
             acc["ranks"].extend(zip(batch["user"].tolist(), ranks.tolist()))

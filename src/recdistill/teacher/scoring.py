@@ -21,11 +21,10 @@ from recdistill.teacher.model import ILoRATeacher
 NORMS = ("sum", "mean")
 
 
-def _continuations(title_ids: list[list[int]], candidates: torch.Tensor, eos_id: int | None, pad_id: int):
-    """Right-padded continuation ids ``[R, Lc]`` (title + EOS; with ``eos_id`` None each item's ids as given,
-    e.g. the encoder's ``answers``) and their mask, R = B * C rows."""
-    end = [] if eos_id is None else [eos_id]
-    rows = [title_ids[int(c)] + end for c in candidates.reshape(-1).tolist()]
+def _continuations(answers: list[list[int]], candidates: torch.Tensor, pad_id: int):
+    """Right-padded continuation ids ``[R, Lc]`` (each candidate's answer ids, ``PromptEncoder.answers``) and
+    their mask, R = B * C rows."""
+    rows = [answers[int(c)] for c in candidates.reshape(-1).tolist()]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -46,9 +45,9 @@ def _cache_rows(cache: DynamicCache, rows: torch.Tensor, config) -> DynamicCache
 
 
 @torch.no_grad()
-def score_candidates(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], eos_id: int, pad_id: int,
+def score_candidates(teacher: ILoRATeacher, batch: dict, answers: list[list[int]], pad_id: int,
                      chunk_size: int = 64, norm: str = "sum") -> torch.Tensor:
-    """Scores ``[B, C]`` for ``batch["candidates"]`` given ``batch["prompt_ids"/"prompt_mask"/
+    """Scores ``[B, C]`` for ``batch["candidates"]`` (``answers[i]``: item i's continuation ids) given ``batch["prompt_ids"/"prompt_mask"/
     "prompt_slots"/"student_seq"]`` (prompts left-padded)."""
     device = teacher.embedding_layer.weight.device
     prompt_ids = batch["prompt_ids"].to(device)
@@ -62,7 +61,7 @@ def score_candidates(teacher: ILoRATeacher, batch: dict, title_ids: list[list[in
     first_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)        # [B, V]
     cache = out.past_key_values
     prompt_len = prompt_mask.sum(-1)                                          # [B]
-    cont, cont_mask = _continuations(title_ids, candidates, eos_id, pad_id)
+    cont, cont_mask = _continuations(answers, candidates, pad_id)
     cont, cont_mask = cont.to(device), cont_mask.to(device)
     owner = torch.arange(bsz, device=device).repeat_interleave(num_c)         # prompt row of each candidate
     scores = torch.empty(bsz * num_c, device=device)
@@ -91,7 +90,7 @@ def score_candidates(teacher: ILoRATeacher, batch: dict, title_ids: list[list[in
 
 
 @torch.no_grad()
-def score_full(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], eos_id: int, pad_id: int,
+def score_full(teacher: ILoRATeacher, batch: dict, answers: list[list[int]], pad_id: int,
                chunk_size: int = 64, norm: str = "sum") -> torch.Tensor:
     """The reference: every candidate runs with its whole prompt (no cache reuse). Rows are left-padded
     so every continuation ends at the last column, and logits are computed only for the last
@@ -100,7 +99,7 @@ def score_full(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], e
     candidates = batch["candidates"]
     bsz, num_c = candidates.shape
     gate = teacher.expert_weights(batch["student_seq"].to(device))
-    cont, cont_mask = _continuations(title_ids, candidates, eos_id, pad_id)
+    cont, cont_mask = _continuations(answers, candidates, pad_id)
     keep = [batch["prompt_mask"][b] > 0 for b in range(bsz)]
     prompts = [(batch["prompt_ids"][b][keep[b]], batch["prompt_slots"][b][keep[b]]) for b in range(bsz)]
     scores = torch.empty(bsz * num_c, device=device)
@@ -133,13 +132,13 @@ def score_full(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], e
     return scores.view(bsz, num_c)
 
 
-def score(teacher: ILoRATeacher, batch: dict, title_ids: list[list[int]], eos_id: int, pad_id: int,
+def score(teacher: ILoRATeacher, batch: dict, answers: list[list[int]], pad_id: int,
           chunk_size: int = 64, norm: str = "sum", kv_cache: bool = True) -> torch.Tensor:
     """Scores for evaluation and export: ``kv_cache=True`` (``teacher.eval.kv_cache``, the default) runs
     each prompt once and reuses its KV cache for every candidate; ``False`` runs every candidate with its
     whole prompt, the slow reference kept as a knob so sweeps can measure what the cache saves."""
     fn = score_candidates if kv_cache else score_full
-    return fn(teacher, batch, title_ids, eos_id, pad_id, chunk_size=chunk_size, norm=norm)
+    return fn(teacher, batch, answers, pad_id, chunk_size=chunk_size, norm=norm)
 
 
 def pad_left_tensors(seqs: list[torch.Tensor], width: int, value: int) -> torch.Tensor:

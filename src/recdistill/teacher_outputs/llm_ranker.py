@@ -113,7 +113,7 @@ class LLMRanker:
         if self.ranking == "grounded":
             scores = self._grounded_scores(batch)
         else:
-            scores = score(self.teacher, batch, self.encoder.answers, None,
+            scores = score(self.teacher, batch, self.encoder.answers,
                            self.encoder.slot_id, self.chunk_size, self.norm, kv_cache=self.kv_cache).float().cpu()
         for i, c in enumerate(sets):
             scores[i, len(c):] = float("-inf")
